@@ -1,0 +1,123 @@
+"""Audio I/O: reading, writing, resampling, checking. The only module that imports soundfile."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from .errors import AudioError
+
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".mp3", ".aiff", ".aif")
+
+
+def find_audio_files(folder: Path) -> list[Path]:
+    """All audio files under ``folder``, recursively, sorted for reproducibility."""
+    folder = Path(folder)
+    if not folder.exists():
+        raise AudioError(f"{folder}: folder not found")
+    if not folder.is_dir():
+        raise AudioError(f"{folder}: not a folder")
+    return sorted(
+        p for p in folder.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS and p.is_file()
+    )
+
+
+def audio_info(path: Path) -> tuple[int, int, int]:
+    """(n_samples, sample_rate, channels) without decoding the file."""
+    import soundfile as sf
+
+    try:
+        info = sf.info(str(path))
+    except Exception as exc:  # soundfile raises several types for unreadable files
+        raise AudioError(f"{path}: cannot read audio ({_short(exc)})") from None
+    return int(info.frames), int(info.samplerate), int(info.channels)
+
+
+def read_audio(path: Path, start: int = 0, stop: int | None = None) -> tuple[np.ndarray, int]:
+    """Read audio as float32, shape (n_samples, channels), values in [-1, 1], and its rate in Hz."""
+    import soundfile as sf
+
+    path = Path(path)
+    if not path.exists():
+        raise AudioError(f"{path}: file not found")
+    if path.is_dir():
+        raise AudioError(f"{path}: is a folder, expected an audio file")
+    try:
+        data, rate = sf.read(str(path), start=start, stop=stop, dtype="float32", always_2d=True)
+    except Exception as exc:
+        raise AudioError(f"{path}: cannot read audio ({_short(exc)})") from None
+    return data, int(rate)
+
+
+def check_audio(audio: np.ndarray, name: str) -> None:
+    """Raise AudioError if ``audio`` is empty or holds NaN/infinite samples."""
+    if audio.size == 0:
+        raise AudioError(f"{name}: no samples")
+    if not np.all(np.isfinite(audio)):
+        raise AudioError(f"{name}: contains NaN or infinite samples")
+
+
+def to_mono(audio: np.ndarray) -> np.ndarray:
+    """Average the channels of (n_samples, channels) audio into shape (n_samples,)."""
+    return audio.mean(axis=1) if audio.ndim == 2 else audio
+
+
+def resample(audio: np.ndarray, orig_rate: int, target_rate: int) -> np.ndarray:
+    """Resample along the first axis (high-quality soxr); returns float32."""
+    if orig_rate == target_rate:
+        return audio.astype(np.float32, copy=False)
+    import soxr
+
+    return soxr.resample(audio, orig_rate, target_rate, quality="HQ").astype(np.float32)
+
+
+def load_mono(path: Path, rate: int) -> np.ndarray:
+    """Read a file, downmix to mono and resample to ``rate``: float32, shape (n_samples,)."""
+    data, orig = read_audio(path)
+    return resample(to_mono(data), orig, rate)
+
+
+def write_audio(path: Path, audio: np.ndarray, rate: int, subtype: str | None = None) -> None:
+    """Write audio atomically (temporary file in the same folder, then rename).
+
+    audio: float, shape (n_samples,) or (n_samples, channels), nominally in [-1, 1].
+    The format follows the file extension.
+    """
+    import soundfile as sf
+
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise AudioError(f"{path}: output folder {path.parent} does not exist")
+    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
+    fmt = path.suffix.lstrip(".").upper() or None
+    try:
+        sf.write(str(tmp), audio, rate, subtype=subtype, format=fmt)
+        os.replace(tmp, path)
+    except Exception as exc:
+        tmp.unlink(missing_ok=True)
+        raise AudioError(f"{path}: cannot write audio ({_short(exc)})") from None
+
+
+def output_subtype(in_path: Path, out_path: Path) -> str | None:
+    """The input's sample format (e.g. PCM_16) when the output's format can hold it, else None."""
+    import soundfile as sf
+
+    try:
+        subtype = sf.info(str(in_path)).subtype
+    except Exception:
+        return None
+    fmt = out_path.suffix.lstrip(".").upper()
+    return subtype if fmt and sf.check_format(fmt, subtype) else None
+
+
+def rms_db(audio: np.ndarray) -> float:
+    """Root-mean-square level in dB relative to full scale (-inf for silence)."""
+    rms = float(np.sqrt(np.mean(np.square(audio, dtype=np.float64)))) if audio.size else 0.0
+    return 20.0 * np.log10(rms) if rms > 0 else float("-inf")
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[-1] if text else type(exc).__name__

@@ -1,0 +1,129 @@
+"""The ``denoise`` command: parses options, calls one library function, reports.
+
+Heavy modules (TensorFlow, librosa) are imported inside the commands so ``denoise --help`` is instant.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import click
+
+from . import __version__
+from .errors import DenoiseError
+
+EXISTING_DIR = click.Path(file_okay=False, path_type=Path)
+ANY_PATH = click.Path(path_type=Path)
+
+
+def _fail(exc: DenoiseError) -> None:
+    raise click.ClickException(str(exc))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="denoise")
+def main() -> None:
+    """Remove environmental noise from speech recordings."""
+
+
+@main.command("data-creation")
+@click.option("--voice-dir", type=EXISTING_DIR, required=True, help="Folder of clean speech (searched recursively).")
+@click.option("--noise-dir", type=EXISTING_DIR, required=True, help="Folder of noise recordings (searched recursively).")
+@click.option("--out-dir", type=EXISTING_DIR, required=True, help="Where shards, settings and samples are written.")
+@click.option("--nb-samples", type=click.IntRange(min=1), required=True, help="Number of noisy/clean pairs to create.")
+@click.option("--sample-rate", type=click.IntRange(1000, 192000), default=16000, show_default=True,
+              help="Rate the audio is resampled to (8000 reproduces the original project).")
+@click.option("--frame-length", type=click.IntRange(min=16), default=8064, show_default=True,
+              help="Samples per training example (128 hops of 63).")
+@click.option("--n-fft", type=click.IntRange(min=16), default=255, show_default=True, help="FFT size (255 gives 128 bins).")
+@click.option("--hop-length", type=click.IntRange(min=1), default=63, show_default=True, help="STFT hop in samples.")
+@click.option("--snr-range", type=(float, float), default=(-5.0, 20.0), show_default=True, metavar="LOW HIGH",
+              help="SNR in dB drawn uniformly for each pair.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Same inputs and seed give identical files.")
+@click.option("--shard-size", type=click.IntRange(min=1), default=1000, show_default=True, help="Pairs per shard file.")
+@click.option("--overwrite", is_flag=True, help="Replace shards already in --out-dir.")
+def data_creation(voice_dir, noise_dir, out_dir, nb_samples, sample_rate, frame_length, n_fft, hop_length,
+                  snr_range, seed, shard_size, overwrite) -> None:
+    """Blend clean speech with noise at random SNRs into spectrogram shards for training."""
+    from tqdm import tqdm
+
+    from .mixing import MixOptions, create_dataset
+    from .settings import Settings
+
+    try:
+        settings = Settings(sample_rate=sample_rate, frame_length=frame_length, n_fft=n_fft,
+                            hop_length=hop_length).validate()
+        options = MixOptions(nb_samples=nb_samples, snr_db=snr_range, seed=seed, shard_size=shard_size)
+        start = time.perf_counter()
+        with tqdm(total=nb_samples, unit="pair", desc="Creating pairs") as bar:
+            report = create_dataset(voice_dir, noise_dir, out_dir, settings, options, overwrite, bar.update)
+    except DenoiseError as exc:
+        _fail(exc)
+    elapsed = time.perf_counter() - start
+    click.echo(f"Wrote {report.pairs} pairs in {len(report.shards)} shard(s) to {out_dir} "
+               f"({report.pairs / elapsed:.0f} pairs/s)")
+    for kind in ("voice", "noise"):
+        click.echo(f"  {kind} files: {report.found[kind]} found, {len(report.used[kind])} used")
+    if report.skipped:
+        click.echo(f"  {len(report.skipped)} file(s) skipped:")
+        for path, reason in sorted(report.skipped.items()):
+            click.echo(f"    {path}: {reason}")
+
+
+@main.command()
+@click.option("--data-dir", type=EXISTING_DIR, required=True, help="Folder made by 'denoise data-creation'.")
+@click.option("--out", type=EXISTING_DIR, required=True, help="Folder for models, log and plot.")
+@click.option("--epochs", type=click.IntRange(min=1), default=10, show_default=True, help="Total epochs (counting resumed ones).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True)
+@click.option("--learning-rate", type=click.FloatRange(min=0, min_open=True), default=1e-4, show_default=True)
+@click.option("--validation-split", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.1,
+              show_default=True, help="Share of pairs held out for validation.")
+@click.option("--resume", is_flag=True, help="Continue from the last checkpoint in --out.")
+@click.option("--init-weights", type=click.Path(path_type=Path), help="Start from this model (fine-tuning).")
+@click.option("--base-filters", type=click.IntRange(min=1), default=16, show_default=True, help="Filters of the first level.")
+@click.option("--depth", type=click.IntRange(2, 8), default=5, show_default=True, help="U-Net levels (5: 10 encoder convolutions).")
+@click.option("--seed", type=int, default=0, show_default=True)
+def train(data_dir, out, epochs, batch_size, learning_rate, validation_split, resume, init_weights,
+          base_filters, depth, seed) -> None:
+    """Train the U-Net to predict the noise in noisy spectrograms."""
+    from .settings import ModelSettings
+    from .train import TrainOptions, train as run_training
+
+    options = TrainOptions(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
+                           validation_split=validation_split, seed=seed)
+    try:
+        result = run_training(data_dir, out, options, ModelSettings(base_filters=base_filters, depth=depth),
+                              resume=resume, init_weights=init_weights, log=click.echo)
+    except DenoiseError as exc:
+        _fail(exc)
+    click.echo(f"Done: {result.epochs_done} epochs on {result.device}; best validation loss "
+               f"{result.best_val_loss:.5f}; best model {result.best_path}; last checkpoint {result.last_path}")
+
+
+@main.command()
+@click.argument("input_path", metavar="IN", type=ANY_PATH)
+@click.argument("output_path", metavar="OUT", type=ANY_PATH)
+@click.option("--weights", type=ANY_PATH, help="Model file (.keras) or training folder. Default: the shipped model.")
+def predict(input_path, output_path, weights) -> None:
+    """Denoise the recording IN into OUT (same length, rate and channels)."""
+    os.environ.setdefault("CUDA_VISIBLE_DEVICES", "-1")  # prediction runs on the CPU
+    from .enhance import enhance_file
+    from .model_io import default_weights, load_model
+
+    try:
+        loaded = load_model(weights if weights is not None else default_weights())
+        start = time.perf_counter()
+        result = enhance_file(input_path, output_path, loaded.settings, loaded.predict)
+    except DenoiseError as exc:
+        _fail(exc)
+    elapsed = time.perf_counter() - start
+    click.echo(f"Wrote {result.output} ({result.seconds:.1f} s at {result.sample_rate} Hz, "
+               f"{elapsed:.2f} s, real-time factor {elapsed / max(result.seconds, 1e-9):.3f})")
+    if result.clipped:
+        click.echo(f"  note: {result.clipped} sample(s) past full scale were clipped", err=True)
+
+
+if __name__ == "__main__":
+    main()

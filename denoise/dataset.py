@@ -1,0 +1,105 @@
+"""Dataset shards -> streaming, shuffled, prefetched ``tf.data`` pipelines for training."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from .errors import DataError
+from .settings import Settings, load_settings
+from .spectrogram import noise_target_db, scale_input, scale_target
+
+SHARD_GLOB = "shard-*.npz"
+
+
+def list_shards(data_dir: Path) -> list[Path]:
+    """Shard files of a dataset folder, sorted; DataError if the folder has none."""
+    data_dir = Path(data_dir)
+    if not data_dir.is_dir():
+        raise DataError(f"{data_dir}: dataset folder not found")
+    shards = sorted(data_dir.glob(SHARD_GLOB))
+    if not shards:
+        raise DataError(f"{data_dir}: no dataset shards ({SHARD_GLOB}); run 'denoise data-creation' first")
+    return shards
+
+
+def load_dataset_settings(data_dir: Path) -> Settings:
+    """The settings data creation saved beside the shards."""
+    return load_settings(Path(data_dir))
+
+
+def is_validation(index: np.ndarray, every: int) -> np.ndarray:
+    """Deterministic hold-out: every ``every``-th pair of each shard is for validation."""
+    return (index % every) == every - 1
+
+
+def iter_pairs(
+    shards: list[Path], settings: Settings, split: str, every: int, seed: int | None
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Yield (scaled noisy, scaled noise target), each float32 (n_bins, n_frames, 1).
+
+    Shards are read one at a time (in a seeded random order when ``seed`` is given) so memory
+    stays at one shard whatever the dataset's size.
+    """
+    order = list(shards)
+    if seed is not None:
+        np.random.default_rng(seed).shuffle(order)
+    for path in order:
+        try:
+            with np.load(path) as data:
+                noisy = data["noisy_db"].astype(np.float32)
+                clean = data["clean_db"].astype(np.float32)
+        except (OSError, KeyError, ValueError) as exc:
+            raise DataError(f"{path}: cannot read shard ({exc})") from None
+        expected = (settings.n_bins, settings.n_frames)
+        if noisy.shape[1:] != expected:
+            raise DataError(f"{path}: pairs of shape {noisy.shape[1:]}, settings expect {expected}")
+        mask = is_validation(np.arange(noisy.shape[0]), every)
+        if split == "train":
+            mask = ~mask
+        x = scale_input(noisy[mask], settings)
+        y = scale_target(noise_target_db(noisy[mask], clean[mask]), settings)
+        for xi, yi in zip(x, y):
+            yield xi[..., None], yi[..., None]
+
+
+def count_pairs(shards: list[Path], every: int) -> tuple[int, int]:
+    """(training pairs, validation pairs) without loading the arrays."""
+    train = val = 0
+    for path in shards:
+        with np.load(path, mmap_mode="r") as data:
+            n = data["noisy_db"].shape[0]
+        n_val = int(is_validation(np.arange(n), every).sum())
+        val += n_val
+        train += n - n_val
+    return train, val
+
+
+def make_dataset(
+    shards: list[Path],
+    settings: Settings,
+    split: str,
+    batch_size: int,
+    every: int = 10,
+    shuffle_buffer: int = 2048,
+    seed: int = 0,
+):
+    """A ``tf.data.Dataset`` of (x, y) batches, shuffled for training, prefetched in both splits."""
+    import tensorflow as tf
+
+    shape = (settings.n_bins, settings.n_frames, 1)
+    training = split == "train"
+
+    def generator():
+        # A new shard order each epoch for training; a fixed one for validation.
+        generator.epoch += 1
+        yield from iter_pairs(shards, settings, split, every, seed + generator.epoch if training else None)
+
+    generator.epoch = 0
+    spec = tf.TensorSpec(shape=shape, dtype=tf.float32)
+    ds = tf.data.Dataset.from_generator(generator, output_signature=(spec, spec))
+    if training:
+        ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)

@@ -1,0 +1,21 @@
+"""The package's exceptions: one root, a few kinds. Only the CLI turns them into exit codes."""
+
+
+class DenoiseError(Exception):
+    """Root of every error the package raises on purpose."""
+
+
+class SettingsError(DenoiseError):
+    """A settings value or settings file is invalid."""
+
+
+class AudioError(DenoiseError):
+    """An audio file cannot be read or written, or its content is unusable."""
+
+
+class DataError(DenoiseError):
+    """A dataset folder is missing, empty or inconsistent."""
+
+
+class ModelFileError(DenoiseError):
+    """A model file or its settings cannot be loaded or saved."""

@@ -1,0 +1,271 @@
+"""Data creation: blend clean speech with noise at random SNRs and stream spectrogram shards to disk.
+
+Each shard is an ``.npz`` file holding ``noisy_db``, ``clean_db`` and ``noise_db``, float16 arrays of
+shape (n_pairs, n_bins, n_frames). Every shard draws its pairs from its own seeded random stream,
+so a run is reproducible and memory stays bounded by one shard plus one pool of source files,
+whatever the number of pairs.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from . import audio as audio_io
+from .errors import DataError
+from .settings import Settings, save_settings, write_json
+from .spectrogram import example_db
+
+SHARD_PATTERN = "shard-{:05d}.npz"
+MANIFEST_FILE = "manifest.json"
+SAMPLES_DIR = "samples"
+# A voice frame more than this far below the file's loudest frame is a pause, not speech:
+# mixing it at a given SNR would drown silence in noise and teach nothing.
+PAUSE_BELOW_PEAK_DB = 40.0
+# Anything quieter than this is digital silence.
+SILENCE_DB = -70.0
+
+
+@dataclass(frozen=True)
+class MixOptions:
+    """How pairs are drawn. SNR in dB; the mixture's RMS level in dBFS is drawn from ``level_db``."""
+
+    nb_samples: int
+    snr_db: tuple[float, float] = (-5.0, 20.0)
+    level_db: tuple[float, float] = (-35.0, -15.0)
+    seed: int = 0
+    shard_size: int = 1000
+    pool_files: int = 200
+    noise_hop: int | None = None  # default: half a frame, so noise windows overlap
+    qc_seconds: float = 5.0
+
+
+@dataclass
+class SourceFile:
+    path: Path
+    kind: str  # "voice" or "noise"
+
+
+@dataclass
+class CreationReport:
+    """What data creation did, for the summary and the manifest."""
+
+    pairs: int = 0
+    shards: list[str] = field(default_factory=list)
+    found: dict[str, int] = field(default_factory=dict)
+    used: dict[str, set[str]] = field(default_factory=lambda: {"voice": set(), "noise": set()})
+    skipped: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {
+            "pairs": self.pairs,
+            "shards": self.shards,
+            "files_found": self.found,
+            "files_used": {k: len(v) for k, v in self.used.items()},
+            "files_skipped": self.skipped,
+        }
+
+
+def scan_sources(folder: Path, kind: str, settings: Settings, report: CreationReport) -> list[SourceFile]:
+    """Find audio files under ``folder``; report unreadable and too-short ones as skipped."""
+    files = audio_io.find_audio_files(folder)
+    report.found[kind] = len(files)
+    usable = []
+    for path in files:
+        try:
+            n, rate, _ = audio_io.audio_info(path)
+        except audio_io.AudioError as exc:
+            report.skipped[str(path)] = f"unreadable: {str(exc).split(': ', 1)[-1]}"
+            continue
+        if n == 0:
+            report.skipped[str(path)] = "no samples"
+        elif n * settings.sample_rate / rate < settings.frame_length:
+            report.skipped[str(path)] = (
+                f"too short: {n / rate:.2f} s < one frame of "
+                f"{settings.frame_length / settings.sample_rate:.2f} s"
+            )
+        else:
+            usable.append(SourceFile(path, kind))
+    return usable
+
+
+def speech_frames(voice: np.ndarray, frame_length: int) -> list[int]:
+    """Start samples of the non-overlapping frames of ``voice`` that hold speech, not pauses."""
+    starts = list(range(0, voice.shape[0] - frame_length + 1, frame_length))
+    levels = np.array([audio_io.rms_db(voice[s : s + frame_length]) for s in starts])
+    if not len(levels):
+        return []
+    keep = (levels > SILENCE_DB) & (levels > levels.max() - PAUSE_BELOW_PEAK_DB)
+    return [s for s, k in zip(starts, keep) if k]
+
+
+def noise_windows(noise: np.ndarray, frame_length: int, hop: int) -> list[int]:
+    """Start samples of overlapping noise windows that are not digital silence."""
+    starts = range(0, noise.shape[0] - frame_length + 1, hop)
+    return [s for s in starts if audio_io.rms_db(noise[s : s + frame_length]) > SILENCE_DB]
+
+
+def mix_pair(
+    voice: np.ndarray, noise: np.ndarray, snr_db: float, level_db: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Blend at ``snr_db`` and set the mixture's RMS to ``level_db`` dBFS without clipping.
+
+    Returns (noisy, clean, noise), float32, each the shape of ``voice``, with noisy = clean + noise.
+    """
+    voice_rms = math.sqrt(float(np.mean(np.square(voice, dtype=np.float64))))
+    noise_rms = math.sqrt(float(np.mean(np.square(noise, dtype=np.float64))))
+    noise = noise * (voice_rms / (noise_rms * 10.0 ** (snr_db / 20.0)))
+    noisy = voice + noise
+    gain = 10.0 ** (level_db / 20.0) / max(math.sqrt(float(np.mean(np.square(noisy)))), 1e-12)
+    peak = float(np.max(np.abs(noisy))) * gain
+    if peak > 0.99:
+        gain *= 0.99 / peak
+    return (
+        (noisy * gain).astype(np.float32),
+        (voice * gain).astype(np.float32),
+        (noise * gain).astype(np.float32),
+    )
+
+
+def _load_pool(
+    files: list[SourceFile], rng: np.random.Generator, settings: Settings, options: MixOptions,
+    report: CreationReport,
+) -> list[tuple[SourceFile, np.ndarray, list[int]]]:
+    """Load a random pool of files with their usable frame starts; report silent files."""
+    count = min(options.pool_files, len(files))
+    chosen = sorted(rng.choice(len(files), size=count, replace=False))
+    pool = []
+    hop = options.noise_hop or settings.frame_length // 2
+    for index in chosen:
+        source = files[index]
+        if str(source.path) in report.skipped:
+            continue
+        try:
+            signal = audio_io.load_mono(source.path, settings.sample_rate)
+            audio_io.check_audio(signal, str(source.path))
+        except audio_io.AudioError as exc:
+            report.skipped[str(source.path)] = f"unreadable: {str(exc).split(': ', 1)[-1]}"
+            continue
+        if source.kind == "voice":
+            starts = speech_frames(signal, settings.frame_length)
+        else:
+            starts = noise_windows(signal, settings.frame_length, hop)
+        if not starts:
+            report.skipped[str(source.path)] = "silent"
+            continue
+        pool.append((source, signal, starts))
+    return pool
+
+
+def create_dataset(
+    voice_dir: Path,
+    noise_dir: Path,
+    out_dir: Path,
+    settings: Settings,
+    options: MixOptions,
+    overwrite: bool = False,
+    progress: Callable[[int], None] | None = None,
+) -> CreationReport:
+    """Write ``options.nb_samples`` noisy/clean/noise spectrogram triples to ``out_dir`` in shards.
+
+    Also writes ``settings.json`` (read by training), ``manifest.json`` (the report) and, for
+    quality control, the first seconds of noisy, clean and noise audio under ``samples/``.
+    ``progress`` is called with the number of pairs written since its last call.
+    """
+    settings.validate()
+    if options.nb_samples < 1:
+        raise DataError(f"nb_samples={options.nb_samples} must be >= 1")
+    if options.snr_db[0] > options.snr_db[1]:
+        raise DataError(f"snr range {options.snr_db} must be (low, high) with low <= high")
+    if options.shard_size < 1:
+        raise DataError(f"shard_size={options.shard_size} must be >= 1")
+    report = CreationReport()
+    voices = scan_sources(voice_dir, "voice", settings, report)
+    noises = scan_sources(noise_dir, "noise", settings, report)
+    for kind, files, folder in (("voice", voices, voice_dir), ("noise", noises, noise_dir)):
+        if not files:
+            raise DataError(
+                f"{folder}: no usable {kind} audio found ({report.found[kind]} audio files, "
+                f"none readable and at least {settings.frame_length / settings.sample_rate:.2f} s long)"
+            )
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    n_shards = math.ceil(options.nb_samples / options.shard_size)
+    names = [SHARD_PATTERN.format(i) for i in range(n_shards)]
+    existing = [n for n in names if (out_dir / n).exists()]
+    if existing and not overwrite:
+        raise DataError(f"{out_dir / existing[0]}: already exists (use --overwrite to replace the dataset)")
+    save_settings(settings, out_dir)
+
+    qc: list[list[np.ndarray]] = [[], [], []]
+    qc_samples = int(options.qc_seconds * settings.sample_rate)
+    for shard in range(n_shards):
+        size = min(options.shard_size, options.nb_samples - shard * options.shard_size)
+        rng = np.random.default_rng([options.seed, shard])
+        voice_pool = _load_pool(voices, rng, settings, options, report)
+        noise_pool = _load_pool(noises, rng, settings, options, report)
+        if not voice_pool or not noise_pool:
+            kind = "voice" if not voice_pool else "noise"
+            raise DataError(f"{voice_dir if kind == 'voice' else noise_dir}: every {kind} file is silent or unreadable")
+        arrays = np.empty((3, size, settings.n_bins, settings.n_frames), dtype=np.float16)
+        for i in range(size):
+            vsrc, vsig, vstarts = voice_pool[rng.integers(len(voice_pool))]
+            nsrc, nsig, nstarts = noise_pool[rng.integers(len(noise_pool))]
+            vs = vstarts[rng.integers(len(vstarts))]
+            ns = nstarts[rng.integers(len(nstarts))]
+            triple = mix_pair(
+                vsig[vs : vs + settings.frame_length],
+                nsig[ns : ns + settings.frame_length],
+                float(rng.uniform(*options.snr_db)),
+                float(rng.uniform(*options.level_db)),
+            )
+            for k, signal in enumerate(triple):
+                arrays[k, i] = example_db(signal, settings)
+            report.used["voice"].add(str(vsrc.path))
+            report.used["noise"].add(str(nsrc.path))
+            if sum(len(x) for x in qc[0]) < qc_samples:
+                for k, signal in enumerate(triple):
+                    qc[k].append(signal)
+            if progress is not None:
+                progress(1)
+        _save_shard(out_dir / names[shard], arrays)
+        report.pairs += size
+        report.shards.append(names[shard])
+
+    samples = out_dir / SAMPLES_DIR
+    samples.mkdir(exist_ok=True)
+    for name, parts in zip(("noisy", "clean", "noise"), qc):
+        audio_io.write_audio(samples / f"{name}.wav", np.concatenate(parts)[:qc_samples], settings.sample_rate)
+    manifest = report.to_dict()
+    manifest["options"] = {
+        "nb_samples": options.nb_samples,
+        "snr_db": list(options.snr_db),
+        "level_db": list(options.level_db),
+        "seed": options.seed,
+        "shard_size": options.shard_size,
+        "voice_dir": str(voice_dir),
+        "noise_dir": str(noise_dir),
+    }
+    write_json(out_dir / MANIFEST_FILE, manifest)
+    return report
+
+
+def _save_shard(path: Path, arrays: np.ndarray) -> None:
+    tmp = path.with_name(f".{path.stem}.tmp.npz")
+    np.savez(tmp, noisy_db=arrays[0], clean_db=arrays[1], noise_db=arrays[2])
+    os.replace(tmp, path)
+
+
+def read_manifest(data_dir: Path) -> dict:
+    path = Path(data_dir) / MANIFEST_FILE
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}

@@ -1,0 +1,155 @@
+"""Saving and loading models, always together with the settings they were trained with.
+
+A model is a Keras 3 file ``NAME.keras`` with a sidecar ``NAME.json`` holding the spectrogram
+settings, the model size and provenance (library versions, date, data recipe). Both are written
+atomically (a temporary file in the same folder, then rename).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import platform
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import ModelFileError, SettingsError
+from .settings import ModelSettings, Settings, read_json, write_json
+
+MODEL_SUFFIX = ".keras"
+DEFAULT_MODEL_NAME = "best.keras"
+
+
+def import_tensorflow():
+    """Import TensorFlow quietly (lazily: the CLI's help and light paths never pay for it)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tensorflow as tf
+
+    return tf
+
+
+@dataclass
+class LoadedModel:
+    """A Keras model with the settings it must be used with."""
+
+    model: Any
+    settings: Settings
+    model_settings: ModelSettings
+    path: Path
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def predict(self, x: Any) -> Any:
+        """Scaled noisy blocks (n, n_bins, n_frames, 1) -> scaled noise share, same shape."""
+        from .enhance import keras_predict_fn
+
+        return keras_predict_fn(self.model)(x)
+
+
+def sidecar_path(model_path: Path) -> Path:
+    """``NAME.keras`` -> ``NAME.json``."""
+    return Path(model_path).with_suffix(".json")
+
+
+def provenance() -> dict[str, Any]:
+    """Library versions and the date, recorded in every saved model."""
+    import keras
+    import numpy
+
+    tf = import_tensorflow()
+    from . import __version__
+
+    return {
+        "denoise": __version__,
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "numpy": numpy.__version__,
+        "python": platform.python_version(),
+        "saved": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def save_model(
+    model: Any,
+    path: Path,
+    settings: Settings,
+    model_settings: ModelSettings,
+    metadata: dict[str, Any] | None = None,
+) -> Path:
+    """Save ``model`` to ``path`` (must end in .keras) and its settings beside it; return path."""
+    path = Path(path)
+    if path.suffix != MODEL_SUFFIX:
+        raise ModelFileError(f"{path}: model files must end in {MODEL_SUFFIX}")
+    tmp = path.with_name(f".{path.stem}.tmp{MODEL_SUFFIX}")
+    try:
+        model.save(tmp)
+        os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise ModelFileError(f"{path}: cannot save model ({exc})") from None
+    info = {
+        "settings": settings.to_dict(),
+        "model": model_settings.to_dict(),
+        "provenance": provenance(),
+    }
+    info.update(metadata or {})
+    write_json(sidecar_path(path), info)
+    return path
+
+
+WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
+SHIPPED_MODELS = {16000: "denoise_16k.keras", 8000: "denoise_8k.keras"}
+
+
+def default_weights() -> Path:
+    """The shipped 16 kHz model (``$DENOISE_WEIGHTS`` overrides the weights folder)."""
+    folder = Path(os.environ.get("DENOISE_WEIGHTS", WEIGHTS_DIR))
+    path = folder / SHIPPED_MODELS[16000]
+    if not path.exists():
+        raise ModelFileError(
+            f"{path}: no shipped model found; train one with 'denoise train' and pass --weights"
+        )
+    return path
+
+
+def resolve_model_path(path: Path) -> Path:
+    """A model file, or a training folder (its best model)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / DEFAULT_MODEL_NAME
+    if not path.exists():
+        raise ModelFileError(f"{path}: model file not found")
+    if path.suffix != MODEL_SUFFIX:
+        raise ModelFileError(f"{path}: not a Keras model file (expected {MODEL_SUFFIX})")
+    return path
+
+
+def read_model_info(path: Path) -> tuple[Settings, ModelSettings, dict[str, Any]]:
+    """Settings, model size and metadata from a model's sidecar JSON."""
+    side = sidecar_path(path)
+    if not side.exists():
+        raise ModelFileError(f"{side}: settings file missing beside the model {Path(path).name}")
+    try:
+        info = read_json(side)
+        settings = Settings.from_dict(info.get("settings", {}), source=str(side))
+        model_settings = ModelSettings.from_dict(info.get("model", {}), source=str(side))
+    except SettingsError as exc:
+        raise ModelFileError(str(exc)) from None
+    return settings, model_settings, info
+
+
+def load_model(path: Path, compile: bool = False) -> LoadedModel:
+    """Load a model and its settings; ModelFileError names the file on any problem."""
+    path = resolve_model_path(path)
+    settings, model_settings, info = read_model_info(path)
+    import_tensorflow()
+    import keras
+
+    try:
+        model = keras.saving.load_model(path, compile=compile)
+    except Exception as exc:  # Keras raises many kinds for a bad file
+        raise ModelFileError(f"{path}: cannot load model ({str(exc).splitlines()[0]})") from None
+    expected = (None, settings.n_bins, settings.n_frames, 1)
+    if tuple(model.input_shape) != expected:
+        raise ModelFileError(f"{path}: model input {model.input_shape} does not match its settings {expected}")
+    return LoadedModel(model, settings, model_settings, path, info)

@@ -1,0 +1,124 @@
+"""Spectrogram maths: STFT and its inverse, dB magnitudes, scaling, and block framing.
+
+Pure functions of numpy arrays and a ``Settings``; the same functions serve data creation,
+training and prediction so the features cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .settings import Settings
+
+
+def stft(audio: np.ndarray, settings: Settings) -> np.ndarray:
+    """Complex STFT, complex64, shape (n_bins, 1 + n_samples // hop_length).
+
+    audio: float32, shape (n_samples,). Frames are centred (zero-padded by n_fft // 2 each side)
+    with a Hann window. Inputs shorter than n_fft are zero-padded to n_fft first.
+    """
+    import librosa
+
+    audio = np.asarray(audio, dtype=np.float32)
+    if audio.shape[0] < settings.n_fft:
+        audio = np.pad(audio, (0, settings.n_fft - audio.shape[0]))
+    return librosa.stft(
+        audio, n_fft=settings.n_fft, hop_length=settings.hop_length, window="hann", center=True
+    )
+
+
+def istft(spec: np.ndarray, settings: Settings, length: int) -> np.ndarray:
+    """Inverse of :func:`stft`: float32, shape (length,).
+
+    n_fft is passed explicitly: with 128 bins librosa would otherwise guess n_fft=254.
+    """
+    import librosa
+
+    return librosa.istft(
+        spec,
+        n_fft=settings.n_fft,
+        hop_length=settings.hop_length,
+        window="hann",
+        center=True,
+        length=length,
+    ).astype(np.float32)
+
+
+def magnitude_db(spec: np.ndarray, settings: Settings) -> np.ndarray:
+    """Magnitude in dB relative to full scale (ref 1.0), floored at 20*log10(amin); float32."""
+    return (20.0 * np.log10(np.maximum(np.abs(spec), settings.amin))).astype(np.float32)
+
+
+def example_db(frame: np.ndarray, settings: Settings) -> np.ndarray:
+    """dB magnitude of one training frame: float32, shape (n_bins, n_frames).
+
+    frame: float32, shape (frame_length,).
+    """
+    return magnitude_db(stft(frame, settings), settings)[:, : settings.n_frames]
+
+
+def scale_input(noisy_db: np.ndarray, settings: Settings) -> np.ndarray:
+    """Noisy dB magnitude -> network input, about [-1, 1]."""
+    return ((noisy_db - settings.in_offset_db) / settings.in_scale_db).astype(np.float32)
+
+
+def unscale_input(scaled: np.ndarray, settings: Settings) -> np.ndarray:
+    """Inverse of :func:`scale_input`."""
+    return (scaled * settings.in_scale_db + settings.in_offset_db).astype(np.float32)
+
+
+def noise_target_db(noisy_db: np.ndarray, clean_db: np.ndarray) -> np.ndarray:
+    """The noise's share of each bin in dB: how much the noise raised the noisy magnitude."""
+    return (noisy_db - clean_db).astype(np.float32)
+
+
+def scale_target(target_db: np.ndarray, settings: Settings) -> np.ndarray:
+    """Noise share in dB -> network target in [-1, 1] (clipped: tanh cannot go further)."""
+    return np.clip(target_db / settings.out_scale_db, -1.0, 1.0).astype(np.float32)
+
+
+def unscale_target(scaled: np.ndarray, settings: Settings) -> np.ndarray:
+    """Inverse of :func:`scale_target`: network output -> noise share in dB."""
+    return (scaled * settings.out_scale_db).astype(np.float32)
+
+
+def block_starts(total_frames: int, block: int, hop: int) -> list[int]:
+    """Start frames of overlapping blocks of ``block`` frames covering ``total_frames``.
+
+    The last block may run past the end; callers pad. At least one block is returned.
+    """
+    if total_frames <= block:
+        return [0]
+    count = int(np.ceil((total_frames - block) / hop)) + 1
+    return [i * hop for i in range(count)]
+
+
+def crossfade_window(block: int) -> np.ndarray:
+    """Hann-shaped weights over a block's frames, strictly positive so every frame is covered."""
+    return np.hanning(block + 2)[1:-1].astype(np.float32)
+
+
+def overlap_add(blocks: np.ndarray, starts: list[int], total_frames: int) -> np.ndarray:
+    """Cross-fade per-block predictions into one array.
+
+    blocks: float32, shape (n_blocks, n_bins, block). Returns shape (n_bins, total_frames): the
+    weighted average of every block covering each frame, so block edges leave no seams.
+    """
+    n_blocks, n_bins, block = blocks.shape
+    weight = crossfade_window(block)
+    span = max(total_frames, starts[-1] + block)
+    acc = np.zeros((n_bins, span), dtype=np.float64)
+    norm = np.zeros(span, dtype=np.float64)
+    for values, start in zip(blocks, starts):
+        acc[:, start : start + block] += values * weight
+        norm[start : start + block] += weight
+    return (acc[:, :total_frames] / norm[:total_frames]).astype(np.float32)
+
+
+def split_blocks(values: np.ndarray, starts: list[int], block: int, fill: float) -> np.ndarray:
+    """Cut (n_bins, n_frames) into (n_blocks, n_bins, block), padding past the end with ``fill``."""
+    n_bins, total = values.shape
+    span = max(total, starts[-1] + block)
+    padded = np.full((n_bins, span), fill, dtype=np.float32)
+    padded[:, :total] = values
+    return np.stack([padded[:, s : s + block] for s in starts])

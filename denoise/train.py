@@ -1,0 +1,182 @@
+"""Training: fit the U-Net on a dataset folder; checkpoints, resume, fine-tuning, CSV log and plot."""
+
+from __future__ import annotations
+
+import csv
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from .dataset import count_pairs, list_shards, load_dataset_settings, make_dataset
+from .errors import DataError, ModelFileError
+from .model_io import import_tensorflow, load_model, read_model_info, save_model
+from .settings import ModelSettings, read_json, write_json
+
+BEST = "best.keras"
+LAST = "last.keras"
+STATE = "state.json"
+LOG = "log.csv"
+PLOT = "loss.png"
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    epochs: int = 10
+    batch_size: int = 16
+    learning_rate: float = 1e-4
+    validation_split: float = 0.1
+    seed: int = 0
+    shuffle_buffer: int = 2048
+
+
+@dataclass
+class TrainResult:
+    epochs_done: int
+    best_val_loss: float
+    best_path: Path
+    last_path: Path
+    device: str
+
+
+def training_device() -> str:
+    """'GPU (n: names)' when TensorFlow sees a GPU, else 'CPU'."""
+    tf = import_tensorflow()
+    gpus = tf.config.list_physical_devices("GPU")
+    return f"GPU ({len(gpus)}: {', '.join(g.name for g in gpus)})" if gpus else "CPU"
+
+
+def plot_losses(log_path: Path, out_path: Path) -> None:
+    """Training and validation loss per epoch on a log scale, as a PNG (headless Agg backend)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    with open(log_path, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    if not rows:
+        return
+    epochs = [int(r["epoch"]) + 1 for r in rows]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for key, label in (("loss", "training"), ("val_loss", "validation")):
+        if key in rows[0]:
+            ax.plot(epochs, [float(r[key]) for r in rows], marker="o", label=label)
+    ax.set_yscale("log")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("Huber loss")
+    ax.legend()
+    ax.grid(True, which="both", alpha=0.3)
+    fig.tight_layout()
+    tmp = out_path.with_name(f".{out_path.stem}.tmp.png")
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    tmp.replace(out_path)
+
+
+def train(
+    data_dir: Path,
+    out_dir: Path,
+    options: TrainOptions = TrainOptions(),
+    model_settings: ModelSettings | None = None,
+    resume: bool = False,
+    init_weights: Path | None = None,
+    log: Callable[[str], None] = print,
+    verbose: int = 1,
+) -> TrainResult:
+    """Train on the shards in ``data_dir``, writing models, ``log.csv`` and ``loss.png`` to ``out_dir``.
+
+    ``resume`` continues from ``out_dir/last.keras`` (same optimizer state, same epoch count);
+    ``init_weights`` starts from an existing model (fine-tuning) instead of random weights.
+    """
+    if options.epochs < 1:
+        raise DataError(f"epochs={options.epochs} must be >= 1")
+    if not 0 < options.validation_split < 1:
+        raise DataError(f"validation_split={options.validation_split} must be in (0, 1)")
+    if resume and init_weights:
+        raise DataError("--resume and --init-weights cannot be used together")
+    shards = list_shards(data_dir)
+    settings = load_dataset_settings(data_dir)
+    every = max(2, round(1 / options.validation_split))
+    n_train, n_val = count_pairs(shards, every)
+    if n_val == 0 or n_train == 0:
+        raise DataError(
+            f"{data_dir}: {n_train + n_val} pairs are too few for a {options.validation_split:.0%} "
+            f"validation split; create at least {every} pairs"
+        )
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    last_path, best_path, state_path, log_path = (out_dir / n for n in (LAST, BEST, STATE, LOG))
+    tf = import_tensorflow()
+    import keras
+
+    from .model import build_unet, compile_model
+
+    keras.utils.set_random_seed(options.seed)
+    initial_epoch = 0
+    best_val = math.inf
+    if resume:
+        if not last_path.exists():
+            raise ModelFileError(f"{last_path}: no checkpoint to resume from")
+        saved_settings, model_settings, _ = read_model_info(last_path)
+        if saved_settings != settings:
+            raise DataError(f"{data_dir}: dataset settings differ from the checkpoint's in {out_dir}")
+        state = read_json(state_path)
+        initial_epoch, best_val = int(state["epoch"]), float(state["best_val_loss"])
+        model = load_model(last_path, compile=True).model
+        log(f"Resuming from {last_path} after epoch {initial_epoch}")
+    else:
+        if last_path.exists():
+            raise ModelFileError(f"{last_path}: a training already exists here (use --resume, or another --out)")
+        if init_weights:
+            loaded = load_model(init_weights)
+            if loaded.settings != settings:
+                raise ModelFileError(f"{loaded.path}: its settings differ from the dataset's in {data_dir}")
+            model, model_settings = loaded.model, loaded.model_settings
+            log(f"Fine-tuning from {loaded.path}")
+        else:
+            model_settings = (model_settings or ModelSettings()).validate(settings)
+            model = build_unet(settings, model_settings)
+        compile_model(model, options.learning_rate)
+        log_path.unlink(missing_ok=True)
+
+    device = training_device()
+    log(f"Training on {device}: {n_train} training pairs, {n_val} validation pairs, "
+        f"{model.count_params():,} parameters")
+    if initial_epoch >= options.epochs:
+        log(f"Already trained for {initial_epoch} epochs (--epochs {options.epochs}); nothing to do")
+        return TrainResult(initial_epoch, best_val, best_path, last_path, device)
+
+    def dataset(split: str, n: int):
+        ds = make_dataset(shards, settings, split, options.batch_size, every,
+                          options.shuffle_buffer, options.seed)
+        return ds.apply(tf.data.experimental.assert_cardinality(math.ceil(n / options.batch_size)))
+
+    recipe = {"data_dir": str(data_dir), "train_pairs": n_train, "validation_pairs": n_val,
+              "batch_size": options.batch_size, "learning_rate": options.learning_rate}
+
+    class Checkpoint(keras.callbacks.Callback):
+        """Saves the last model (with optimizer state) every epoch and the best by validation loss."""
+
+        def on_epoch_end(self, epoch, logs=None):
+            nonlocal best_val
+            val = float((logs or {}).get("val_loss", math.inf))
+            meta = {"training": {**recipe, "epochs": epoch + 1, "val_loss": val}}
+            if val < best_val:
+                best_val = val
+                save_model(self.model, best_path, settings, model_settings, meta)
+            save_model(self.model, last_path, settings, model_settings, meta)
+            write_json(state_path, {"epoch": epoch + 1, "best_val_loss": best_val})
+            plot_losses(log_path, out_dir / PLOT)
+
+    callbacks = [keras.callbacks.CSVLogger(str(log_path), append=True), Checkpoint()]
+    model.fit(
+        dataset("train", n_train),
+        validation_data=dataset("validation", n_val),
+        epochs=options.epochs,
+        initial_epoch=initial_epoch,
+        callbacks=callbacks,
+        verbose=verbose,
+    )
+    return TrainResult(options.epochs, best_val, best_path, last_path, device)

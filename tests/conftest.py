@@ -1,0 +1,55 @@
+"""Shared fixtures: a seeded rng, tiny settings, and a tiny synthetic corpus of speech-like tones and noise."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from denoise.settings import ModelSettings, Settings
+
+# 16 bins x 16 frames: tiny spectrograms so trainings take seconds.
+TINY = Settings(sample_rate=8000, frame_length=128, n_fft=31, hop_length=8)
+TINY_MODEL = ModelSettings(base_filters=4, depth=2)
+TINY_CLI = ["--sample-rate", "8000", "--frame-length", "128", "--n-fft", "31", "--hop-length", "8"]
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(1234)
+
+
+@pytest.fixture
+def tiny() -> Settings:
+    return TINY
+
+
+def speech_like(rng: np.random.Generator, seconds: float, rate: int) -> np.ndarray:
+    """A voiced-speech stand-in: a gliding harmonic tone with syllable-rate amplitude modulation."""
+    t = np.arange(int(seconds * rate)) / rate
+    f0 = rng.uniform(100, 220) * (1 + 0.1 * np.sin(2 * np.pi * rng.uniform(0.5, 2) * t))
+    phase = 2 * np.pi * np.cumsum(f0) / rate
+    voiced = sum(np.sin(k * phase) / k for k in range(1, 6))
+    envelope = 0.5 * (1 + np.sin(2 * np.pi * 4 * t + rng.uniform(0, 6)))
+    return (0.2 * voiced * envelope).astype(np.float32)
+
+
+def write(path: Path, audio: np.ndarray, rate: int) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(str(path), audio, rate)
+    return path
+
+
+@pytest.fixture
+def corpus(tmp_path: Path, rng: np.random.Generator) -> tuple[Path, Path]:
+    """(voice_dir, noise_dir): nested speech-like files at 16 kHz (wav, flac) and noise files (wav, ogg)."""
+    voice_dir, noise_dir = tmp_path / "voice", tmp_path / "noise"
+    for i in range(3):
+        write(voice_dir / f"spk{i}" / "ch1" / f"utt{i}.flac", speech_like(rng, 1.0, 16000), 16000)
+    write(voice_dir / "spk9" / "utt.wav", speech_like(rng, 0.8, 16000), 16000)
+    write(noise_dir / "white.wav", 0.1 * rng.standard_normal(12000).astype(np.float32), 16000)
+    brown = np.cumsum(rng.standard_normal(12000)).astype(np.float32)
+    write(noise_dir / "sub" / "brown.ogg", 0.5 * brown / np.abs(brown).max(), 16000)
+    return voice_dir, noise_dir
