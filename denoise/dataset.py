@@ -31,8 +31,21 @@ def load_dataset_settings(data_dir: Path) -> Settings:
 
 
 def is_validation(index: np.ndarray, every: int) -> np.ndarray:
-    """Deterministic hold-out: every ``every``-th pair of each shard is for validation."""
+    """Deterministic hold-out: every ``every``-th pair of the dataset (shards in name order)."""
     return (index % every) == every - 1
+
+
+def shard_offsets(shards: list[Path]) -> tuple[dict[Path, int], int]:
+    """Index of each shard's first pair in the whole dataset, and the total, without loading arrays."""
+    offsets, total = {}, 0
+    for path in sorted(shards):
+        offsets[path] = total
+        try:
+            with np.load(path, mmap_mode="r") as data:
+                total += data["noisy_db"].shape[0]
+        except (OSError, KeyError, ValueError) as exc:
+            raise DataError(f"{path}: cannot read shard ({exc})") from None
+    return offsets, total
 
 
 def iter_pairs(
@@ -43,7 +56,8 @@ def iter_pairs(
     Shards are read one at a time (in a seeded random order when ``seed`` is given) so memory
     stays at one shard whatever the dataset's size.
     """
-    order = list(shards)
+    offsets, _ = shard_offsets(shards)
+    order = sorted(shards)
     if seed is not None:
         np.random.default_rng(seed).shuffle(order)
     for path in order:
@@ -56,7 +70,7 @@ def iter_pairs(
         expected = (settings.n_bins, settings.n_frames)
         if noisy.shape[1:] != expected:
             raise DataError(f"{path}: pairs of shape {noisy.shape[1:]}, settings expect {expected}")
-        mask = is_validation(np.arange(noisy.shape[0]), every)
+        mask = is_validation(offsets[path] + np.arange(noisy.shape[0]), every)
         if split == "train":
             mask = ~mask
         x = scale_input(noisy[mask], settings)
@@ -67,14 +81,9 @@ def iter_pairs(
 
 def count_pairs(shards: list[Path], every: int) -> tuple[int, int]:
     """(training pairs, validation pairs) without loading the arrays."""
-    train = val = 0
-    for path in shards:
-        with np.load(path, mmap_mode="r") as data:
-            n = data["noisy_db"].shape[0]
-        n_val = int(is_validation(np.arange(n), every).sum())
-        val += n_val
-        train += n - n_val
-    return train, val
+    _, total = shard_offsets(shards)
+    n_val = int(is_validation(np.arange(total), every).sum())
+    return total - n_val, n_val
 
 
 def make_dataset(

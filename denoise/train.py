@@ -178,5 +178,6 @@ def train(
         initial_epoch=initial_epoch,
         callbacks=callbacks,
         verbose=verbose,
+        shuffle=False,  # the tf.data pipeline shuffles
     )
     return TrainResult(options.epochs, best_val, best_path, last_path, device)

@@ -53,3 +53,28 @@ def corpus(tmp_path: Path, rng: np.random.Generator) -> tuple[Path, Path]:
     brown = np.cumsum(rng.standard_normal(12000)).astype(np.float32)
     write(noise_dir / "sub" / "brown.ogg", 0.5 * brown / np.abs(brown).max(), 16000)
     return voice_dir, noise_dir
+
+
+def zero_noise_model(settings: Settings = TINY):
+    """A U-Net whose last layer is zeroed: it predicts no noise at all."""
+    from denoise.model import build_unet
+
+    model = build_unet(settings, TINY_MODEL)
+    layer = model.get_layer("noise")
+    layer.set_weights([np.zeros_like(w) for w in layer.get_weights()])
+    return model
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory) -> dict[str, Path]:
+    """A tiny dataset and a one-epoch tiny model, made once for the whole session."""
+    from denoise.mixing import MixOptions, create_dataset
+    from denoise.train import TrainOptions, train
+
+    root = tmp_path_factory.mktemp("trained")
+    voice, noise = corpus.__wrapped__(root, np.random.default_rng(7))
+    data = root / "data"
+    create_dataset(voice, noise, data, TINY, MixOptions(nb_samples=30, shard_size=12, seed=3))
+    out = root / "run"
+    train(data, out, TrainOptions(epochs=1, batch_size=8), TINY_MODEL, log=lambda _: None, verbose=0)
+    return {"voice": voice, "noise": noise, "data": data, "run": out, "model": out / "best.keras"}

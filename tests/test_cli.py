@@ -1,0 +1,98 @@
+import subprocess
+import sys
+
+import numpy as np
+import soundfile as sf
+from click.testing import CliRunner
+
+from conftest import TINY_CLI, speech_like
+from denoise.cli import main
+
+
+def run(*args):
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+def test_help_does_not_import_tensorflow():
+    code = "import sys; from denoise.cli import main; assert 'tensorflow' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)
+    for sub in ([], ["data-creation"], ["train"], ["predict"]):
+        result = run(*sub, "--help")
+        assert result.exit_code == 0 and "Usage" in result.output
+
+
+def test_data_creation_train_predict_end_to_end(tmp_path, corpus, rng):
+    voice, noise = corpus
+    data, out = tmp_path / "data", tmp_path / "run"
+    result = run("data-creation", "--voice-dir", voice, "--noise-dir", noise, "--out-dir", data,
+                 "--nb-samples", 20, "--shard-size", 8, "--snr-range", -5, 10, "--seed", 1, *TINY_CLI)
+    assert result.exit_code == 0, result.output
+    assert "Wrote 20 pairs in 3 shard(s)" in result.output
+    assert "voice files: 4 found, 4 used" in result.output
+
+    result = run("train", "--data-dir", data, "--out", out, "--epochs", 1, "--batch-size", 4, "--depth", 2,
+                 "--base-filters", 4)
+    assert result.exit_code == 0, result.output
+    assert "Training on CPU" in result.output and "Done: 1 epochs" in result.output
+    result = run("train", "--data-dir", data, "--out", out, "--epochs", 2, "--resume")
+    assert result.exit_code == 0, result.output
+    assert "Resuming from" in result.output and "Done: 2 epochs" in result.output
+
+    src = tmp_path / "noisy.flac"
+    sf.write(str(src), speech_like(rng, 0.7, 16000), 16000)
+    result = run("predict", src, tmp_path / "clean.wav", "--weights", out / "best.keras")
+    assert result.exit_code == 0, result.output
+    info = sf.info(str(tmp_path / "clean.wav"))
+    assert (info.samplerate, info.frames) == (16000, sf.info(str(src)).frames)
+
+
+def test_data_creation_errors(tmp_path, corpus):
+    voice, noise = corpus
+    result = run("data-creation", "--voice-dir", tmp_path / "missing", "--noise-dir", noise,
+                 "--out-dir", tmp_path / "o", "--nb-samples", 2, *TINY_CLI)
+    assert result.exit_code == 1 and "missing: folder not found" in result.output
+    (tmp_path / "empty").mkdir()
+    result = run("data-creation", "--voice-dir", voice, "--noise-dir", tmp_path / "empty",
+                 "--out-dir", tmp_path / "o", "--nb-samples", 2, *TINY_CLI)
+    assert result.exit_code == 1 and "no usable noise audio found" in result.output
+    result = run("data-creation", "--voice-dir", voice, "--noise-dir", noise, "--out-dir", tmp_path / "o",
+                 "--nb-samples", 2, "--hop-length", 300)
+    assert result.exit_code == 1 and "hop_length=300 must be in 1..n_fft=255" in result.output
+    result = run("data-creation", "--voice-dir", voice, "--noise-dir", noise, "--out-dir", tmp_path / "o",
+                 "--nb-samples", 0)
+    assert result.exit_code == 2 and "nb-samples" in result.output
+
+
+def test_train_errors(tmp_path, trained):
+    result = run("train", "--data-dir", tmp_path, "--out", tmp_path / "o")
+    assert result.exit_code == 1 and "no dataset shards" in result.output
+    result = run("train", "--data-dir", trained["data"], "--out", tmp_path / "o", "--init-weights",
+                 tmp_path / "nope.keras")
+    assert result.exit_code == 1 and "nope.keras: model file not found" in result.output
+
+
+def test_predict_errors(tmp_path, trained, rng, monkeypatch):
+    src = tmp_path / "in.wav"
+    sf.write(str(src), speech_like(rng, 0.3, 16000), 16000)
+    weights = ["--weights", trained["model"]]
+    result = run("predict", tmp_path / "nope.wav", tmp_path / "o.wav", *weights)
+    assert result.exit_code == 1 and "nope.wav: file not found" in result.output
+    result = run("predict", src, tmp_path / "missing" / "o.wav", *weights)
+    assert result.exit_code == 1 and "does not exist" in result.output
+    assert not (tmp_path / "missing").exists()
+    (tmp_path / "text.wav").write_text("hello")
+    result = run("predict", tmp_path / "text.wav", tmp_path / "o.wav", *weights)
+    assert result.exit_code == 1 and "text.wav: cannot read audio" in result.output
+    assert not (tmp_path / "o.wav").exists()
+    monkeypatch.setenv("DENOISE_WEIGHTS", str(tmp_path))
+    result = run("predict", src, tmp_path / "o.wav")
+    assert result.exit_code == 1 and "no shipped model found" in result.output
+
+
+def test_predict_keeps_silence_silent(tmp_path, trained):
+    src = tmp_path / "silence.wav"
+    sf.write(str(src), np.zeros(100, np.float32), 16000)
+    result = run("predict", src, tmp_path / "o.wav", "--weights", trained["run"])
+    assert result.exit_code == 0, result.output
+    out, _ = sf.read(str(tmp_path / "o.wav"))
+    assert out.shape == (100,) and np.all(out == 0)

@@ -1,0 +1,40 @@
+import numpy as np
+import pytest
+
+from conftest import TINY
+from denoise.dataset import count_pairs, iter_pairs, list_shards, make_dataset
+from denoise.errors import DataError
+
+
+def test_list_shards_errors(tmp_path):
+    with pytest.raises(DataError, match="dataset folder not found"):
+        list_shards(tmp_path / "nope")
+    with pytest.raises(DataError, match="no dataset shards"):
+        list_shards(tmp_path)
+
+
+def test_splits_are_disjoint_and_scaled(trained):
+    shards = list_shards(trained["data"])
+    n_train, n_val = count_pairs(shards, every=10)
+    assert (n_train, n_val) == (27, 3)  # one pair in ten held out
+    train = list(iter_pairs(shards, TINY, "train", 10, seed=None))
+    val = list(iter_pairs(shards, TINY, "validation", 10, seed=None))
+    assert len(train) == n_train and len(val) == n_val
+    x, y = train[0]
+    assert x.shape == y.shape == (16, 16, 1) and x.dtype == np.float32
+    assert np.all(np.abs(y) <= 1.0)
+    train_x = {xi.tobytes() for xi, _ in train}
+    assert not any(xi.tobytes() in train_x for xi, _ in val)
+
+
+def test_tf_dataset_batches(trained):
+    ds = make_dataset(list_shards(trained["data"]), TINY, "train", batch_size=8, every=10)
+    batches = [x.shape[0] for x, _ in ds]
+    assert sum(batches) == 27 and batches[0] == 8
+
+
+def test_wrong_geometry_is_reported(trained):
+    from denoise.settings import Settings
+
+    with pytest.raises(DataError, match="settings expect"):
+        next(iter_pairs(list_shards(trained["data"]), Settings(), "train", 10, None))

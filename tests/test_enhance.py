@@ -1,0 +1,64 @@
+import numpy as np
+import pytest
+import soundfile as sf
+
+from conftest import TINY, speech_like
+from denoise.enhance import enhance, enhance_file, enhance_signal, keras_predict_fn
+from denoise.errors import AudioError
+from denoise.model_io import load_model
+from denoise.settings import Settings
+
+
+def constant_noise(db: float, settings: Settings):
+    """A stand-in model that predicts the same noise share (in dB) everywhere."""
+    return lambda x: np.full_like(x, db / settings.out_scale_db)
+
+
+def error_db(y, x):
+    return 20 * np.log10(np.linalg.norm(y - x) / np.linalg.norm(x))
+
+
+@pytest.mark.parametrize("n", [1, 50, 128, 1000, 8000 * 3 + 7])
+def test_zero_noise_model_gives_back_the_input(rng, n):
+    from conftest import zero_noise_model
+
+    x = (0.3 * rng.standard_normal(n)).astype(np.float32)
+    y = enhance(x, TINY, keras_predict_fn(zero_noise_model()))
+    assert y.shape == x.shape
+    assert error_db(y, x) < -40
+
+
+@pytest.mark.parametrize("rate", [8000, 16000, 44100])
+def test_output_keeps_rate_length_channels_and_level(rng, rate):
+    x = (0.3 * rng.standard_normal((rate // 2 + 3, 2))).astype(np.float32)
+    y = enhance_signal(x, rate, TINY, constant_noise(0.0, TINY))
+    assert y.shape == x.shape
+    assert error_db(y, x) < -40  # nothing removed: identical, high band included
+    quieter = enhance_signal(x[:, :1], 8000, TINY, constant_noise(6.0, TINY))
+    assert 20 * np.log10(np.linalg.norm(quieter) / np.linalg.norm(x[:, :1])) == pytest.approx(-6.0, abs=0.01)
+
+
+def test_no_seams_where_blocks_meet(rng):
+    # Different predictions per block are cross-faded: the gain changes smoothly, never in a step.
+    def per_block(x):
+        return np.stack([np.full(x.shape[1:], (i % 2) * 12 / TINY.out_scale_db) for i in range(x.shape[0])])
+
+    x = np.ones(8000, np.float32) * 0.5
+    x += 0.01 * rng.standard_normal(8000).astype(np.float32)
+    y = enhance(x, TINY, per_block)
+    envelope = np.convolve(np.abs(y), np.ones(32) / 32, mode="valid")
+    assert np.max(np.abs(np.diff(envelope))) < 0.01
+
+
+def test_enhance_file_round_trip(tmp_path, trained, rng):
+    src = tmp_path / "in.wav"
+    sf.write(str(src), speech_like(rng, 1.3, 22050), 22050, subtype="PCM_16")
+    loaded = load_model(trained["model"])
+    result = enhance_file(src, tmp_path / "out.wav", loaded.settings, loaded.predict)
+    info = sf.info(str(tmp_path / "out.wav"))
+    assert (info.samplerate, info.frames, info.subtype) == (22050, sf.info(str(src)).frames, "PCM_16")
+    assert result.seconds == pytest.approx(1.3, abs=1e-3)
+    with pytest.raises(AudioError, match="would overwrite its input"):
+        enhance_file(src, src, loaded.settings, loaded.predict)
+    with pytest.raises(AudioError, match="output folder .* does not exist"):
+        enhance_file(src, tmp_path / "no" / "o.wav", loaded.settings, loaded.predict)

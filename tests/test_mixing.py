@@ -1,0 +1,97 @@
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from conftest import TINY, speech_like, write
+from denoise.errors import AudioError, DataError
+from denoise.mixing import MixOptions, create_dataset, mix_pair, speech_frames
+from denoise.settings import load_settings
+
+
+def rms(x):
+    return np.sqrt(np.mean(np.square(x, dtype=np.float64)))
+
+
+@pytest.mark.parametrize("snr", [-5.0, 0.0, 20.0])
+def test_mix_pair_hits_the_snr_and_level(rng, snr):
+    voice = speech_like(rng, 0.5, 16000)
+    noise = rng.standard_normal(voice.shape[0]).astype(np.float32)
+    noisy, clean, scaled_noise = mix_pair(voice, noise, snr, -25.0)
+    assert 20 * np.log10(rms(clean) / rms(scaled_noise)) == pytest.approx(snr, abs=1e-3)
+    assert np.allclose(noisy, clean + scaled_noise, atol=1e-6)
+    assert 20 * np.log10(rms(noisy)) == pytest.approx(-25.0, abs=1e-3) or np.max(np.abs(noisy)) <= 0.99 + 1e-6
+
+
+def test_mix_pair_never_clips(rng):
+    voice = speech_like(rng, 0.5, 16000)
+    noisy, _, _ = mix_pair(voice, rng.standard_normal(voice.shape[0]).astype(np.float32), 0.0, 0.0)
+    assert np.max(np.abs(noisy)) <= 0.99 + 1e-6
+
+
+def test_speech_frames_skip_pauses(rng):
+    voice = np.concatenate([speech_like(rng, 0.1, 8000)[:256], np.zeros(256, np.float32)])
+    assert speech_frames(voice, 128) == [0, 128]
+
+
+def test_create_dataset_writes_shards_settings_and_samples(tmp_path, corpus):
+    voice, noise = corpus
+    report = create_dataset(voice, noise, tmp_path / "out", TINY, MixOptions(nb_samples=25, shard_size=10))
+    out = tmp_path / "out"
+    assert report.pairs == 25 and report.shards == ["shard-00000.npz", "shard-00001.npz", "shard-00002.npz"]
+    sizes = []
+    for name in report.shards:
+        with np.load(out / name) as data:
+            assert set(data.files) == {"noisy_db", "clean_db", "noise_db"}
+            assert data["noisy_db"].shape[1:] == (16, 16)
+            sizes.append(data["noisy_db"].shape[0])
+            # noisy is louder than clean in every bin on average: the noise adds energy
+            assert data["noisy_db"].astype(float).mean() > data["clean_db"].astype(float).mean()
+    assert sizes == [10, 10, 5]
+    assert load_settings(out) == TINY
+    for name in ("noisy", "clean", "noise"):
+        info = sf.info(str(out / "samples" / f"{name}.wav"))
+        assert info.samplerate == 8000 and info.frames > 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["pairs"] == 25 and manifest["files_used"] == {"voice": 4, "noise": 2}
+
+
+def test_same_seed_same_bytes_other_seed_other_data(tmp_path, corpus):
+    voice, noise = corpus
+    for name, seed in (("a", 5), ("b", 5), ("c", 6)):
+        create_dataset(voice, noise, tmp_path / name, TINY, MixOptions(nb_samples=12, shard_size=6, seed=seed))
+    for shard in ("shard-00000.npz", "shard-00001.npz"):
+        a, b, c = ((tmp_path / n / shard).read_bytes() for n in "abc")
+        assert a == b and a != c
+
+
+def test_bad_files_are_reported_not_dropped(tmp_path, corpus, rng):
+    voice, noise = corpus
+    write(voice / "short.wav", speech_like(rng, 0.005, 16000), 16000)
+    write(voice / "silent.wav", np.zeros(16000, np.float32), 16000)
+    (voice / "broken.flac").write_bytes(b"fLaC garbage")
+    report = create_dataset(voice, noise, tmp_path / "out", TINY, MixOptions(nb_samples=5))
+    skipped = {k.rsplit("/", 1)[-1]: v for k, v in report.skipped.items()}
+    assert skipped["short.wav"].startswith("too short")
+    assert skipped["silent.wav"] == "silent"
+    assert skipped["broken.flac"].startswith("unreadable")
+    assert report.pairs == 5
+
+
+def test_no_usable_audio_fails_clearly(tmp_path, corpus):
+    voice, noise = corpus
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(DataError, match="empty: no usable voice audio found"):
+        create_dataset(empty, noise, tmp_path / "out", TINY, MixOptions(nb_samples=5))
+    with pytest.raises(AudioError, match="missing: folder not found"):
+        create_dataset(voice, tmp_path / "missing", tmp_path / "out", TINY, MixOptions(nb_samples=5))
+
+
+def test_existing_dataset_is_not_overwritten(tmp_path, corpus):
+    voice, noise = corpus
+    create_dataset(voice, noise, tmp_path / "out", TINY, MixOptions(nb_samples=3))
+    with pytest.raises(DataError, match="already exists"):
+        create_dataset(voice, noise, tmp_path / "out", TINY, MixOptions(nb_samples=3))
+    create_dataset(voice, noise, tmp_path / "out", TINY, MixOptions(nb_samples=3, seed=1), overwrite=True)

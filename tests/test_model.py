@@ -1,0 +1,28 @@
+import numpy as np
+
+from conftest import TINY
+from denoise.model import build_unet
+from denoise.settings import ModelSettings, Settings
+
+
+def test_original_unet_has_ten_encoder_convolutions_and_tanh_output():
+    import keras
+
+    model = build_unet(Settings(), ModelSettings())
+    assert model.input_shape == model.output_shape == (None, 128, 128, 1)
+    convs = [l for l in model.layers if isinstance(l, keras.layers.Conv2D)]
+    pools = [l for l in model.layers if isinstance(l, keras.layers.MaxPooling2D)]
+    ups = [l for l in model.layers if isinstance(l, keras.layers.UpSampling2D)]
+    assert len(pools) == len(ups) == 4
+    # 10 encoder convolutions, 4 x (1 up-conv + 2 convs) in the decoder, then 2 output convolutions.
+    assert len(convs) == 10 + 12 + 2
+    assert all(isinstance(c.kernel_initializer, keras.initializers.HeNormal) for c in convs[:-1])
+    assert model.layers[-1].activation.__name__ == "tanh"
+    assert sum(isinstance(l, keras.layers.Dropout) for l in model.layers) == 2
+    assert any(isinstance(l, keras.layers.Concatenate) for l in model.layers)
+
+
+def test_tiny_model_output_range(rng):
+    model = build_unet(TINY, ModelSettings(base_filters=4, depth=2))
+    y = np.asarray(model(rng.standard_normal((3, 16, 16, 1)).astype(np.float32) * 5))
+    assert y.shape == (3, 16, 16, 1) and np.all(np.abs(y) <= 1.0)

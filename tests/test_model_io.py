@@ -1,0 +1,34 @@
+import pytest
+
+from conftest import TINY, TINY_MODEL, zero_noise_model
+from denoise.errors import ModelFileError
+from denoise.model_io import default_weights, load_model, save_model
+
+
+def test_save_load_round_trip_keeps_settings(tmp_path):
+    path = save_model(zero_noise_model(), tmp_path / "m.keras", TINY, TINY_MODEL, {"note": "x"})
+    loaded = load_model(path)
+    assert loaded.settings == TINY and loaded.model_settings == TINY_MODEL
+    assert loaded.metadata["note"] == "x"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.json", "m.keras"]
+
+
+def test_model_file_errors(tmp_path):
+    with pytest.raises(ModelFileError, match="model file not found"):
+        load_model(tmp_path / "nope.keras")
+    with pytest.raises(ModelFileError, match="must end in .keras"):
+        save_model(zero_noise_model(), tmp_path / "m.h5", TINY, TINY_MODEL)
+    save_model(zero_noise_model(), tmp_path / "m.keras", TINY, TINY_MODEL)
+    (tmp_path / "bad.keras").write_text("not a zip")
+    (tmp_path / "bad.json").write_text((tmp_path / "m.json").read_text())
+    with pytest.raises(ModelFileError, match="bad.keras: cannot load model"):
+        load_model(tmp_path / "bad.keras")
+    (tmp_path / "m.json").unlink()
+    with pytest.raises(ModelFileError, match="m.json: settings file missing beside the model m.keras"):
+        load_model(tmp_path / "m.keras")
+
+
+def test_default_weights_missing_says_what_to_do(tmp_path, monkeypatch):
+    monkeypatch.setenv("DENOISE_WEIGHTS", str(tmp_path))
+    with pytest.raises(ModelFileError, match="no shipped model found.*--weights"):
+        default_weights()

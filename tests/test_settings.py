@@ -1,0 +1,58 @@
+import pytest
+
+from denoise.errors import SettingsError
+from denoise.settings import ModelSettings, Settings, load_settings, save_settings
+
+
+def test_defaults_give_128_by_128_examples():
+    s = Settings().validate()
+    assert (s.n_bins, s.n_frames) == (128, 128)
+    assert s.frame_length == 128 * s.hop_length
+
+
+def test_json_round_trip(tmp_path):
+    s = Settings(sample_rate=8000, out_scale_db=50.0)
+    save_settings(s, tmp_path)
+    assert load_settings(tmp_path) == s
+    assert load_settings(tmp_path / "settings.json") == s
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"hop_length": 300}, r"hop_length=300 must be in 1..n_fft=255"),
+        ({"frame_length": 8000}, r"frame_length=8000 must be a multiple of hop_length=63"),
+        ({"sample_rate": 10}, r"sample_rate=10 must be between"),
+        ({"amin": 0.0}, r"amin=0.0 must be in"),
+        ({"in_scale_db": 0.0}, r"in_scale_db=0.0 must be > 0"),
+    ],
+)
+def test_invalid_settings_repeat_the_bad_value(kwargs, message):
+    with pytest.raises(SettingsError, match=message):
+        Settings(**kwargs).validate()
+
+
+def test_unknown_setting_in_file_is_named(tmp_path):
+    (tmp_path / "settings.json").write_text('{"sample_rate": 16000, "n_ffft": 255}')
+    with pytest.raises(SettingsError, match="unknown setting.*n_ffft"):
+        load_settings(tmp_path)
+
+
+def test_missing_and_corrupt_settings_files(tmp_path):
+    with pytest.raises(SettingsError, match="settings file not found"):
+        load_settings(tmp_path)
+    (tmp_path / "settings.json").write_text("{not json")
+    with pytest.raises(SettingsError, match="cannot read settings"):
+        load_settings(tmp_path)
+
+
+def test_model_depth_must_divide_the_geometry():
+    odd = Settings(n_fft=199, hop_length=50, frame_length=6400)  # 100 bins, 128 frames
+    with pytest.raises(SettingsError, match=r"n_bins=100 must be divisible by 2\*\*\(depth-1\)=16"):
+        ModelSettings(depth=5).validate(odd)
+    ModelSettings(depth=3).validate(odd)
+
+
+def test_model_settings_checks():
+    with pytest.raises(SettingsError, match="dropout=1.5"):
+        ModelSettings(dropout=1.5).validate()

@@ -1,0 +1,69 @@
+import numpy as np
+import pytest
+
+from denoise.settings import Settings
+from denoise.spectrogram import (
+    block_starts,
+    example_db,
+    istft,
+    magnitude_db,
+    noise_target_db,
+    overlap_add,
+    scale_input,
+    scale_target,
+    split_blocks,
+    stft,
+    unscale_input,
+    unscale_target,
+)
+
+
+@pytest.mark.parametrize("n", [8064, 8064 * 3 + 17, 100, 1])
+def test_stft_round_trip_is_exact_for_odd_n_fft(rng, n):
+    s = Settings()
+    x = rng.standard_normal(n).astype(np.float32) * 0.1
+    spec = stft(x, s)
+    assert spec.shape[0] == 128
+    y = istft(spec, s, length=n)
+    assert y.shape == (n,)
+    assert np.max(np.abs(y - x)) < 1e-5
+
+
+def test_example_is_128_by_128_and_in_absolute_db():
+    s = Settings()
+    t = np.arange(s.frame_length) / s.sample_rate
+    loud = np.sin(2 * np.pi * 1000 * t).astype(np.float32)
+    db_loud, db_quiet = example_db(loud, s), example_db(0.1 * loud, s)
+    assert db_loud.shape == (128, 128)
+    # Absolute dB: a signal 20 dB quieter reads 20 dB lower, not normalised to its own maximum.
+    assert np.isclose(db_loud.max() - db_quiet.max(), 20.0, atol=0.01)
+    assert magnitude_db(np.zeros((2, 2), np.complex64), s).min() == pytest.approx(-100.0)
+
+
+def test_scalings_invert(rng):
+    s = Settings()
+    db = rng.uniform(-100, 40, size=(128, 128)).astype(np.float32)
+    assert np.allclose(unscale_input(scale_input(db, s), s), db, atol=1e-4)
+    assert scale_input(db, s).min() >= -1.0 - 1e-6
+    target = rng.uniform(-50, 50, size=(8, 8)).astype(np.float32)
+    assert np.allclose(unscale_target(scale_target(target, s), s), target, atol=1e-4)
+    assert scale_target(np.array([1000.0]), s)[0] == 1.0  # clipped to tanh's range
+    assert np.all(noise_target_db(db, db) == 0)
+
+
+@pytest.mark.parametrize("total", [1, 127, 128, 129, 200, 640])
+def test_blocks_cover_every_frame_and_overlap_add_is_identity(rng, total):
+    starts = block_starts(total, 128, 64)
+    assert starts[0] == 0 and starts[-1] + 128 >= total
+    values = rng.standard_normal((4, total)).astype(np.float32)
+    blocks = split_blocks(values, starts, 128, fill=-9.0)
+    assert blocks.shape == (len(starts), 4, 128)
+    assert np.allclose(overlap_add(blocks, starts, total), values, atol=1e-5)
+
+
+def test_overlap_add_cross_fades_between_blocks():
+    starts = block_starts(256, 128, 64)
+    blocks = np.stack([np.full((1, 128), float(i)) for i in range(len(starts))]).astype(np.float32)
+    merged = overlap_add(blocks, starts, 256)[0]
+    assert np.all(np.diff(merged) >= -1e-6)  # a smooth ramp from block to block, no jumps
+    assert np.max(np.diff(merged)) < 0.1

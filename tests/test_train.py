@@ -1,0 +1,65 @@
+import csv
+import shutil
+
+import numpy as np
+
+import pytest
+
+from conftest import TINY, TINY_MODEL
+from denoise.errors import DataError, ModelFileError
+from denoise.model_io import load_model
+from denoise.train import TrainOptions, train
+
+QUIET = {"log": lambda _: None, "verbose": 0}
+
+
+def read_log(path):
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_one_epoch_gives_a_loadable_model_log_and_plot(trained):
+    run = trained["run"]
+    for name in ("best.keras", "best.json", "last.keras", "last.json", "log.csv", "loss.png", "state.json"):
+        assert (run / name).exists(), name
+    loaded = load_model(run)
+    assert loaded.settings == TINY and loaded.model_settings == TINY_MODEL
+    assert loaded.metadata["provenance"]["keras"].startswith("3.")
+    assert loaded.metadata["training"]["train_pairs"] == 27
+    assert [r["epoch"] for r in read_log(run / "log.csv")] == ["0"]
+    assert (run / "loss.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_resume_continues_the_epoch_count(trained, tmp_path):
+    out = tmp_path / "run"
+    train(trained["data"], out, TrainOptions(epochs=1, batch_size=8), TINY_MODEL, **QUIET)
+    with pytest.raises(ModelFileError, match="a training already exists here"):
+        train(trained["data"], out, TrainOptions(epochs=2, batch_size=8), TINY_MODEL, **QUIET)
+    result = train(trained["data"], out, TrainOptions(epochs=2, batch_size=8), resume=True, **QUIET)
+    assert result.epochs_done == 2
+    assert [r["epoch"] for r in read_log(out / "log.csv")] == ["0", "1"]
+    model = load_model(out / "last.keras", compile=True).model
+    assert int(model.optimizer.iterations.numpy()) == 2 * 4  # 27 pairs / batch 8 = 4 steps per epoch
+
+
+def test_resume_needs_a_checkpoint(trained, tmp_path):
+    with pytest.raises(ModelFileError, match="no checkpoint to resume from"):
+        train(trained["data"], tmp_path / "new", TrainOptions(epochs=1), resume=True, **QUIET)
+
+
+def test_init_weights_fine_tunes(trained, tmp_path):
+    result = train(trained["data"], tmp_path / "ft", TrainOptions(epochs=1, batch_size=8),
+                   init_weights=trained["model"], **QUIET)
+    assert load_model(result.best_path).model_settings == TINY_MODEL
+
+
+def test_training_errors(trained, tmp_path):
+    with pytest.raises(DataError, match="no dataset shards"):
+        train(tmp_path, tmp_path / "out", **QUIET)
+    small = tmp_path / "small"
+    small.mkdir()
+    shutil.copy(trained["data"] / "settings.json", small)
+    with np.load(trained["data"] / "shard-00000.npz") as d:
+        np.savez(small / "shard-00000.npz", **{k: d[k][:1] for k in d.files})
+    with pytest.raises(DataError, match="1 pairs are too few for a 50% validation split"):
+        train(small, tmp_path / "out", TrainOptions(validation_split=0.5), **QUIET)
