@@ -16,6 +16,8 @@ from .errors import DenoiseError
 
 EXISTING_DIR = click.Path(file_okay=False, path_type=Path)
 ANY_PATH = click.Path(path_type=Path)
+WEIGHTS_HELP = ("Model file (.keras) or training folder. Default: the shipped 8 kHz model for audio "
+                "at 8 kHz or below, the 16 kHz model otherwise.")
 
 
 def _fail(exc: DenoiseError) -> None:
@@ -105,15 +107,17 @@ def train(data_dir, out, epochs, batch_size, learning_rate, validation_split, re
 @main.command()
 @click.argument("input_path", metavar="IN", type=ANY_PATH)
 @click.argument("output_path", metavar="OUT", type=ANY_PATH)
-@click.option("--weights", type=ANY_PATH, help="Model file (.keras) or training folder. Default: the shipped model.")
+@click.option("--weights", type=ANY_PATH, help=WEIGHTS_HELP)
 def predict(input_path, output_path, weights) -> None:
     """Denoise the recording IN into OUT (same length, rate and channels)."""
     os.environ.setdefault("CUDA_VISIBLE_DEVICES", "-1")  # prediction runs on the CPU
+    from .audio import audio_info, read_audio
     from .enhance import enhance_file
-    from .model_io import default_weights, load_model
+    from .model_io import ModelChooser
 
     try:
-        loaded = load_model(weights if weights is not None else default_weights())
+        read_audio(input_path, stop=1)  # fail on a bad input before loading a model
+        loaded = ModelChooser(weights).for_rate(audio_info(input_path)[1])
         start = time.perf_counter()
         result = enhance_file(input_path, output_path, loaded.settings, loaded.predict)
     except DenoiseError as exc:
@@ -123,6 +127,49 @@ def predict(input_path, output_path, weights) -> None:
                f"{elapsed:.2f} s, real-time factor {elapsed / max(result.seconds, 1e-9):.3f})")
     if result.clipped:
         click.echo(f"  note: {result.clipped} sample(s) past full scale were clipped", err=True)
+
+
+@main.command()
+@click.option("--clean-dir", type=EXISTING_DIR, required=True, help="Clean reference files.")
+@click.option("--noisy-dir", type=EXISTING_DIR, required=True, help="Noisy files, same relative paths as the clean ones.")
+@click.option("--enhanced-dir", type=EXISTING_DIR, help="Already denoised files; default: denoise the noisy files now.")
+@click.option("--out", type=EXISTING_DIR, default=Path("evaluation"), show_default=True,
+              help="Report folder: per_file.csv, summary.json (and enhanced/ when denoising here).")
+@click.option("--weights", type=ANY_PATH, help=WEIGHTS_HELP)
+def evaluate(clean_dir, noisy_dir, enhanced_dir, out, weights) -> None:
+    """Score noisy input and denoised output against clean references (PESQ, STOI, SI-SDR)."""
+    os.environ.setdefault("CUDA_VISIBLE_DEVICES", "-1")
+    from tqdm import tqdm
+
+    from .audio import find_audio_files
+    from .enhance import enhance_tree
+    from .evaluate import evaluate as run_evaluation, format_table, require_metrics, write_report
+    from .model_io import ModelChooser
+
+    extra = {"clean_dir": str(clean_dir), "noisy_dir": str(noisy_dir)}
+    try:
+        require_metrics()  # before spending minutes denoising
+        n_files = len(find_audio_files(noisy_dir))
+        if enhanced_dir is None:
+            chooser = ModelChooser(weights)
+            enhanced_dir = out / "enhanced"
+            with tqdm(total=n_files, unit="file", desc="Denoising") as bar:
+                _, failures = enhance_tree(noisy_dir, enhanced_dir, chooser.for_rate, bar.update)
+            for line in failures:
+                click.echo(f"  failed: {line}", err=True)
+            extra["models"] = sorted(str(m.path) for m in chooser.loaded)
+        extra["enhanced_dir"] = str(enhanced_dir)
+        with tqdm(total=n_files, unit="file", desc="Scoring") as bar:
+            report = run_evaluation(clean_dir, noisy_dir, enhanced_dir, bar.update)
+        csv_path, json_path = write_report(report, out, extra)
+    except DenoiseError as exc:
+        _fail(exc)
+    for line in report.problems:
+        click.echo(f"  problem: {line}", err=True)
+    if not report.rows:
+        raise click.ClickException(f"{noisy_dir}: no file could be scored")
+    click.echo(format_table(report))
+    click.echo(f"Wrote {csv_path} and {json_path}")
 
 
 if __name__ == "__main__":

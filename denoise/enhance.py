@@ -15,6 +15,7 @@ from typing import Callable
 import numpy as np
 
 from . import audio as audio_io
+from .errors import DenoiseError
 from .settings import Settings
 from .spectrogram import (
     block_starts,
@@ -111,3 +112,27 @@ def enhance_file(in_path: Path, out_path: Path, settings: Settings, predict: Pre
         out = np.clip(out, -1.0, 1.0)
     audio_io.write_audio(out_path, out, rate, subtype=subtype)
     return FileResult(in_path, out_path, data.shape[0] / rate, rate, clipped)
+
+
+def enhance_tree(
+    in_dir: Path, out_dir: Path, model_for_rate: Callable[[int], object],
+    progress: Callable[[int], None] | None = None,
+) -> tuple[list[FileResult], list[str]]:
+    """Denoise every audio file under ``in_dir`` into ``out_dir``, keeping relative paths.
+
+    ``model_for_rate(rate)`` returns a loaded model (with ``settings`` and ``predict``) for a file's
+    sample rate. Returns the results and one line per file that failed.
+    """
+    results, failures = [], []
+    for path in audio_io.find_audio_files(in_dir):
+        target = Path(out_dir) / path.relative_to(in_dir)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            _, rate, _ = audio_io.audio_info(path)
+            loaded = model_for_rate(rate)
+            results.append(enhance_file(path, target, loaded.settings, loaded.predict))
+        except DenoiseError as exc:
+            failures.append(str(exc))
+        if progress is not None:
+            progress(1)
+    return results, failures

@@ -101,15 +101,41 @@ WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 SHIPPED_MODELS = {16000: "denoise_16k.keras", 8000: "denoise_8k.keras"}
 
 
-def default_weights() -> Path:
-    """The shipped 16 kHz model (``$DENOISE_WEIGHTS`` overrides the weights folder)."""
+def default_weights(sample_rate: int | None = None) -> Path:
+    """The shipped model for audio at ``sample_rate``: the 8 kHz model at 8 kHz or below, else 16 kHz.
+
+    ``$DENOISE_WEIGHTS`` overrides the weights folder. Falls back to the other shipped model when
+    only one is present.
+    """
     folder = Path(os.environ.get("DENOISE_WEIGHTS", WEIGHTS_DIR))
-    path = folder / SHIPPED_MODELS[16000]
-    if not path.exists():
-        raise ModelFileError(
-            f"{path}: no shipped model found; train one with 'denoise train' and pass --weights"
-        )
-    return path
+    wanted = 8000 if sample_rate is not None and sample_rate <= 8000 else 16000
+    for rate in (wanted, 16000 if wanted == 8000 else 8000):
+        path = folder / SHIPPED_MODELS[rate]
+        if path.exists():
+            return path
+    raise ModelFileError(
+        f"{folder / SHIPPED_MODELS[wanted]}: no shipped model found; train one with 'denoise train' "
+        "and pass --weights"
+    )
+
+
+class ModelChooser:
+    """Loads each model once: the one given, or the shipped one that suits each sample rate."""
+
+    def __init__(self, weights: Path | None = None) -> None:
+        self.weights = weights
+        self._cache: dict[Path, LoadedModel] = {}
+
+    @property
+    def loaded(self) -> list[LoadedModel]:
+        """The models loaded so far."""
+        return list(self._cache.values())
+
+    def for_rate(self, sample_rate: int) -> LoadedModel:
+        path = resolve_model_path(self.weights if self.weights is not None else default_weights(sample_rate))
+        if path not in self._cache:
+            self._cache[path] = load_model(path)
+        return self._cache[path]
 
 
 def resolve_model_path(path: Path) -> Path:

@@ -62,3 +62,21 @@ def test_enhance_file_round_trip(tmp_path, trained, rng):
         enhance_file(src, src, loaded.settings, loaded.predict)
     with pytest.raises(AudioError, match="output folder .* does not exist"):
         enhance_file(src, tmp_path / "no" / "o.wav", loaded.settings, loaded.predict)
+
+
+def test_enhance_tree_keeps_relative_paths_and_lists_failures(tmp_path, rng):
+    from conftest import write
+    from denoise.enhance import enhance_tree
+
+    write(tmp_path / "in" / "a" / "x.wav", speech_like(rng, 0.5, 16000), 16000)
+    write(tmp_path / "in" / "y.flac", speech_like(rng, 0.5, 8000), 8000)
+    (tmp_path / "in" / "bad.wav").write_text("nope")
+
+    class Fake:
+        settings = TINY
+        predict = staticmethod(constant_noise(0.0, TINY))
+
+    results, failures = enhance_tree(tmp_path / "in", tmp_path / "out", lambda rate: Fake)
+    assert sorted(str(r.output.relative_to(tmp_path / "out")) for r in results) == ["a/x.wav", "y.flac"]
+    assert len(failures) == 1 and "bad.wav: cannot read audio" in failures[0]
+    assert not (tmp_path / "out" / "bad.wav").exists()

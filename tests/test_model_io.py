@@ -32,3 +32,22 @@ def test_default_weights_missing_says_what_to_do(tmp_path, monkeypatch):
     monkeypatch.setenv("DENOISE_WEIGHTS", str(tmp_path))
     with pytest.raises(ModelFileError, match="no shipped model found.*--weights"):
         default_weights()
+
+
+def test_shipped_model_is_chosen_by_sample_rate(tmp_path, monkeypatch):
+    from denoise.model_io import ModelChooser
+
+    monkeypatch.setenv("DENOISE_WEIGHTS", str(tmp_path))
+    save_model(zero_noise_model(), tmp_path / "denoise_16k.keras", TINY, TINY_MODEL)
+    # Only the 16 kHz model present: it serves every rate.
+    assert default_weights(8000).name == "denoise_16k.keras"
+    save_model(zero_noise_model(), tmp_path / "denoise_8k.keras", TINY, TINY_MODEL)
+    assert default_weights(8000).name == "denoise_8k.keras"
+    assert default_weights(6000).name == "denoise_8k.keras"
+    assert default_weights(11025).name == "denoise_16k.keras"
+    assert default_weights().name == "denoise_16k.keras"
+    chooser = ModelChooser()
+    assert chooser.for_rate(8000) is chooser.for_rate(8000)  # loaded once
+    assert chooser.for_rate(44100).path.name == "denoise_16k.keras"
+    assert len(chooser.loaded) == 2
+    assert ModelChooser(tmp_path / "denoise_8k.keras").for_rate(48000).path.name == "denoise_8k.keras"

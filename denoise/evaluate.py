@@ -1,0 +1,211 @@
+"""Evaluation: PESQ, STOI and SI-SDR of noisy input and enhanced output against clean references.
+
+Files are paired by relative path (extension ignored). Averages are reported overall and per
+sub-folder (for example one folder per SNR band or noise class). PESQ and STOI come from the
+``pesq`` and ``pystoi`` packages (the ``eval`` extra).
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable
+
+import numpy as np
+
+from . import audio as audio_io
+from .errors import DenoiseError
+from .settings import write_json
+
+METRICS = ("pesq", "stoi", "si_sdr")
+
+
+class MissingDependencyError(DenoiseError):
+    """An optional package needed for this command is not installed."""
+
+
+def si_sdr(reference: np.ndarray, estimate: np.ndarray) -> float:
+    """Scale-invariant signal-to-distortion ratio in dB (both 1-D, same length)."""
+    reference = reference.astype(np.float64) - np.mean(reference)
+    estimate = estimate.astype(np.float64) - np.mean(estimate)
+    energy = np.dot(reference, reference)
+    if energy == 0:
+        return float("nan")
+    target = np.dot(estimate, reference) / energy * reference
+    residual = estimate - target
+    return float(10 * np.log10(np.dot(target, target) / max(np.dot(residual, residual), 1e-20)))
+
+
+def pesq_rate(rate: int) -> tuple[int, str]:
+    """(rate PESQ runs at, mode): wide-band at 16 kHz, narrow-band at 8 kHz."""
+    if rate >= 16000:
+        return 16000, "wb"
+    if rate >= 8000:
+        return 8000, "nb"
+    raise audio_io.AudioError(f"sample rate {rate} Hz is below 8000 Hz, which PESQ does not support")
+
+
+def require_metrics() -> None:
+    """Raise MissingDependencyError, saying how to install them, if the metric packages are missing."""
+    try:
+        import pesq  # noqa: F401
+        import pystoi  # noqa: F401
+    except ImportError as exc:
+        raise MissingDependencyError(
+            f"evaluation needs the 'pesq' and 'pystoi' packages ({exc.name} is missing): "
+            "pip install 'denoise-unet[eval]'"
+        ) from None
+
+
+def score(clean: np.ndarray, test: np.ndarray, rate: int) -> dict[str, float]:
+    """PESQ (wb at >=16 kHz, nb at 8 kHz; resampled when needed), STOI and SI-SDR of ``test``."""
+    require_metrics()
+    from pesq import pesq
+    from pystoi import stoi
+
+    fs, mode = pesq_rate(rate)
+    ref, deg = audio_io.resample(clean, rate, fs), audio_io.resample(test, rate, fs)
+    try:
+        p = float(pesq(fs, ref, deg, mode))
+    except Exception:  # pesq raises when it finds no speech in the reference
+        p = float("nan")
+    return {"pesq": p, "stoi": float(stoi(clean, test, rate, extended=False)), "si_sdr": si_sdr(clean, test)}
+
+
+def pair_files(clean_dir: Path, other_dir: Path) -> tuple[list[tuple[str, Path, Path]], list[str]]:
+    """Match files by relative path without extension: (pairs (key, clean, other), problems)."""
+    clean = {_key(p, clean_dir): p for p in audio_io.find_audio_files(clean_dir)}
+    other = {_key(p, other_dir): p for p in audio_io.find_audio_files(other_dir)}
+    pairs = [(k, clean[k], other[k]) for k in sorted(clean) if k in other]
+    problems = [f"{other_dir / k}: no file matches clean {clean[k]}" for k in sorted(clean) if k not in other]
+    problems += [f"{other[k]}: no clean reference in {clean_dir}" for k in sorted(other) if k not in clean]
+    return pairs, problems
+
+
+def _key(path: Path, root: Path) -> str:
+    return path.relative_to(root).with_suffix("").as_posix()
+
+
+def group_of(key: str) -> str:
+    """The first sub-folder of a relative path, or '.' for files at the top."""
+    return key.split("/", 1)[0] if "/" in key else "."
+
+
+@dataclass
+class Report:
+    rows: list[dict] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+    def averages(self, rows: Iterable[dict] | None = None) -> dict[str, float]:
+        rows = list(self.rows if rows is None else rows)
+        out = {"files": len(rows)}
+        for metric in METRICS:
+            for side in ("input", "output"):
+                values = [r[f"{metric}_{side}"] for r in rows if not math.isnan(r[f"{metric}_{side}"])]
+                out[f"{metric}_{side}"] = float(np.mean(values)) if values else float("nan")
+            out[f"{metric}_delta"] = out[f"{metric}_output"] - out[f"{metric}_input"]
+        return out
+
+    def groups(self) -> dict[str, dict[str, float]]:
+        names = sorted({r["group"] for r in self.rows})
+        return {g: self.averages(r for r in self.rows if r["group"] == g) for g in names}
+
+
+def read_pair(clean_path: Path, test_path: Path) -> tuple[np.ndarray, np.ndarray, int]:
+    """Mono float32 clean and test signals at the same rate and length, or AudioError."""
+    clean, rate = audio_io.read_audio(clean_path)
+    test, test_rate = audio_io.read_audio(test_path)
+    audio_io.check_audio(clean, str(clean_path))
+    audio_io.check_audio(test, str(test_path))
+    if test_rate != rate:
+        raise audio_io.AudioError(f"{test_path}: sample rate {test_rate} Hz differs from the clean file's {rate} Hz")
+    if test.shape[0] != clean.shape[0]:
+        raise audio_io.AudioError(
+            f"{test_path}: {test.shape[0]} samples, the clean file {clean_path.name} has {clean.shape[0]}"
+        )
+    pesq_rate(rate)
+    return audio_io.to_mono(clean), audio_io.to_mono(test), rate
+
+
+def evaluate(
+    clean_dir: Path,
+    noisy_dir: Path,
+    enhanced_dir: Path,
+    progress: Callable[[int], None] | None = None,
+) -> Report:
+    """Score every noisy file and its enhanced version against the clean file of the same name."""
+    report = Report()
+    pairs, report.problems = pair_files(clean_dir, noisy_dir)
+    for key, clean_path, noisy_path in pairs:
+        enhanced_path = _find(enhanced_dir, key, noisy_path.suffix)
+        try:
+            if enhanced_path is None:
+                raise audio_io.AudioError(f"{enhanced_dir / key}: no enhanced file for {noisy_path}")
+            clean, noisy, rate = read_pair(clean_path, noisy_path)
+            _, enhanced, _ = read_pair(clean_path, enhanced_path)
+        except audio_io.AudioError as exc:
+            report.problems.append(str(exc))
+        else:
+            row = {"file": key, "group": group_of(key), "sample_rate": rate}
+            for side, signal in (("input", noisy), ("output", enhanced)):
+                for metric, value in score(clean, signal, rate).items():
+                    row[f"{metric}_{side}"] = value
+            report.rows.append(row)
+        if progress is not None:
+            progress(1)
+    return report
+
+
+def _find(folder: Path, key: str, suffix: str) -> Path | None:
+    exact = folder / f"{key}{suffix}"
+    if exact.exists():
+        return exact
+    matches = sorted(p for p in folder.glob(f"{key}.*") if p.suffix.lower() in audio_io.AUDIO_EXTENSIONS)
+    return matches[0] if matches else None
+
+
+def write_report(report: Report, out_dir: Path, extra: dict | None = None) -> tuple[Path, Path]:
+    """Write ``per_file.csv`` and ``summary.json`` into ``out_dir``; return both paths."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    csv_path, json_path = out_dir / "per_file.csv", out_dir / "summary.json"
+    columns = ["file", "group", "sample_rate"] + [f"{m}_{s}" for m in METRICS for s in ("input", "output")]
+    tmp = csv_path.with_name(".per_file.tmp.csv")
+    with open(tmp, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=columns)
+        writer.writeheader()
+        for row in report.rows:
+            writer.writerow({k: (f"{v:.4f}" if isinstance(v, float) else v) for k, v in row.items()})
+    tmp.replace(csv_path)
+    summary = {"average": report.averages(), "groups": report.groups(), "problems": report.problems}
+    summary.update(extra or {})
+    write_json(json_path, _finite(summary))
+    return csv_path, json_path
+
+
+def _finite(value):
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
+
+
+def format_table(report: Report) -> str:
+    """A plain-text table: each metric's input, output and difference, overall and per group."""
+    sections = [("all files", report.averages())]
+    groups = report.groups()
+    if len(groups) > 1 or (groups and "." not in groups):
+        sections += list(groups.items())
+    rate = report.rows[0]["sample_rate"] if report.rows else 16000
+    pesq_name = "PESQ-WB" if rate >= 16000 else "PESQ-NB"
+    lines = [f"{'group':<22}{'files':>6}  {'metric':<11}{'input':>8}{'output':>8}{'change':>8}"]
+    for name, avg in sections:
+        for i, (metric, label) in enumerate((("pesq", pesq_name), ("stoi", "STOI"), ("si_sdr", "SI-SDR dB"))):
+            head = f"{name:<22}{avg['files']:>6}" if i == 0 else " " * 28
+            lines.append(f"{head}  {label:<11}{avg[f'{metric}_input']:>8.3f}{avg[f'{metric}_output']:>8.3f}"
+                         f"{avg[f'{metric}_delta']:>+8.3f}")
+    return "\n".join(lines)

@@ -1,0 +1,106 @@
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+from click.testing import CliRunner
+
+from conftest import speech_like, write
+from denoise.cli import main
+from denoise.errors import AudioError
+from denoise.evaluate import evaluate, format_table, pair_files, pesq_rate, score, si_sdr, write_report
+
+
+def test_si_sdr_is_scale_invariant_and_matches_snr(rng):
+    x = rng.standard_normal(16000)
+    n = rng.standard_normal(16000)
+    n *= np.linalg.norm(x) / np.linalg.norm(n) / 10 ** (10 / 20)
+    assert si_sdr(x, x + n) == pytest.approx(10.0, abs=0.3)
+    assert si_sdr(x, 0.3 * (x + n)) == pytest.approx(si_sdr(x, x + n))
+    assert si_sdr(x, x) > 100
+
+
+def test_pesq_modes():
+    assert pesq_rate(16000) == (16000, "wb") and pesq_rate(44100) == (16000, "wb")
+    assert pesq_rate(8000) == (8000, "nb")
+    with pytest.raises(AudioError, match="4000 Hz is below 8000 Hz"):
+        pesq_rate(4000)
+
+
+def test_scores_rank_clean_above_noisy(rng):
+    clean = speech_like(rng, 3.0, 16000)
+    noisy = clean + 0.05 * rng.standard_normal(clean.shape[0]).astype(np.float32)
+    good, bad = score(clean, clean, 16000), score(clean, noisy, 16000)
+    assert good["pesq"] > bad["pesq"] and good["stoi"] > bad["stoi"] and good["si_sdr"] > bad["si_sdr"]
+
+
+@pytest.fixture
+def evalset(tmp_path, rng):
+    """clean/noisy/enhanced folders with two groups; the enhanced files are half-way to clean."""
+    dirs = {k: tmp_path / k for k in ("clean", "noisy", "enhanced")}
+    for group, rate in (("snr+00", 16000), ("snr+10", 16000)):
+        for i in range(2):
+            clean = speech_like(rng, 2.0, rate)
+            noise = (0.03 if group == "snr+10" else 0.1) * rng.standard_normal(clean.shape[0]).astype(np.float32)
+            write(dirs["clean"] / group / f"f{i}.wav", clean, rate)
+            write(dirs["noisy"] / group / f"f{i}.wav", clean + noise, rate)
+            write(dirs["enhanced"] / group / f"f{i}.flac", clean + 0.3 * noise, rate)
+    return dirs
+
+
+def test_evaluate_reports_per_file_per_group_and_overall(evalset, tmp_path):
+    report = evaluate(evalset["clean"], evalset["noisy"], evalset["enhanced"])
+    assert len(report.rows) == 4 and not report.problems
+    avg = report.averages()
+    assert avg["pesq_delta"] > 0 and avg["si_sdr_delta"] == pytest.approx(20 * np.log10(1 / 0.3), abs=0.5)
+    groups = report.groups()
+    assert set(groups) == {"snr+00", "snr+10"}
+    assert groups["snr+00"]["si_sdr_input"] < groups["snr+10"]["si_sdr_input"]
+    table = format_table(report)
+    assert "PESQ-WB" in table and "snr+10" in table
+    csv_path, json_path = write_report(report, tmp_path / "report")
+    assert len(csv_path.read_text().splitlines()) == 5
+    summary = json.loads(json_path.read_text())
+    assert summary["average"]["files"] == 4 and set(summary["groups"]) == {"snr+00", "snr+10"}
+
+
+def test_missing_partners_lengths_and_rates_are_reported(evalset, rng):
+    (evalset["noisy"] / "snr+00" / "f0.wav").unlink()
+    write(evalset["noisy"] / "extra.wav", speech_like(rng, 1.0, 16000), 16000)
+    pairs, problems = pair_files(evalset["clean"], evalset["noisy"])
+    assert len(pairs) == 3
+    assert any("no file matches clean" in p for p in problems)
+    assert any("extra.wav: no clean reference" in p for p in problems)
+    write(evalset["enhanced"] / "snr+10" / "f0.flac", np.zeros(100, np.float32), 16000)
+    write(evalset["enhanced"] / "snr+10" / "f1.flac", np.zeros(32000, np.float32), 22050)
+    report = evaluate(evalset["clean"], evalset["noisy"], evalset["enhanced"])
+    assert len(report.rows) == 1
+    assert any("100 samples, the clean file f0.wav has 32000" in p for p in report.problems)
+    assert any("sample rate 22050 Hz differs" in p for p in report.problems)
+
+
+def test_cli_evaluate_with_enhanced_dir(evalset, tmp_path):
+    result = CliRunner().invoke(main, ["evaluate", "--clean-dir", str(evalset["clean"]), "--noisy-dir",
+                                       str(evalset["noisy"]), "--enhanced-dir", str(evalset["enhanced"]),
+                                       "--out", str(tmp_path / "rep")])
+    assert result.exit_code == 0, result.output
+    assert "SI-SDR" in result.output and (tmp_path / "rep" / "summary.json").exists()
+
+
+def test_cli_evaluate_denoises_with_a_model(evalset, tmp_path, trained):
+    result = CliRunner().invoke(main, ["evaluate", "--clean-dir", str(evalset["clean"]), "--noisy-dir",
+                                       str(evalset["noisy"]), "--weights", str(trained["model"]),
+                                       "--out", str(tmp_path / "rep")])
+    assert result.exit_code == 0, result.output
+    assert len(list((tmp_path / "rep" / "enhanced").rglob("*.wav"))) == 4
+    summary = json.loads((tmp_path / "rep" / "summary.json").read_text())
+    assert summary["models"] == [str(trained["model"])]
+
+
+def test_cli_evaluate_errors(tmp_path):
+    (tmp_path / "c").mkdir()
+    (tmp_path / "n").mkdir()
+    result = CliRunner().invoke(main, ["evaluate", "--clean-dir", str(tmp_path / "c"), "--noisy-dir",
+                                       str(tmp_path / "n"), "--enhanced-dir", str(tmp_path / "n"),
+                                       "--out", str(tmp_path / "r")])
+    assert result.exit_code == 1 and "no file could be scored" in result.output
