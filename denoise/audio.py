@@ -24,14 +24,25 @@ def find_audio_files(folder: Path) -> list[Path]:
     )
 
 
+def _check_path(path: Path) -> None:
+    if not path.exists():
+        raise AudioError(f"{path}: file not found")
+    if path.is_dir():
+        raise AudioError(f"{path}: is a folder, expected an audio file")
+    if path.stat().st_size == 0:
+        raise AudioError(f"{path}: empty file (0 bytes)")
+
+
 def audio_info(path: Path) -> tuple[int, int, int]:
     """(n_samples, sample_rate, channels) without decoding the file."""
     import soundfile as sf
 
+    path = Path(path)
+    _check_path(path)
     try:
         info = sf.info(str(path))
     except Exception as exc:  # soundfile raises several types for unreadable files
-        raise AudioError(f"{path}: cannot read audio ({_short(exc)})") from None
+        raise AudioError(f"{path}: cannot read audio ({short_error(exc)})") from None
     return int(info.frames), int(info.samplerate), int(info.channels)
 
 
@@ -40,15 +51,36 @@ def read_audio(path: Path, start: int = 0, stop: int | None = None) -> tuple[np.
     import soundfile as sf
 
     path = Path(path)
-    if not path.exists():
-        raise AudioError(f"{path}: file not found")
-    if path.is_dir():
-        raise AudioError(f"{path}: is a folder, expected an audio file")
+    _check_path(path)
     try:
         data, rate = sf.read(str(path), start=start, stop=stop, dtype="float32", always_2d=True)
     except Exception as exc:
-        raise AudioError(f"{path}: cannot read audio ({_short(exc)})") from None
+        raise AudioError(f"{path}: cannot read audio ({short_error(exc)})") from None
     return data, int(rate)
+
+
+def open_audio(path: Path):
+    """An open ``soundfile.SoundFile`` for reading (a context manager); AudioError names the file."""
+    import soundfile as sf
+
+    path = Path(path)
+    _check_path(path)
+    try:
+        return sf.SoundFile(str(path))
+    except Exception as exc:
+        raise AudioError(f"{path}: cannot read audio ({short_error(exc)})") from None
+
+
+def format_for(path: Path) -> str:
+    """The soundfile format named by ``path``'s extension, or AudioError if none can be written."""
+    import soundfile as sf
+
+    ext = Path(path).suffix.lower().lstrip(".")
+    fmt = {"oga": "OGG", "aif": "AIFF", "mp3": "MP3"}.get(ext, ext.upper())
+    if fmt not in sf.available_formats():
+        raise AudioError(f"{path}: cannot write the '{Path(path).suffix}' format "
+                         f"(use one of {', '.join(e for e in AUDIO_EXTENSIONS)})")
+    return fmt
 
 
 def check_audio(audio: np.ndarray, name: str) -> None:
@@ -91,13 +123,13 @@ def write_audio(path: Path, audio: np.ndarray, rate: int, subtype: str | None = 
     if not path.parent.is_dir():
         raise AudioError(f"{path}: output folder {path.parent} does not exist")
     tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    fmt = path.suffix.lstrip(".").upper() or None
+    fmt = format_for(path)
     try:
         sf.write(str(tmp), audio, rate, subtype=subtype, format=fmt)
         os.replace(tmp, path)
     except Exception as exc:
         tmp.unlink(missing_ok=True)
-        raise AudioError(f"{path}: cannot write audio ({_short(exc)})") from None
+        raise AudioError(f"{path}: cannot write audio ({short_error(exc)})") from None
 
 
 def output_subtype(in_path: Path, out_path: Path) -> str | None:
@@ -108,8 +140,11 @@ def output_subtype(in_path: Path, out_path: Path) -> str | None:
         subtype = sf.info(str(in_path)).subtype
     except Exception:
         return None
-    fmt = out_path.suffix.lstrip(".").upper()
-    return subtype if fmt and sf.check_format(fmt, subtype) else None
+    try:
+        fmt = format_for(out_path)
+    except AudioError:
+        return None
+    return subtype if sf.check_format(fmt, subtype) else None
 
 
 def rms_db(audio: np.ndarray) -> float:
@@ -118,6 +153,6 @@ def rms_db(audio: np.ndarray) -> float:
     return 20.0 * np.log10(rms) if rms > 0 else float("-inf")
 
 
-def _short(exc: BaseException) -> str:
+def short_error(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[-1] if text else type(exc).__name__

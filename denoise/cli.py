@@ -105,28 +105,60 @@ def train(data_dir, out, epochs, batch_size, learning_rate, validation_split, re
 
 
 @main.command()
-@click.argument("input_path", metavar="IN", type=ANY_PATH)
-@click.argument("output_path", metavar="OUT", type=ANY_PATH)
+@click.argument("paths", nargs=-1, required=True, type=ANY_PATH, metavar="IN OUT | INPUTS... --out-dir DIR")
+@click.option("--out-dir", type=EXISTING_DIR, help="Write each input here (folders keep their relative paths).")
 @click.option("--weights", type=ANY_PATH, help=WEIGHTS_HELP)
-def predict(input_path, output_path, weights) -> None:
-    """Denoise the recording IN into OUT (same length, rate and channels)."""
+@click.option("--overwrite", is_flag=True, help="Replace outputs that already exist (never the input itself).")
+@click.option("--mono", is_flag=True, help="Downmix to one channel instead of denoising each channel.")
+@click.option("--plot", is_flag=True, help="Also write OUTPUT.png: noisy and denoised spectrograms.")
+def predict(paths, out_dir, weights, overwrite, mono, plot) -> None:
+    """Denoise recordings: 'denoise predict IN OUT', or many files, folders and globs with --out-dir.
+
+    Outputs keep the input's length, sample rate, channels and (where the format allows) sample
+    format; the format follows the output's extension (wav, flac, ogg, mp3, aiff).
+    """
     os.environ.setdefault("CUDA_VISIBLE_DEVICES", "-1")  # prediction runs on the CPU
-    from .audio import audio_info, read_audio
-    from .enhance import enhance_file
+    from tqdm import tqdm
+
+    from .enhance import enhance_batch, plan_outputs
     from .model_io import ModelChooser
 
     try:
-        read_audio(input_path, stop=1)  # fail on a bad input before loading a model
-        loaded = ModelChooser(weights).for_rate(audio_info(input_path)[1])
-        start = time.perf_counter()
-        result = enhance_file(input_path, output_path, loaded.settings, loaded.predict)
+        jobs, problems = plan_outputs(list(paths), out_dir)
+        if out_dir is not None:
+            out_dir.mkdir(parents=True, exist_ok=True)
     except DenoiseError as exc:
         _fail(exc)
-    elapsed = time.perf_counter() - start
-    click.echo(f"Wrote {result.output} ({result.seconds:.1f} s at {result.sample_rate} Hz, "
-               f"{elapsed:.2f} s, real-time factor {elapsed / max(result.seconds, 1e-9):.3f})")
-    if result.clipped:
-        click.echo(f"  note: {result.clipped} sample(s) past full scale were clipped", err=True)
+    except OSError as exc:
+        raise click.ClickException(f"{out_dir}: cannot create output folder ({exc.strerror})")
+    chooser = ModelChooser(weights)
+    with tqdm(total=len(jobs), unit="file", desc="Denoising", disable=len(jobs) < 2) as bar:
+        report = enhance_batch(jobs, chooser.for_rate, overwrite=overwrite, mono=mono, plot=plot,
+                               make_dirs=out_dir is not None, progress=bar.update)
+    report.failed = problems + report.failed
+    if out_dir is None:  # one file: its problem is the command's error
+        if report.skipped:
+            raise click.ClickException(report.skipped[0])
+        if report.failed:
+            raise click.ClickException(report.failed[0])
+    for result in report.done:
+        if result.scaled_db < 0:
+            click.echo(f"  note: {result.output}: scaled by {result.scaled_db:.2f} dB to avoid clipping", err=True)
+    if out_dir is None:
+        r = report.done[0]
+        click.echo(f"Wrote {r.output} ({r.seconds:.1f} s at {r.sample_rate} Hz, {r.processing_s:.2f} s, "
+                   f"real-time factor {r.processing_s / max(r.seconds, 1e-9):.3f})")
+    else:
+        rtf = report.processing_seconds / max(report.audio_seconds, 1e-9)
+        click.echo(f"Done {len(report.done)}, skipped {len(report.skipped)}, failed {len(report.failed)} "
+                   f"of {len(jobs) + len(problems)}; {report.audio_seconds:.1f} s of audio in "
+                   f"{report.processing_seconds:.1f} s (real-time factor {rtf:.3f})")
+    for line in report.skipped:
+        click.echo(f"  skipped: {line}", err=True)
+    if report.failed:
+        for line in report.failed:
+            click.echo(f"  failed: {line}", err=True)
+        raise click.exceptions.Exit(1)
 
 
 @main.command()

@@ -1,34 +1,46 @@
 """Enhancement: predict the noise in overlapping spectrogram blocks and subtract it.
 
-The whole signal gets one STFT; its scaled dB magnitude is cut into blocks of ``n_frames`` frames
-overlapping by half, the model predicts each block's noise share, the predictions are cross-faded
-back together, and the noise share is subtracted from the noisy magnitude in dB (a gain of at most
-1 on each bin). The inverse STFT uses the noisy phase and the input's exact length.
+At the model's rate the signal's STFT magnitude (in dB, scaled) is cut into blocks of ``n_frames``
+frames overlapping by half, the model predicts each block's noise share, the predictions are
+cross-faded together, and the noise share is subtracted from the noisy magnitude in dB (a gain of at
+most 1 on each bin). The inverse STFT uses the noisy phase.
+
+Any input rate: the audio is resampled to the model's rate (polyphase FIR), what the model removed
+there is resampled back and subtracted from the original, so a model that removes nothing gives back
+the input exactly. Above the model's Nyquist frequency the original's high band gets, frame by frame,
+the gain the model applied to its own top band (see ``HIGH_BAND_SHARE``).
+
+Long recordings are processed in chunks aligned to the block grid, each read with enough margin that
+every output sample depends on exactly the same input as when the recording is processed whole, so
+memory stays bounded and the result does not depend on the chunk size.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 
 from . import audio as audio_io
-from .errors import DenoiseError
+from .errors import AudioError, DenoiseError
 from .settings import Settings
 from .spectrogram import (
     block_starts,
-    istft,
     magnitude_db,
     overlap_add,
     scale_input,
     split_blocks,
-    stft,
     unscale_target,
 )
 
 PredictFn = Callable[[np.ndarray], np.ndarray]
+# The top eighth of the model's bins (7-8 kHz for a 16 kHz model) sets the high band's gain.
+HIGH_BAND_SHARE = 8
+CHUNK_SECONDS = 30.0
 
 
 def keras_predict_fn(model, batch_size: int = 16) -> PredictFn:
@@ -41,20 +53,142 @@ def keras_predict_fn(model, batch_size: int = 16) -> PredictFn:
         with tf.device("/CPU:0"):
             for start in range(0, x.shape[0], batch_size):
                 out.append(np.asarray(model(x[start : start + batch_size], training=False)))
-        return np.concatenate(out).astype(np.float32)
+        return np.concatenate(out).astype(np.float32) if out else np.zeros_like(x)
 
     return predict
 
 
-def noise_share_db(noisy_spec: np.ndarray, settings: Settings, predict: PredictFn) -> np.ndarray:
-    """Predicted noise share in dB for every bin of a complex STFT, shape (n_bins, n_frames_total)."""
-    total = noisy_spec.shape[1]
-    block = settings.n_frames
-    starts = block_starts(total, block, block // 2)
-    scaled = scale_input(magnitude_db(noisy_spec, settings), settings)
-    blocks = split_blocks(scaled, starts, block, fill=float(scale_input(np.float32(settings.floor_db), settings)))
-    predicted = predict(blocks[..., None])[..., 0]
-    return unscale_target(overlap_add(predicted, starts, total), settings)
+@dataclass(frozen=True)
+class ChunkPlan:
+    """How a recording of ``n`` samples at ``rate`` Hz is cut into exact, overlapping chunks.
+
+    ``unit`` (input samples) is the smallest step that is a whole number of model blocks (block hop
+    = n_frames // 2 STFT hops) and a whole number of resampling periods; chunks and margins are
+    multiples of it, so every chunk sees the same block grid and filter phases as the whole signal.
+    """
+
+    rate: int
+    n: int
+    up: int
+    down: int
+    unit: int
+    margin: int
+    chunk: int
+
+    @property
+    def model_length(self) -> int:
+        return -(-self.n * self.up // self.down)
+
+
+def plan_chunks(n: int, rate: int, settings: Settings, chunk_seconds: float = CHUNK_SECONDS) -> ChunkPlan:
+    ratio = Fraction(settings.sample_rate, rate)
+    up, down = ratio.numerator, ratio.denominator
+    block_hop = (settings.n_frames // 2) * settings.hop_length  # model samples
+    unit_model = block_hop * (up // math.gcd(up, block_hop))
+    unit = unit_model * down // up
+    # Each output sample depends on input within 1.5 blocks plus the STFT window and filter tails.
+    reach = (settings.n_frames * 3 // 2 + 4) * settings.hop_length + settings.n_fft + 64
+    margin = unit * (-(-reach // unit_model) + 1)
+    chunk = unit * max(1, round(chunk_seconds * rate / unit))
+    return ChunkPlan(rate, n, up, down, unit, margin, chunk)
+
+
+def _resample(x: np.ndarray, up: int, down: int) -> np.ndarray:
+    if up == down:
+        return x.astype(np.float32, copy=False)
+    from scipy.signal import resample_poly
+
+    return resample_poly(x, up, down).astype(np.float32)
+
+
+def _model_stage(
+    seg: np.ndarray, frame0: int, total_frames: int, settings: Settings, predict: PredictFn
+) -> tuple[np.ndarray, np.ndarray]:
+    """Enhance a segment at the model's rate whose first sample is global frame ``frame0``'s centre.
+
+    Returns (enhanced segment, per-frame gain of the top band at each frame centre).
+    """
+    import librosa
+
+    hop, pad = settings.hop_length, settings.n_fft // 2
+    n_local = -(-seg.shape[0] // hop)
+    n_valid = max(0, min(n_local, total_frames - frame0))
+    padded = np.concatenate([np.zeros(pad, np.float32), seg, np.zeros(pad + settings.n_fft, np.float32)])
+    spec = librosa.stft(padded, n_fft=settings.n_fft, hop_length=hop, window="hann", center=False)[:, :n_valid]
+    floor = float(scale_input(np.float32(settings.floor_db), settings))
+    scaled = scale_input(magnitude_db(spec, settings), settings)
+    block, step = settings.n_frames, settings.n_frames // 2
+    last_start = block_starts(total_frames, block, step)[-1]
+    starts = [s - frame0 for s in range(frame0, frame0 + n_valid, step) if s <= last_start]
+    blocks = split_blocks(scaled, starts, block, fill=floor)
+    share = unscale_target(overlap_add(predict(blocks[..., None])[..., 0], starts, n_valid), settings)
+    gain = np.power(10.0, -np.maximum(share, 0.0) / 20.0, dtype=np.float32)
+    enhanced = spec * gain
+    out = librosa.istft(enhanced, n_fft=settings.n_fft, hop_length=hop, window="hann", center=False)
+    out = np.pad(out[pad:], (0, max(0, seg.shape[0] - out.shape[0] + pad)))[: seg.shape[0]]
+    top = slice(settings.n_bins - settings.n_bins // HIGH_BAND_SHARE, settings.n_bins)
+    power_in = np.sum(np.abs(spec[top]) ** 2, axis=0)
+    power_out = np.sum(np.abs(enhanced[top]) ** 2, axis=0)
+    band_gain = np.sqrt(power_out / np.maximum(power_in, 1e-20)).astype(np.float32)
+    return out.astype(np.float32), band_gain
+
+
+def _process(seg: np.ndarray, start: int, plan: ChunkPlan, settings: Settings, predict: PredictFn) -> np.ndarray:
+    """Denoise one channel's segment (input rate) that starts at input sample ``start``."""
+    seg_model = _resample(seg, plan.up, plan.down)
+    model_start = start * plan.up // plan.down
+    total_frames = 1 + (plan.model_length - 1) // settings.hop_length
+    enhanced, band_gain = _model_stage(
+        seg_model, model_start // settings.hop_length, total_frames, settings, predict
+    )
+    if plan.up == plan.down:
+        return enhanced
+    removed = _resample(seg_model - enhanced, plan.down, plan.up)[: seg.shape[0]]
+    out = seg - np.pad(removed, (0, seg.shape[0] - removed.shape[0]))
+    if plan.up < plan.down:  # input above the model's band: treat the high band too
+        low = _resample(seg_model, plan.down, plan.up)[: seg.shape[0]]
+        high = seg - np.pad(low, (0, seg.shape[0] - low.shape[0]))
+        centres = np.arange(band_gain.shape[0]) * settings.hop_length * plan.down / plan.up
+        gain = np.interp(np.arange(seg.shape[0]), centres, band_gain) if band_gain.size else 1.0
+        out = out - (1.0 - gain) * high
+    return out.astype(np.float32)
+
+
+def enhance_chunks(
+    read: Callable[[int, int], np.ndarray],
+    n: int,
+    rate: int,
+    settings: Settings,
+    predict: PredictFn,
+    chunk_seconds: float = CHUNK_SECONDS,
+) -> Iterator[np.ndarray]:
+    """Denoise a recording of ``n`` samples chunk by chunk; yields consecutive output pieces.
+
+    read(start, stop): float32 samples [start, stop) of shape (stop - start, channels).
+    Each yielded piece has shape (samples, channels); together they are exactly ``n`` samples.
+    """
+    plan = plan_chunks(n, rate, settings, chunk_seconds)
+    for a in range(0, n, plan.chunk):
+        b = min(n, a + plan.chunk)
+        lo, hi = max(0, a - plan.margin), min(n, b + plan.margin)
+        seg = read(lo, hi)
+        audio_io.check_audio(seg, "input")
+        out = np.stack([_process(seg[:, ch], lo, plan, settings, predict) for ch in range(seg.shape[1])], axis=1)
+        yield out[a - lo : b - lo]
+
+
+def enhance_signal(
+    audio: np.ndarray, rate: int, settings: Settings, predict: PredictFn, chunk_seconds: float = CHUNK_SECONDS
+) -> np.ndarray:
+    """Denoise audio at any rate, each channel on its own.
+
+    audio: float32, shape (n_samples, channels), at ``rate`` Hz. Returns the same shape and rate.
+    """
+    audio = np.asarray(audio, dtype=np.float32)
+    if audio.shape[0] == 0:
+        return audio.copy()
+    pieces = enhance_chunks(lambda a, b: audio[a:b], audio.shape[0], rate, settings, predict, chunk_seconds)
+    return np.concatenate(list(pieces), axis=0)
 
 
 def enhance(audio: np.ndarray, settings: Settings, predict: PredictFn) -> np.ndarray:
@@ -62,29 +196,7 @@ def enhance(audio: np.ndarray, settings: Settings, predict: PredictFn) -> np.nda
 
     audio: float32, shape (n_samples,), at settings.sample_rate Hz. Returns the same shape.
     """
-    audio = np.asarray(audio, dtype=np.float32)
-    spec = stft(audio, settings)
-    share = np.maximum(noise_share_db(spec, settings, predict), 0.0)
-    gain = np.power(10.0, -share / 20.0, dtype=np.float32)
-    return istft(spec * gain, settings, length=audio.shape[0])
-
-
-def enhance_signal(audio: np.ndarray, rate: int, settings: Settings, predict: PredictFn) -> np.ndarray:
-    """Denoise audio at any rate, each channel on its own.
-
-    audio: float32, shape (n_samples, channels), at ``rate`` Hz. Returns the same shape and rate.
-    The model works at its own rate; what it removes there is resampled back and subtracted from
-    the original, so a model that removes nothing gives back the input exactly.
-    """
-    out = np.empty_like(audio, dtype=np.float32)
-    for ch in range(audio.shape[1]):
-        x = audio[:, ch].astype(np.float32)
-        x_model = audio_io.resample(x, rate, settings.sample_rate)
-        removed = x_model - enhance(x_model, settings, predict)
-        removed = audio_io.resample(removed, settings.sample_rate, rate)
-        removed = np.pad(removed, (0, max(0, x.shape[0] - removed.shape[0])))[: x.shape[0]]
-        out[:, ch] = x - removed
-    return out
+    return enhance_signal(np.asarray(audio)[:, None], settings.sample_rate, settings, predict)[:, 0]
 
 
 @dataclass
@@ -93,25 +205,190 @@ class FileResult:
     output: Path
     seconds: float
     sample_rate: int
-    clipped: int
+    channels: int
+    scaled_db: float = 0.0  # gain applied to avoid clipping (0: none)
+    processing_s: float = 0.0
 
 
-def enhance_file(in_path: Path, out_path: Path, settings: Settings, predict: PredictFn) -> FileResult:
-    """Denoise one file into ``out_path`` (format from its extension, same rate and channels)."""
+MIN_RATE, MAX_RATE = 8000, 192000
+
+
+def enhance_file(
+    in_path: Path,
+    out_path: Path,
+    settings: Settings,
+    predict: PredictFn,
+    mono: bool = False,
+    chunk_seconds: float = CHUNK_SECONDS,
+) -> FileResult:
+    """Denoise one file into ``out_path``: same rate, channels (or mono) and, where the output format
+    allows, sample format. Memory stays bounded whatever the duration.
+
+    Nothing is left at ``out_path`` on failure: the audio goes to a temporary file in the output
+    folder that is renamed at the end. If denoising would push samples past full scale, the whole
+    output is scaled down just enough (``FileResult.scaled_db``).
+    """
+    import time
+
+    import soundfile as sf
+
     in_path, out_path = Path(in_path), Path(out_path)
-    if out_path.resolve() == in_path.resolve():
-        raise audio_io.AudioError(f"{out_path}: output would overwrite its input")
+    if out_path.exists() and out_path.resolve() == in_path.resolve():
+        raise AudioError(f"{out_path}: output would overwrite its input")
     if not out_path.parent.is_dir():
-        raise audio_io.AudioError(f"{out_path}: output folder {out_path.parent} does not exist")
-    data, rate = audio_io.read_audio(in_path)
-    audio_io.check_audio(data, str(in_path))
-    out = enhance_signal(data, rate, settings, predict)
-    clipped = int(np.count_nonzero(np.abs(out) > 1.0))
+        raise AudioError(f"{out_path}: output folder {out_path.parent} does not exist")
+    out_format = audio_io.format_for(out_path)
+    n, rate, channels = audio_io.audio_info(in_path)
+    if in_path.stat().st_size == 0:
+        raise AudioError(f"{in_path}: empty file")
+    if n <= 0:
+        raise AudioError(f"{in_path}: no samples")
+    if not MIN_RATE <= rate <= MAX_RATE:
+        raise AudioError(f"{in_path}: unsupported sample rate {rate} Hz (supported: {MIN_RATE} to {MAX_RATE} Hz)")
     subtype = audio_io.output_subtype(in_path, out_path)
-    if clipped and subtype is not None and subtype.startswith("PCM"):
-        out = np.clip(out, -1.0, 1.0)
-    audio_io.write_audio(out_path, out, rate, subtype=subtype)
-    return FileResult(in_path, out_path, data.shape[0] / rate, rate, clipped)
+    out_channels = 1 if mono else channels
+    started = time.perf_counter()
+    tmp_float = out_path.with_name(f".{out_path.name}.part.w64")
+    tmp_final = out_path.with_name(f".{out_path.stem}.part{out_path.suffix}")
+    try:
+        peak = 0.0
+        with audio_io.open_audio(in_path) as src, sf.SoundFile(
+            str(tmp_float), "w", rate, out_channels, subtype="FLOAT", format="W64"
+        ) as dst:
+
+            def read(a: int, b: int) -> np.ndarray:
+                try:
+                    src.seek(a)
+                    data = src.read(b - a, dtype="float32", always_2d=True)
+                except (RuntimeError, sf.LibsndfileError) as exc:
+                    raise AudioError(f"{in_path}: truncated or corrupt ({audio_io.short_error(exc)})") from None
+                if data.shape[0] != b - a:
+                    raise AudioError(f"{in_path}: truncated: {a + data.shape[0]} of {n} samples readable")
+                if not np.all(np.isfinite(data)):
+                    raise AudioError(f"{in_path}: contains NaN or infinite samples")
+                return data.mean(axis=1, keepdims=True) if mono else data
+
+            for piece in enhance_chunks(read, n, rate, settings, predict, chunk_seconds):
+                peak = max(peak, float(np.max(np.abs(piece))))
+                dst.write(piece)
+        scale = 1.0 if peak <= 1.0 else 1.0 / peak
+        with sf.SoundFile(str(tmp_float)) as src, sf.SoundFile(
+            str(tmp_final), "w", rate, out_channels, subtype=subtype, format=out_format
+        ) as dst:
+            for block in src.blocks(blocksize=1 << 18, dtype="float32", always_2d=True):
+                dst.write(block * scale if scale != 1.0 else block)
+        tmp_final.replace(out_path)
+    except DenoiseError:
+        tmp_final.unlink(missing_ok=True)
+        raise
+    except (OSError, RuntimeError, sf.LibsndfileError) as exc:
+        tmp_final.unlink(missing_ok=True)
+        raise AudioError(f"{out_path}: cannot write audio ({audio_io.short_error(exc)})") from None
+    finally:
+        tmp_float.unlink(missing_ok=True)
+    return FileResult(in_path, out_path, n / rate, rate, out_channels,
+                      20 * math.log10(scale), time.perf_counter() - started)
+
+
+GLOB_CHARS = set("*?[")
+
+
+def plan_outputs(paths: list[Path], out_dir: Path | None) -> tuple[list[tuple[Path, Path]], list[str]]:
+    """(input, output) pairs for ``denoise predict`` arguments, and one line per argument that fails.
+
+    Without ``out_dir`` the arguments are exactly IN OUT. With it, each argument is a file, a folder
+    (searched recursively, relative paths kept) or a glob pattern, written under ``out_dir``.
+    """
+    if out_dir is None:
+        if len(paths) != 2:
+            raise AudioError(f"expected IN OUT, got {len(paths)} path(s); use --out-dir DIR for several inputs")
+        src, dst = Path(paths[0]), Path(paths[1])
+        if src.is_dir():
+            raise AudioError(f"{src}: is a folder; use --out-dir DIR to denoise a folder")
+        if dst.is_dir():
+            raise AudioError(f"{dst}: is a folder; use --out-dir {dst} to write into it")
+        return [(src, dst)], []
+    jobs, problems = [], []
+    for arg in paths:
+        arg = Path(arg)
+        if arg.is_dir():
+            jobs += [(p, out_dir / p.relative_to(arg)) for p in audio_io.find_audio_files(arg)]
+        elif not arg.exists() and GLOB_CHARS & set(str(arg)):
+            import glob
+
+            matches = sorted(Path(m) for m in glob.glob(str(arg), recursive=True) if Path(m).is_file())
+            if not matches:
+                problems.append(f"{arg}: no file matches")
+            jobs += [(m, out_dir / m.name) for m in matches]
+        else:
+            jobs.append((arg, out_dir / arg.name))
+    seen: dict[Path, Path] = {}
+    unique = []
+    for src, dst in jobs:
+        if dst in seen:
+            problems.append(f"{src}: its output {dst} would also be written from {seen[dst]}")
+        else:
+            seen[dst] = src
+            unique.append((src, dst))
+    return unique, problems
+
+
+@dataclass
+class BatchReport:
+    done: list[FileResult]
+    skipped: list[str]
+    failed: list[str]
+
+    @property
+    def audio_seconds(self) -> float:
+        return sum(r.seconds for r in self.done)
+
+    @property
+    def processing_seconds(self) -> float:
+        return sum(r.processing_s for r in self.done)
+
+
+def enhance_batch(
+    jobs: list[tuple[Path, Path]],
+    model_for_rate: Callable[[int], object],
+    overwrite: bool = False,
+    mono: bool = False,
+    plot: bool = False,
+    make_dirs: bool = False,
+    progress: Callable[[int], None] | None = None,
+) -> BatchReport:
+    """Denoise each (input, output) pair; a failure is recorded and the batch goes on.
+
+    Existing outputs are skipped unless ``overwrite``; an output equal to its input is refused.
+    ``make_dirs`` creates missing output folders (for --out-dir); otherwise a missing one is an error.
+    ``model_for_rate(rate)`` gives the loaded model for a file's sample rate (loaded once each).
+    """
+    report = BatchReport([], [], [])
+    for src, dst in jobs:
+        try:
+            if dst.exists() and dst.resolve() == Path(src).resolve():
+                raise AudioError(f"{dst}: output would overwrite its input")
+            if dst.exists() and not overwrite:
+                report.skipped.append(f"{dst}: exists (use --overwrite to replace it)")
+            else:
+                if make_dirs:
+                    try:
+                        dst.parent.mkdir(parents=True, exist_ok=True)
+                    except OSError as exc:
+                        raise AudioError(f"{dst}: cannot create output folder ({exc.strerror})") from None
+                _, rate, _ = audio_io.audio_info(src)
+                loaded = model_for_rate(rate)
+                result = enhance_file(src, dst, loaded.settings, loaded.predict, mono=mono)
+                if plot:
+                    from .plots import plot_before_after
+
+                    plot_before_after(src, dst, dst.with_suffix(".png"))
+                report.done.append(result)
+        except DenoiseError as exc:
+            report.failed.append(str(exc))
+        if progress is not None:
+            progress(1)
+    return report
 
 
 def enhance_tree(
@@ -120,19 +397,8 @@ def enhance_tree(
 ) -> tuple[list[FileResult], list[str]]:
     """Denoise every audio file under ``in_dir`` into ``out_dir``, keeping relative paths.
 
-    ``model_for_rate(rate)`` returns a loaded model (with ``settings`` and ``predict``) for a file's
-    sample rate. Returns the results and one line per file that failed.
+    Returns the results and one line per file that failed.
     """
-    results, failures = [], []
-    for path in audio_io.find_audio_files(in_dir):
-        target = Path(out_dir) / path.relative_to(in_dir)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            _, rate, _ = audio_io.audio_info(path)
-            loaded = model_for_rate(rate)
-            results.append(enhance_file(path, target, loaded.settings, loaded.predict))
-        except DenoiseError as exc:
-            failures.append(str(exc))
-        if progress is not None:
-            progress(1)
-    return results, failures
+    jobs = [(p, Path(out_dir) / p.relative_to(in_dir)) for p in audio_io.find_audio_files(in_dir)]
+    report = enhance_batch(jobs, model_for_rate, overwrite=True, make_dirs=True, progress=progress)
+    return report.done, report.failed

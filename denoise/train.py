@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,6 +9,7 @@ from typing import Callable
 
 from .dataset import count_pairs, list_shards, load_dataset_settings, make_dataset
 from .errors import DataError, ModelFileError
+from .plots import plot_losses
 from .model_io import import_tensorflow, load_model, read_model_info, save_model
 from .settings import ModelSettings, read_json, write_json
 
@@ -44,34 +44,6 @@ def training_device() -> str:
     tf = import_tensorflow()
     gpus = tf.config.list_physical_devices("GPU")
     return f"GPU ({len(gpus)}: {', '.join(g.name for g in gpus)})" if gpus else "CPU"
-
-
-def plot_losses(log_path: Path, out_path: Path) -> None:
-    """Training and validation loss per epoch on a log scale, as a PNG (headless Agg backend)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    with open(log_path, newline="") as fh:
-        rows = list(csv.DictReader(fh))
-    if not rows:
-        return
-    epochs = [int(r["epoch"]) + 1 for r in rows]
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for key, label in (("loss", "training"), ("val_loss", "validation")):
-        if key in rows[0]:
-            ax.plot(epochs, [float(r[key]) for r in rows], marker="o", label=label)
-    ax.set_yscale("log")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("Huber loss")
-    ax.legend()
-    ax.grid(True, which="both", alpha=0.3)
-    fig.tight_layout()
-    tmp = out_path.with_name(f".{out_path.stem}.tmp.png")
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    tmp.replace(out_path)
 
 
 def train(

@@ -1,0 +1,185 @@
+"""`denoise predict` on real-world files: formats, rates, channels, batches and bad input."""
+
+import errno
+
+import numpy as np
+import pytest
+import soundfile as sf
+from click.testing import CliRunner
+
+from conftest import TINY, speech_like, write
+from denoise.cli import main
+from denoise.enhance import enhance_file
+from denoise.errors import AudioError
+
+from test_enhance import block_dependent
+
+
+def run(*args):
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+@pytest.fixture
+def weights(trained):
+    return ["--weights", str(trained["model"])]
+
+
+@pytest.mark.parametrize(
+    "ext, subtype, out_ext, out_subtype",
+    [
+        ("wav", "PCM_16", "wav", "PCM_16"),
+        ("wav", "FLOAT", "wav", "FLOAT"),
+        ("flac", "PCM_24", "flac", "PCM_24"),
+        ("flac", "PCM_16", "wav", "PCM_16"),
+        ("ogg", "VORBIS", "ogg", "VORBIS"),
+        ("mp3", "MPEG_LAYER_III", "mp3", "MPEG_LAYER_III"),
+        ("wav", "PCM_16", "mp3", "MPEG_LAYER_III"),
+    ],
+)
+def test_formats_and_sample_formats(tmp_path, rng, ext, subtype, out_ext, out_subtype):
+    src = tmp_path / f"in.{ext}"
+    sf.write(str(src), speech_like(rng, 1.0, 16000), 16000, subtype=subtype)
+    out = tmp_path / f"out.{out_ext}"
+    enhance_file(src, out, TINY, block_dependent)
+    info = sf.info(str(out))
+    assert info.subtype == out_subtype and info.samplerate == 16000 and info.channels == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted({src.name, out.name})  # no temporary files left
+
+
+@pytest.mark.parametrize("rate, channels", [(8000, 1), (22050, 2), (44100, 2), (48000, 6), (96000, 1)])
+def test_rates_and_channels_are_kept(tmp_path, rng, rate, channels):
+    src = tmp_path / "in.wav"
+    sf.write(str(src), (0.1 * rng.standard_normal((rate // 3, channels))).astype(np.float32), rate)
+    result = enhance_file(src, tmp_path / "out.flac", TINY, block_dependent)
+    info = sf.info(str(tmp_path / "out.flac"))
+    assert (info.samplerate, info.channels, info.frames) == (rate, channels, rate // 3)
+    assert result.channels == channels
+    enhance_file(src, tmp_path / "mono.wav", TINY, block_dependent, mono=True)
+    assert sf.info(str(tmp_path / "mono.wav")).channels == 1
+
+
+def test_channels_are_denoised_separately(tmp_path, rng):
+    left = speech_like(rng, 1.0, 8000)
+    src = tmp_path / "in.wav"
+    sf.write(str(src), np.stack([left, np.zeros_like(left)], axis=1), 8000, subtype="FLOAT")
+    enhance_file(src, tmp_path / "out.wav", TINY, block_dependent)
+    out, _ = sf.read(str(tmp_path / "out.wav"))
+    assert np.all(out[:, 1] == 0) and np.any(out[:, 0] != 0)
+
+
+def test_clipping_is_avoided_and_reported(tmp_path):
+    t = np.arange(16000) / 16000
+    square = np.sign(np.sin(2 * np.pi * 150 * t)).astype(np.float32)  # full scale
+    src = tmp_path / "loud.wav"
+    sf.write(str(src), square, 16000, subtype="PCM_16")
+
+    def low_pass(x):  # removes every bin above the fundamental: a square wave becomes a 4/pi sine
+        return np.where(np.arange(x.shape[1])[None, :, None, None] >= 2, 1.0, 0.0) * np.ones_like(x)
+
+    result = enhance_file(src, tmp_path / "out.wav", TINY, low_pass)
+    out, _ = sf.read(str(tmp_path / "out.wav"))
+    assert result.scaled_db < 0
+    assert np.max(np.abs(out)) <= 1.0
+
+
+def test_short_and_silent_inputs_keep_their_length(tmp_path):
+    for n in (1, 10, 200):
+        src = tmp_path / f"s{n}.wav"
+        sf.write(str(src), np.zeros(n, np.float32), 44100)
+        enhance_file(src, tmp_path / f"o{n}.wav", TINY, block_dependent)
+        out, rate = sf.read(str(tmp_path / f"o{n}.wav"))
+        assert out.shape == (n,) and rate == 44100 and np.all(out == 0)
+
+
+def make_bad_inputs(folder, rng):
+    """One file per kind of bad input, named for it; returns {name: expected message}."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "empty.wav").write_bytes(b"")
+    (folder / "text.wav").write_text("this is not audio")
+    sf.write(str(folder / "zero.wav"), np.zeros((0, 1), np.float32), 16000)
+    sf.write(str(folder / "nan.wav"), np.array([0.1, np.nan, 0.2] * 1000, np.float32), 16000, subtype="FLOAT")
+    sf.write(str(folder / "lowrate.wav"), np.zeros(4000, np.float32), 4000)
+    sf.write(str(folder / "cut.flac"), speech_like(rng, 3.0, 16000), 16000)
+    data = (folder / "cut.flac").read_bytes()
+    (folder / "cut.flac").write_bytes(data[: len(data) // 2])
+    return {
+        "empty.wav": "empty file (0 bytes)",
+        "text.wav": "cannot read audio",
+        "zero.wav": "no samples",
+        "nan.wav": "contains NaN or infinite samples",
+        "lowrate.wav": "unsupported sample rate 4000 Hz",
+        "cut.flac": "truncated",
+    }
+
+
+def test_each_bad_input_fails_alone_with_a_named_one_line_error(tmp_path, rng, weights):
+    expected = make_bad_inputs(tmp_path / "in", rng)
+    for name, message in expected.items():
+        out = tmp_path / "out" / (name + ".wav")
+        out.parent.mkdir(exist_ok=True)
+        result = run("predict", tmp_path / "in" / name, out, *weights)
+        assert result.exit_code == 1, (name, result.output)
+        line = [l for l in result.output.splitlines() if l.startswith("Error:")][0]
+        assert name in line and message in line, (name, line)
+        assert list((tmp_path / "out").iterdir()) == [], name  # not even a partial file
+
+
+def test_batch_goes_on_past_failures_and_lists_them(tmp_path, rng, weights):
+    expected = make_bad_inputs(tmp_path / "in", rng)
+    write(tmp_path / "in" / "sub" / "good.wav", speech_like(rng, 0.5, 16000), 16000)
+    write(tmp_path / "in" / "good2.flac", speech_like(rng, 0.5, 8000), 8000)
+    result = run("predict", tmp_path / "in", tmp_path / "nope.wav", "--out-dir", tmp_path / "out", *weights)
+    assert result.exit_code == 1
+    assert f"Done 2, skipped 0, failed {len(expected) + 1} of {len(expected) + 3}" in result.output
+    for name, message in expected.items():
+        assert any(name in l and message in l for l in result.output.splitlines()), name
+    assert "nope.wav: file not found" in result.output
+    produced = sorted(str(p.relative_to(tmp_path / "out")) for p in (tmp_path / "out").rglob("*") if p.is_file())
+    assert produced == ["good2.flac", "sub/good.wav"]
+
+
+def test_globs_overwrite_and_plots(tmp_path, rng, weights):
+    for name in ("a.wav", "b.wav", "c.flac"):
+        write(tmp_path / "in" / name, speech_like(rng, 0.5, 16000), 16000)
+    out = tmp_path / "out"
+    result = run("predict", str(tmp_path / "in" / "*.wav"), "--out-dir", out, "--plot", *weights)
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in out.iterdir()) == ["a.png", "a.wav", "b.png", "b.wav"]
+    assert (out / "a.png").read_bytes()[:4] == b"\x89PNG"
+    before = (out / "a.wav").stat().st_mtime_ns
+    result = run("predict", tmp_path / "in" / "a.wav", "--out-dir", out, *weights)
+    assert "skipped 1" in result.output and "exists (use --overwrite" in result.output
+    assert (out / "a.wav").stat().st_mtime_ns == before
+    result = run("predict", tmp_path / "in" / "a.wav", "--out-dir", out, "--overwrite", *weights)
+    assert result.exit_code == 0 and "Done 1" in result.output
+    result = run("predict", tmp_path / "in" / "a.wav", tmp_path / "in" / "a.wav", "--overwrite", *weights)
+    assert result.exit_code == 1 and "would overwrite its input" in result.output
+    result = run("predict", tmp_path / "in" / "a.wav", "--out-dir", tmp_path / "in", "--overwrite", *weights)
+    assert result.exit_code == 1 and "would overwrite its input" in result.output
+
+
+def test_unwritable_outputs(tmp_path, rng, weights):
+    src = write(tmp_path / "a.wav", speech_like(rng, 0.5, 16000), 16000)
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    result = run("predict", src, "--out-dir", blocker / "sub", *weights)
+    assert result.exit_code == 1 and "cannot create output folder" in result.output
+    result = run("predict", src, tmp_path / "a.xyz", *weights)
+    assert result.exit_code == 1 and "cannot write the '.xyz' format" in result.output
+    result = run("predict", tmp_path, tmp_path / "o.wav", *weights)
+    assert result.exit_code == 1 and "is a folder; use --out-dir" in result.output
+
+
+def test_disk_full_leaves_no_output(tmp_path, rng, monkeypatch):
+    src = write(tmp_path / "a.wav", speech_like(rng, 0.5, 16000), 16000)
+    real_write = sf.SoundFile.write
+
+    def full(self, data):
+        if self.name.endswith(".part.wav"):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_write(self, data)
+
+    monkeypatch.setattr(sf.SoundFile, "write", full)
+    with pytest.raises(AudioError, match="out.wav: cannot write audio .*No space left"):
+        enhance_file(src, tmp_path / "out.wav", TINY, block_dependent)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.wav"]
