@@ -111,7 +111,10 @@ def train(data_dir, out, epochs, batch_size, learning_rate, validation_split, re
 @click.option("--overwrite", is_flag=True, help="Replace outputs that already exist (never the input itself).")
 @click.option("--mono", is_flag=True, help="Downmix to one channel instead of denoising each channel.")
 @click.option("--plot", is_flag=True, help="Also write OUTPUT.png: noisy and denoised spectrograms.")
-def predict(paths, out_dir, weights, overwrite, mono, plot) -> None:
+@click.option("--high-band", type=click.Choice(["gain", "keep", "drop"]), default="gain", show_default=True,
+              help="Above the model's band (inputs sampled higher than the model): apply the model's "
+                   "top-band gain, keep the band untouched, or drop it.")
+def predict(paths, out_dir, weights, overwrite, mono, plot, high_band) -> None:
     """Denoise recordings: 'denoise predict IN OUT', or many files, folders and globs with --out-dir.
 
     Outputs keep the input's length, sample rate, channels and (where the format allows) sample
@@ -133,7 +136,7 @@ def predict(paths, out_dir, weights, overwrite, mono, plot) -> None:
         raise click.ClickException(f"{out_dir}: cannot create output folder ({exc.strerror})")
     chooser = ModelChooser(weights)
     with tqdm(total=len(jobs), unit="file", desc="Denoising", disable=len(jobs) < 2) as bar:
-        report = enhance_batch(jobs, chooser.for_rate, overwrite=overwrite, mono=mono, plot=plot,
+        report = enhance_batch(jobs, chooser.for_rate, overwrite=overwrite, mono=mono, plot=plot, high_band=high_band,
                                make_dirs=out_dir is not None, progress=bar.update)
     report.failed = problems + report.failed
     if out_dir is None:  # one file: its problem is the command's error

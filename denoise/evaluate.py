@@ -88,6 +88,14 @@ def _key(path: Path, root: Path) -> str:
     return path.relative_to(root).with_suffix("").as_posix()
 
 
+def natural_key(name: str) -> list:
+    """Sort key that orders embedded signed numbers by value: snr-05 < snr+00 < snr+10."""
+    import re
+
+    return [(0, float(p), "") if re.fullmatch(r"[+-]?\d+(\.\d+)?", p) else (1, 0.0, p)
+            for p in re.split(r"([+-]?\d+(?:\.\d+)?)", name) if p]
+
+
 def group_of(key: str) -> str:
     """The first sub-folder of a relative path, or '.' for files at the top."""
     return key.split("/", 1)[0] if "/" in key else "."
@@ -109,7 +117,7 @@ class Report:
         return out
 
     def groups(self) -> dict[str, dict[str, float]]:
-        names = sorted({r["group"] for r in self.rows})
+        names = sorted({r["group"] for r in self.rows}, key=natural_key)
         return {g: self.averages(r for r in self.rows if r["group"] == g) for g in names}
 
 

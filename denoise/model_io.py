@@ -41,9 +41,11 @@ class LoadedModel:
 
     def predict(self, x: Any) -> Any:
         """Scaled noisy blocks (n, n_bins, n_frames, 1) -> scaled noise share, same shape."""
-        from .enhance import keras_predict_fn
+        if "_predict" not in self.__dict__:
+            from .enhance import keras_predict_fn
 
-        return keras_predict_fn(self.model)(x)
+            self.__dict__["_predict"] = keras_predict_fn(self.model)
+        return self.__dict__["_predict"](x)
 
 
 def sidecar_path(model_path: Path) -> Path:

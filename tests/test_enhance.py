@@ -96,3 +96,23 @@ def test_chunked_processing_equals_processing_whole(rng, rate):
         assert chunked.shape == x.shape
         assert np.max(np.abs(chunked - whole)) < 1e-5
     assert error_db(whole, x) > -30  # the stand-in really changed the signal
+
+
+def test_high_band_modes(rng):
+    """Input at 16 kHz, model at 8 kHz: the 4-8 kHz band is kept, dropped or scaled by the model's top-band gain."""
+    x = (0.1 * rng.standard_normal((16000, 1))).astype(np.float32)
+
+    def high_power(y):  # power above 4.4 kHz relative to the input's
+        band = slice(int(4400 / 8000 * 8001), None)
+        return (np.abs(np.fft.rfft(y[:, 0]))[band] ** 2).sum() / (np.abs(np.fft.rfft(x[:, 0]))[band] ** 2).sum()
+
+    removes_all = constant_noise(TINY.out_scale_db, TINY)  # the model's top band loses 60 dB
+    keep = enhance_signal(x, 16000, TINY, removes_all, high_band="keep")
+    drop = enhance_signal(x, 16000, TINY, removes_all, high_band="drop")
+    gain = enhance_signal(x, 16000, TINY, removes_all, high_band="gain")
+    assert high_power(keep) == pytest.approx(1.0, abs=0.01)  # the high band untouched
+    assert high_power(drop) < 0.01 and high_power(gain) < 0.01
+    untouched = enhance_signal(x, 16000, TINY, constant_noise(0.0, TINY), high_band="gain")
+    assert error_db(untouched, x) < -40  # nothing removed below: nothing removed above either
+    with pytest.raises(Exception, match="high_band='loud' must be one of"):
+        enhance_signal(x, 16000, TINY, removes_all, high_band="loud")
