@@ -114,7 +114,9 @@ def train(data_dir, out, epochs, batch_size, learning_rate, validation_split, re
 @click.option("--high-band", type=click.Choice(["gain", "keep", "drop"]), default="gain", show_default=True,
               help="Above the model's band (inputs sampled higher than the model): apply the model's "
                    "top-band gain, keep the band untouched, or drop it.")
-def predict(paths, out_dir, weights, overwrite, mono, plot, high_band) -> None:
+@click.option("--runtime", type=click.Choice(["auto", "lite", "keras"]), default="auto", show_default=True,
+              help="auto: the LiteRT export beside the model when present (fast, no TensorFlow), else Keras.")
+def predict(paths, out_dir, weights, overwrite, mono, plot, high_band, runtime) -> None:
     """Denoise recordings: 'denoise predict IN OUT', or many files, folders and globs with --out-dir.
 
     Outputs keep the input's length, sample rate, channels and (where the format allows) sample
@@ -134,7 +136,7 @@ def predict(paths, out_dir, weights, overwrite, mono, plot, high_band) -> None:
         _fail(exc)
     except OSError as exc:
         raise click.ClickException(f"{out_dir}: cannot create output folder ({exc.strerror})")
-    chooser = ModelChooser(weights)
+    chooser = ModelChooser(weights, runtime)
     with tqdm(total=len(jobs), unit="file", desc="Denoising", disable=len(jobs) < 2) as bar:
         report = enhance_batch(jobs, chooser.for_rate, overwrite=overwrite, mono=mono, plot=plot, high_band=high_band,
                                make_dirs=out_dir is not None, progress=bar.update)
@@ -162,6 +164,19 @@ def predict(paths, out_dir, weights, overwrite, mono, plot, high_band) -> None:
         for line in report.failed:
             click.echo(f"  failed: {line}", err=True)
         raise click.exceptions.Exit(1)
+
+
+@main.command()
+@click.argument("model", type=ANY_PATH)
+def export(model) -> None:
+    """Export MODEL (.keras, or a training folder) to LiteRT beside it, for fast prediction."""
+    from .model_io import export_lite
+
+    try:
+        path = export_lite(model)
+    except DenoiseError as exc:
+        _fail(exc)
+    click.echo(f"Wrote {path}")
 
 
 @main.command()

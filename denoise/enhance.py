@@ -67,6 +67,36 @@ def keras_predict_fn(model, batch_size: int = 4) -> PredictFn:
     return predict
 
 
+def lite_predict_fn(path: Path, batch_size: int = 4, threads: int | None = None) -> PredictFn:
+    """Run an exported LiteRT model (no TensorFlow import): same contract as keras_predict_fn."""
+    import os
+
+    from ai_edge_litert.interpreter import Interpreter
+
+    try:
+        interpreter = Interpreter(model_path=str(path), num_threads=threads or os.cpu_count() or 1)
+        inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+        shape = [batch_size, *inp["shape"][1:]]
+        interpreter.resize_tensor_input(inp["index"], shape)
+        interpreter.allocate_tensors()
+    except (ValueError, RuntimeError) as exc:
+        raise DenoiseError(f"{path}: cannot load the LiteRT model ({exc})") from None
+
+    def predict(x: np.ndarray) -> np.ndarray:
+        result = np.empty_like(x, dtype=np.float32)
+        for start in range(0, x.shape[0], batch_size):
+            batch = x[start : start + batch_size]
+            n = batch.shape[0]
+            if n < batch_size:
+                batch = np.concatenate([batch, np.zeros((batch_size - n, *batch.shape[1:]), np.float32)])
+            interpreter.set_tensor(inp["index"], np.ascontiguousarray(batch, dtype=np.float32))
+            interpreter.invoke()
+            result[start : start + n] = interpreter.get_tensor(out["index"])[:n]
+        return result
+
+    return predict
+
+
 @dataclass(frozen=True)
 class ChunkPlan:
     """How a recording of ``n`` samples at ``rate`` Hz is cut into exact, overlapping chunks.

@@ -18,7 +18,9 @@ from .errors import ModelFileError, SettingsError
 from .settings import ModelSettings, Settings, read_json, write_json
 
 MODEL_SUFFIX = ".keras"
+LITE_SUFFIX = ".tflite"
 DEFAULT_MODEL_NAME = "best.keras"
+RUNTIMES = ("auto", "lite", "keras")
 
 
 def import_tensorflow():
@@ -31,21 +33,60 @@ def import_tensorflow():
 
 @dataclass
 class LoadedModel:
-    """A Keras model with the settings it must be used with."""
+    """A model with the settings it must be used with.
+
+    ``runtime`` is "keras" (``model`` is the Keras model) or "lite" (the exported LiteRT file
+    beside it runs without TensorFlow; ``model`` is None).
+    """
 
     model: Any
     settings: Settings
     model_settings: ModelSettings
     path: Path
     metadata: dict[str, Any] = field(default_factory=dict)
+    runtime: str = "keras"
 
     def predict(self, x: Any) -> Any:
         """Scaled noisy blocks (n, n_bins, n_frames, 1) -> scaled noise share, same shape."""
         if "_predict" not in self.__dict__:
-            from .enhance import keras_predict_fn
+            from .enhance import keras_predict_fn, lite_predict_fn
 
-            self.__dict__["_predict"] = keras_predict_fn(self.model)
+            self.__dict__["_predict"] = (
+                lite_predict_fn(lite_path(self.path)) if self.runtime == "lite" else keras_predict_fn(self.model)
+            )
         return self.__dict__["_predict"](x)
+
+
+def lite_path(model_path: Path) -> Path:
+    """``NAME.keras`` -> ``NAME.tflite``, the light-runtime export beside it."""
+    return Path(model_path).with_suffix(LITE_SUFFIX)
+
+
+def lite_runtime_available() -> bool:
+    """Whether the LiteRT interpreter (package ai-edge-litert) can be imported."""
+    import importlib.util
+
+    return importlib.util.find_spec("ai_edge_litert") is not None
+
+
+def export_lite(model_path: Path) -> Path:
+    """Convert a saved Keras model to LiteRT (``NAME.tflite`` beside it), written atomically."""
+    import contextlib
+    import io
+
+    loaded = load_model(model_path, runtime="keras")
+    tf = import_tensorflow()
+    out = lite_path(loaded.path)
+    tmp = out.with_name(f".{out.stem}.tmp{LITE_SUFFIX}")
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):  # the converter prints its temporary files
+            data = tf.lite.TFLiteConverter.from_keras_model(loaded.model).convert()
+        tmp.write_bytes(data)
+        os.replace(tmp, out)
+    except Exception as exc:
+        tmp.unlink(missing_ok=True)
+        raise ModelFileError(f"{out}: cannot export the model ({str(exc).splitlines()[0]})") from None
+    return out
 
 
 def sidecar_path(model_path: Path) -> Path:
@@ -86,6 +127,7 @@ def save_model(
     try:
         model.save(tmp)
         os.replace(tmp, path)
+        lite_path(path).unlink(missing_ok=True)  # an export of the previous weights is stale now
     except OSError as exc:
         Path(tmp).unlink(missing_ok=True)
         raise ModelFileError(f"{path}: cannot save model ({exc})") from None
@@ -124,8 +166,9 @@ def default_weights(sample_rate: int | None = None) -> Path:
 class ModelChooser:
     """Loads each model once: the one given, or the shipped one that suits each sample rate."""
 
-    def __init__(self, weights: Path | None = None) -> None:
+    def __init__(self, weights: Path | None = None, runtime: str = "auto") -> None:
         self.weights = weights
+        self.runtime = runtime
         self._cache: dict[Path, LoadedModel] = {}
 
     @property
@@ -136,7 +179,7 @@ class ModelChooser:
     def for_rate(self, sample_rate: int) -> LoadedModel:
         path = resolve_model_path(self.weights if self.weights is not None else default_weights(sample_rate))
         if path not in self._cache:
-            self._cache[path] = load_model(path)
+            self._cache[path] = load_model(path, runtime=self.runtime)
         return self._cache[path]
 
 
@@ -166,10 +209,23 @@ def read_model_info(path: Path) -> tuple[Settings, ModelSettings, dict[str, Any]
     return settings, model_settings, info
 
 
-def load_model(path: Path, compile: bool = False) -> LoadedModel:
-    """Load a model and its settings; ModelFileError names the file on any problem."""
+def load_model(path: Path, compile: bool = False, runtime: str = "auto") -> LoadedModel:
+    """Load a model and its settings; ModelFileError names the file on any problem.
+
+    runtime "auto" uses the LiteRT export beside the model when it exists and the runtime is
+    installed (no TensorFlow import), else Keras; "lite" and "keras" insist on one.
+    """
+    if runtime not in RUNTIMES:
+        raise ModelFileError(f"runtime={runtime!r} must be one of {', '.join(RUNTIMES)}")
     path = resolve_model_path(path)
     settings, model_settings, info = read_model_info(path)
+    if runtime != "keras" and not compile:
+        if lite_path(path).exists() and lite_runtime_available():
+            return LoadedModel(None, settings, model_settings, path, info, runtime="lite")
+        if runtime == "lite":
+            reason = "not exported (run 'denoise export')" if not lite_path(path).exists() else \
+                "the LiteRT runtime is not installed (pip install ai-edge-litert)"
+            raise ModelFileError(f"{lite_path(path)}: {reason}")
     import_tensorflow()
     import keras
 

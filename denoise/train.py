@@ -10,7 +10,7 @@ from typing import Callable
 from .dataset import count_pairs, list_shards, load_dataset_settings, make_dataset
 from .errors import DataError, ModelFileError
 from .plots import plot_losses
-from .model_io import import_tensorflow, load_model, read_model_info, save_model
+from .model_io import export_lite, import_tensorflow, load_model, read_model_info, save_model
 from .settings import ModelSettings, read_json, write_json
 
 BEST = "best.keras"
@@ -102,7 +102,7 @@ def train(
         if last_path.exists():
             raise ModelFileError(f"{last_path}: a training already exists here (use --resume, or another --out)")
         if init_weights:
-            loaded = load_model(init_weights)
+            loaded = load_model(init_weights, runtime="keras")
             if loaded.settings != settings:
                 raise ModelFileError(f"{loaded.path}: its settings differ from the dataset's in {data_dir}")
             model, model_settings = loaded.model, loaded.model_settings
@@ -152,4 +152,7 @@ def train(
         verbose=verbose,
         shuffle=False,  # the tf.data pipeline shuffles
     )
+    if best_path.exists():
+        export_lite(best_path)
+        log(f"Exported {best_path.with_suffix('.tflite')} for fast prediction")
     return TrainResult(options.epochs, best_val, best_path, last_path, device)

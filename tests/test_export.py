@@ -1,0 +1,55 @@
+"""The light runtime: export to LiteRT, same output as Keras, prediction without TensorFlow."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile as sf
+from click.testing import CliRunner
+
+from conftest import TINY, TINY_MODEL, speech_like, zero_noise_model
+from denoise.cli import main
+from denoise.enhance import enhance
+from denoise.errors import ModelFileError
+from denoise.model_io import export_lite, lite_path, load_model, save_model
+
+
+def test_lite_and_keras_give_the_same_output(trained, rng):
+    assert lite_path(trained["model"]).exists()  # training exports its best model
+    lite = load_model(trained["model"])
+    keras_model = load_model(trained["model"], runtime="keras")
+    assert (lite.runtime, keras_model.runtime) == ("lite", "keras")
+    blocks = rng.uniform(-1, 0.5, size=(5, 16, 16, 1)).astype(np.float32)
+    assert np.max(np.abs(lite.predict(blocks) - keras_model.predict(blocks))) < 1e-5
+    x = speech_like(rng, 1.0, 8000)
+    assert np.max(np.abs(enhance(x, TINY, lite.predict) - enhance(x, TINY, keras_model.predict))) < 1e-5
+
+
+def test_export_command_and_stale_exports(tmp_path):
+    path = save_model(zero_noise_model(), tmp_path / "m.keras", TINY, TINY_MODEL)
+    with pytest.raises(ModelFileError, match="m.tflite: not exported"):
+        load_model(path, runtime="lite")
+    result = CliRunner().invoke(main, ["export", str(path)])
+    assert result.exit_code == 0 and "m.tflite" in result.output
+    assert load_model(path).runtime == "lite"
+    save_model(zero_noise_model(), path, TINY, TINY_MODEL)  # new weights: the old export must go
+    assert not lite_path(path).exists()
+    result = CliRunner().invoke(main, ["export", str(tmp_path / "nope.keras")])
+    assert result.exit_code == 1 and "model file not found" in result.output
+
+
+def test_predict_with_the_lite_runtime_never_imports_tensorflow(trained, tmp_path, rng):
+    src = tmp_path / "in.wav"
+    sf.write(str(src), speech_like(rng, 0.5, 16000), 16000)
+    code = (
+        "import sys; from denoise.cli import main\n"
+        "try:\n"
+        f"    main(['predict', {str(src)!r}, {str(tmp_path / 'out.wav')!r}, '--weights', "
+        f"{str(trained['model'])!r}, '--runtime', 'lite'])\n"
+        "except SystemExit as e:\n"
+        "    assert not e.code, e.code\n"
+        "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules, 'TensorFlow was imported'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+    assert sf.info(str(tmp_path / "out.wav")).frames == 8000
