@@ -46,8 +46,14 @@ def main() -> None:
 @click.option("--seed", type=int, default=0, show_default=True, help="Same inputs and seed give identical files.")
 @click.option("--shard-size", type=click.IntRange(min=1), default=1000, show_default=True, help="Pairs per shard file.")
 @click.option("--overwrite", is_flag=True, help="Replace shards already in --out-dir.")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Processes creating shards in parallel (the output is the same for any number).")
+@click.option("--num-shards", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Split the dataset into this many parts, created by independent jobs.")
+@click.option("--shard-index", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Which part this job creates (0 .. --num-shards - 1).")
 def data_creation(voice_dir, noise_dir, out_dir, nb_samples, sample_rate, frame_length, n_fft, hop_length,
-                  snr_range, seed, shard_size, overwrite) -> None:
+                  snr_range, seed, shard_size, overwrite, workers, num_shards, shard_index) -> None:
     """Blend clean speech with noise at random SNRs into spectrogram shards for training."""
     from tqdm import tqdm
 
@@ -59,8 +65,9 @@ def data_creation(voice_dir, noise_dir, out_dir, nb_samples, sample_rate, frame_
                             hop_length=hop_length).validate()
         options = MixOptions(nb_samples=nb_samples, snr_db=snr_range, seed=seed, shard_size=shard_size)
         start = time.perf_counter()
-        with tqdm(total=nb_samples, unit="pair", desc="Creating pairs") as bar:
-            report = create_dataset(voice_dir, noise_dir, out_dir, settings, options, overwrite, bar.update)
+        with tqdm(total=None if num_shards > 1 else nb_samples, unit="pair", desc="Creating pairs") as bar:
+            report = create_dataset(voice_dir, noise_dir, out_dir, settings, options, overwrite, bar.update,
+                                    workers=workers, num_shards=num_shards, shard_index=shard_index)
     except DenoiseError as exc:
         _fail(exc)
     elapsed = time.perf_counter() - start

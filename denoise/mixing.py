@@ -8,7 +8,6 @@ whatever the number of pairs.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from dataclasses import dataclass, field
@@ -163,6 +162,57 @@ def _load_pool(
     return pool
 
 
+@dataclass
+class ShardResult:
+    """What one shard job did; merged into the CreationReport by the parent."""
+
+    index: int
+    pairs: int
+    used: dict[str, set[str]]
+    skipped: dict[str, str]
+    qc: list[np.ndarray] | None  # noisy, clean, noise audio of shard 0's first pairs
+
+
+def make_shard(
+    index: int, voices: list[SourceFile], noises: list[SourceFile], out_dir: Path,
+    settings: Settings, options: MixOptions,
+) -> ShardResult:
+    """Create and write shard ``index``. Its content depends only on the seed, the index and the
+    source lists, so any number of workers, or of independent jobs, gives identical files."""
+    size = min(options.shard_size, options.nb_samples - index * options.shard_size)
+    rng = np.random.default_rng([options.seed, index])
+    report = CreationReport()
+    voice_pool = _load_pool(voices, rng, settings, options, report)
+    noise_pool = _load_pool(noises, rng, settings, options, report)
+    if not voice_pool or not noise_pool:
+        kind = "voice" if not voice_pool else "noise"
+        raise DataError(f"every {kind} file of shard {index}'s pool is silent or unreadable")
+    arrays = np.empty((3, size, settings.n_bins, settings.n_frames), dtype=np.float16)
+    qc: list[list[np.ndarray]] = [[], [], []]
+    qc_samples = int(options.qc_seconds * settings.sample_rate) if index == 0 else 0
+    for i in range(size):
+        vsrc, vsig, vstarts = voice_pool[rng.integers(len(voice_pool))]
+        nsrc, nsig, nstarts = noise_pool[rng.integers(len(noise_pool))]
+        vs = vstarts[rng.integers(len(vstarts))]
+        ns = nstarts[rng.integers(len(nstarts))]
+        triple = mix_pair(
+            vsig[vs : vs + settings.frame_length],
+            nsig[ns : ns + settings.frame_length],
+            float(rng.uniform(*options.snr_db)),
+            float(rng.uniform(*options.level_db)),
+        )
+        for k, signal in enumerate(triple):
+            arrays[k, i] = example_db(signal, settings)
+        report.used["voice"].add(str(vsrc.path))
+        report.used["noise"].add(str(nsrc.path))
+        if sum(len(x) for x in qc[0]) < qc_samples:
+            for k, signal in enumerate(triple):
+                qc[k].append(signal)
+    _save_shard(out_dir / SHARD_PATTERN.format(index), arrays)
+    samples = [np.concatenate(parts)[:qc_samples] for parts in qc] if index == 0 else None
+    return ShardResult(index, size, report.used, report.skipped, samples)
+
+
 def create_dataset(
     voice_dir: Path,
     noise_dir: Path,
@@ -171,11 +221,17 @@ def create_dataset(
     options: MixOptions,
     overwrite: bool = False,
     progress: Callable[[int], None] | None = None,
+    workers: int = 1,
+    num_shards: int = 1,
+    shard_index: int = 0,
 ) -> CreationReport:
     """Write ``options.nb_samples`` noisy/clean/noise spectrogram triples to ``out_dir`` in shards.
 
     Also writes ``settings.json`` (read by training), ``manifest.json`` (the report) and, for
     quality control, the first seconds of noisy, clean and noise audio under ``samples/``.
+    ``workers`` processes share the shards; ``num_shards``/``shard_index`` make this run create only
+    part ``shard_index`` of a ``num_shards``-part dataset (shards whose number modulo num_shards is
+    shard_index), so K independent jobs can create one dataset together.
     ``progress`` is called with the number of pairs written since its last call.
     """
     settings.validate()
@@ -185,6 +241,10 @@ def create_dataset(
         raise DataError(f"snr range {options.snr_db} must be (low, high) with low <= high")
     if options.shard_size < 1:
         raise DataError(f"shard_size={options.shard_size} must be >= 1")
+    if workers < 1:
+        raise DataError(f"workers={workers} must be >= 1")
+    if not 0 <= shard_index < num_shards:
+        raise DataError(f"shard_index={shard_index} must be in 0..num_shards-1={num_shards - 1}")
     report = CreationReport()
     voices = scan_sources(voice_dir, "voice", settings, report)
     noises = scan_sources(noise_dir, "noise", settings, report)
@@ -197,52 +257,38 @@ def create_dataset(
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    n_shards = math.ceil(options.nb_samples / options.shard_size)
-    names = [SHARD_PATTERN.format(i) for i in range(n_shards)]
-    existing = [n for n in names if (out_dir / n).exists()]
+    mine = [i for i in range(math.ceil(options.nb_samples / options.shard_size)) if i % num_shards == shard_index]
+    existing = [SHARD_PATTERN.format(i) for i in mine if (out_dir / SHARD_PATTERN.format(i)).exists()]
     if existing and not overwrite:
         raise DataError(f"{out_dir / existing[0]}: already exists (use --overwrite to replace the dataset)")
     save_settings(settings, out_dir)
 
-    qc: list[list[np.ndarray]] = [[], [], []]
-    qc_samples = int(options.qc_seconds * settings.sample_rate)
-    for shard in range(n_shards):
-        size = min(options.shard_size, options.nb_samples - shard * options.shard_size)
-        rng = np.random.default_rng([options.seed, shard])
-        voice_pool = _load_pool(voices, rng, settings, options, report)
-        noise_pool = _load_pool(noises, rng, settings, options, report)
-        if not voice_pool or not noise_pool:
-            kind = "voice" if not voice_pool else "noise"
-            raise DataError(f"{voice_dir if kind == 'voice' else noise_dir}: every {kind} file is silent or unreadable")
-        arrays = np.empty((3, size, settings.n_bins, settings.n_frames), dtype=np.float16)
-        for i in range(size):
-            vsrc, vsig, vstarts = voice_pool[rng.integers(len(voice_pool))]
-            nsrc, nsig, nstarts = noise_pool[rng.integers(len(noise_pool))]
-            vs = vstarts[rng.integers(len(vstarts))]
-            ns = nstarts[rng.integers(len(nstarts))]
-            triple = mix_pair(
-                vsig[vs : vs + settings.frame_length],
-                nsig[ns : ns + settings.frame_length],
-                float(rng.uniform(*options.snr_db)),
-                float(rng.uniform(*options.level_db)),
-            )
-            for k, signal in enumerate(triple):
-                arrays[k, i] = example_db(signal, settings)
-            report.used["voice"].add(str(vsrc.path))
-            report.used["noise"].add(str(nsrc.path))
-            if sum(len(x) for x in qc[0]) < qc_samples:
-                for k, signal in enumerate(triple):
-                    qc[k].append(signal)
+    results = []
+    if workers == 1:
+        for index in mine:
+            results.append(make_shard(index, voices, noises, out_dir, settings, options))
             if progress is not None:
-                progress(1)
-        _save_shard(out_dir / names[shard], arrays)
-        report.pairs += size
-        report.shards.append(names[shard])
+                progress(results[-1].pairs)
+    else:
+        from concurrent.futures import ProcessPoolExecutor, as_completed
 
-    samples = out_dir / SAMPLES_DIR
-    samples.mkdir(exist_ok=True)
-    for name, parts in zip(("noisy", "clean", "noise"), qc):
-        audio_io.write_audio(samples / f"{name}.wav", np.concatenate(parts)[:qc_samples], settings.sample_rate)
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            futures = [pool.submit(make_shard, i, voices, noises, out_dir, settings, options) for i in mine]
+            for future in as_completed(futures):
+                results.append(future.result())
+                if progress is not None:
+                    progress(results[-1].pairs)
+    for result in sorted(results, key=lambda r: r.index):
+        report.pairs += result.pairs
+        report.shards.append(SHARD_PATTERN.format(result.index))
+        for kind in ("voice", "noise"):
+            report.used[kind] |= result.used[kind]
+        report.skipped.update(result.skipped)
+        if result.qc is not None:
+            samples = out_dir / SAMPLES_DIR
+            samples.mkdir(exist_ok=True)
+            for name, audio in zip(("noisy", "clean", "noise"), result.qc):
+                audio_io.write_audio(samples / f"{name}.wav", audio, settings.sample_rate)
     manifest = report.to_dict()
     manifest["options"] = {
         "nb_samples": options.nb_samples,
@@ -252,8 +298,10 @@ def create_dataset(
         "shard_size": options.shard_size,
         "voice_dir": str(voice_dir),
         "noise_dir": str(noise_dir),
+        "part": f"{shard_index + 1} of {num_shards}",
     }
-    write_json(out_dir / MANIFEST_FILE, manifest)
+    name = MANIFEST_FILE if num_shards == 1 else f"manifest-part{shard_index:03d}-of-{num_shards:03d}.json"
+    write_json(out_dir / name, manifest)
     return report
 
 
@@ -261,11 +309,3 @@ def _save_shard(path: Path, arrays: np.ndarray) -> None:
     tmp = path.with_name(f".{path.stem}.tmp.npz")
     np.savez(tmp, noisy_db=arrays[0], clean_db=arrays[1], noise_db=arrays[2])
     os.replace(tmp, path)
-
-
-def read_manifest(data_dir: Path) -> dict:
-    path = Path(data_dir) / MANIFEST_FILE
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}

@@ -95,3 +95,25 @@ def test_existing_dataset_is_not_overwritten(tmp_path, corpus):
     with pytest.raises(DataError, match="already exists"):
         create_dataset(voice, noise, tmp_path / "out", TINY, MixOptions(nb_samples=3))
     create_dataset(voice, noise, tmp_path / "out", TINY, MixOptions(nb_samples=3, seed=1), overwrite=True)
+
+
+def test_workers_and_parts_give_the_same_dataset(tmp_path, corpus):
+    voice, noise = corpus
+    options = MixOptions(nb_samples=20, shard_size=5, seed=9)
+    create_dataset(voice, noise, tmp_path / "one", TINY, options)
+    create_dataset(voice, noise, tmp_path / "two", TINY, options, workers=2)
+    for part in range(3):  # three independent jobs writing into one folder
+        report = create_dataset(voice, noise, tmp_path / "parts", TINY, options, num_shards=3, shard_index=part)
+        assert report.shards == [f"shard-{i:05d}.npz" for i in range(4) if i % 3 == part]
+    names = sorted(p.name for p in (tmp_path / "one").glob("shard-*.npz"))
+    assert len(names) == 4
+    for name in names:
+        reference = (tmp_path / "one" / name).read_bytes()
+        assert (tmp_path / "two" / name).read_bytes() == reference
+        assert (tmp_path / "parts" / name).read_bytes() == reference
+    assert (tmp_path / "parts" / "manifest-part002-of-003.json").exists()
+    for name in ("noisy", "clean", "noise"):  # the part holding shard 0 writes the listening samples
+        assert (tmp_path / "parts" / "samples" / f"{name}.wav").read_bytes() == (
+            tmp_path / "one" / "samples" / f"{name}.wav").read_bytes()
+    with pytest.raises(DataError, match="shard_index=3 must be in 0..num_shards-1=2"):
+        create_dataset(voice, noise, tmp_path / "x", TINY, options, num_shards=3, shard_index=3)
