@@ -94,14 +94,15 @@ def data_creation(voice_dir, noise_dir, out_dir, nb_samples, sample_rate, frame_
 @click.option("--base-filters", type=click.IntRange(min=1), default=16, show_default=True, help="Filters of the first level.")
 @click.option("--depth", type=click.IntRange(2, 8), default=5, show_default=True, help="U-Net levels (5: 10 encoder convolutions).")
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--mixed-precision", is_flag=True, help="float16 compute on GPUs that support it.")
 def train(data_dir, out, epochs, batch_size, learning_rate, validation_split, resume, init_weights,
-          base_filters, depth, seed) -> None:
+          base_filters, depth, seed, mixed_precision) -> None:
     """Train the U-Net to predict the noise in noisy spectrograms."""
     from .settings import ModelSettings
     from .train import TrainOptions, train as run_training
 
     options = TrainOptions(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
-                           validation_split=validation_split, seed=seed)
+                           validation_split=validation_split, seed=seed, mixed_precision=mixed_precision)
     try:
         result = run_training(data_dir, out, options, ModelSettings(base_filters=base_filters, depth=depth),
                               resume=resume, init_weights=init_weights, log=click.echo)

@@ -94,6 +94,7 @@ def make_dataset(
     every: int = 10,
     shuffle_buffer: int = 2048,
     seed: int = 0,
+    drop_remainder: bool = False,
 ):
     """A ``tf.data.Dataset`` of (x, y) batches, shuffled for training, prefetched in both splits."""
     import tensorflow as tf
@@ -111,4 +112,4 @@ def make_dataset(
     ds = tf.data.Dataset.from_generator(generator, output_signature=(spec, spec))
     if training:
         ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
-    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    return ds.batch(batch_size, drop_remainder=drop_remainder).prefetch(tf.data.AUTOTUNE)

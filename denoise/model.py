@@ -39,7 +39,8 @@ def build_unet(settings: Settings, model_settings: ModelSettings | None = None):
         x = layers.Concatenate()([skips[level], x])
         x = conv(conv(x, filters), filters)
     x = conv(x, 2)
-    outputs = layers.Conv2D(1, 1, activation="tanh", name="noise")(x)
+    # float32 output even under mixed precision: tanh near +-1 needs the precision.
+    outputs = layers.Conv2D(1, 1, activation="tanh", name="noise", dtype="float32")(x)
     return keras.Model(inputs, outputs, name="denoise_unet")
 
 

@@ -74,13 +74,18 @@ def export_lite(model_path: Path) -> Path:
     import contextlib
     import io
 
+    from .model import build_unet
+
     loaded = load_model(model_path, runtime="keras")
     tf = import_tensorflow()
+    # A float32 copy: a model trained with mixed precision has float16 layers LiteRT cannot run.
+    model = build_unet(loaded.settings, loaded.model_settings)
+    model.set_weights(loaded.model.get_weights())
     out = lite_path(loaded.path)
     tmp = out.with_name(f".{out.stem}.tmp{LITE_SUFFIX}")
     try:
         with contextlib.redirect_stdout(io.StringIO()):  # the converter prints its temporary files
-            data = tf.lite.TFLiteConverter.from_keras_model(loaded.model).convert()
+            data = tf.lite.TFLiteConverter.from_keras_model(model).convert()
         tmp.write_bytes(data)
         os.replace(tmp, out)
     except Exception as exc:

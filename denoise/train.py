@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -28,6 +29,8 @@ class TrainOptions:
     validation_split: float = 0.1
     seed: int = 0
     shuffle_buffer: int = 2048
+    mixed_precision: bool = False
+    distribute: str = "auto"  # "auto", "mirrored" (every local device, CPUs included) or "none"
 
 
 @dataclass
@@ -46,6 +49,73 @@ def training_device() -> str:
     return f"GPU ({len(gpus)}: {', '.join(g.name for g in gpus)})" if gpus else "CPU"
 
 
+def choose_strategy(distribute: str):
+    """The tf.distribute strategy and its description: several workers from TF_CONFIG, several
+    local GPUs, or one device. "mirrored" forces MirroredStrategy over every local device of the
+    kind in use (this tests the multi-device path on logical CPU devices)."""
+    import json
+    import os
+
+    tf = import_tensorflow()
+    if distribute == "none":
+        return tf.distribute.get_strategy(), "one device"
+    if os.environ.get("TF_CONFIG"):
+        workers = json.loads(os.environ["TF_CONFIG"]).get("cluster", {}).get("worker", [])
+        return tf.distribute.MultiWorkerMirroredStrategy(), f"MultiWorkerMirroredStrategy over {len(workers)} workers"
+    gpus = tf.config.list_logical_devices("GPU")
+    if len(gpus) > 1:
+        return tf.distribute.MirroredStrategy(), f"MirroredStrategy over {len(gpus)} GPUs"
+    if distribute == "mirrored":
+        devices = [d.name for d in (gpus or tf.config.list_logical_devices("CPU"))]
+        return tf.distribute.MirroredStrategy(devices=devices), f"MirroredStrategy over {len(devices)} devices"
+    return tf.distribute.get_strategy(), "one device"
+
+
+def input_rate(dataset, batch_size: int, batches: int = 20) -> float:
+    """Samples per second the input pipeline delivers on its own, after its first batch."""
+    iterator = iter(dataset)
+    next(iterator)
+    start, count = time.perf_counter(), 0
+    for _ in range(batches):
+        try:
+            next(iterator)
+        except StopIteration:
+            break
+        count += 1
+    return count * batch_size / max(time.perf_counter() - start, 1e-9)
+
+
+def _prepare_model(data_dir, out_dir, settings, options, model_settings, resume, init_weights, log):
+    """(model, model settings, epochs already done, best validation loss), compiled for fit."""
+    from .model import build_unet, compile_model
+
+    last_path, state_path, log_path = out_dir / LAST, out_dir / STATE, out_dir / LOG
+    if resume:
+        if not last_path.exists():
+            raise ModelFileError(f"{last_path}: no checkpoint to resume from")
+        saved_settings, model_settings, _ = read_model_info(last_path)
+        if saved_settings != settings:
+            raise DataError(f"{data_dir}: dataset settings differ from the checkpoint's in {out_dir}")
+        state = read_json(state_path)
+        model = load_model(last_path, compile=True, runtime="keras").model
+        log(f"Resuming from {last_path} after epoch {state['epoch']}")
+        return model, model_settings, int(state["epoch"]), float(state["best_val_loss"])
+    if last_path.exists():
+        raise ModelFileError(f"{last_path}: a training already exists here (use --resume, or another --out)")
+    if init_weights:
+        loaded = load_model(init_weights, runtime="keras")
+        if loaded.settings != settings:
+            raise ModelFileError(f"{loaded.path}: its settings differ from the dataset's in {data_dir}")
+        model, model_settings = loaded.model, loaded.model_settings
+        log(f"Fine-tuning from {loaded.path}")
+    else:
+        model_settings = (model_settings or ModelSettings()).validate(settings)
+        model = build_unet(settings, model_settings)
+    compile_model(model, options.learning_rate)
+    log_path.unlink(missing_ok=True)
+    return model, model_settings, 0, math.inf
+
+
 def train(
     data_dir: Path,
     out_dir: Path,
@@ -60,6 +130,7 @@ def train(
 
     ``resume`` continues from ``out_dir/last.keras`` (same optimizer state, same epoch count);
     ``init_weights`` starts from an existing model (fine-tuning) instead of random weights.
+    Several GPUs or workers are used through tf.distribute (see ``choose_strategy``).
     """
     if options.epochs < 1:
         raise DataError(f"epochs={options.epochs} must be >= 1")
@@ -79,54 +150,62 @@ def train(
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    last_path, best_path, state_path, log_path = (out_dir / n for n in (LAST, BEST, STATE, LOG))
+    best_path, last_path, state_path, log_path = (out_dir / n for n in (BEST, LAST, STATE, LOG))
     tf = import_tensorflow()
     import keras
 
-    from .model import build_unet, compile_model
-
     keras.utils.set_random_seed(options.seed)
-    initial_epoch = 0
-    best_val = math.inf
-    if resume:
-        if not last_path.exists():
-            raise ModelFileError(f"{last_path}: no checkpoint to resume from")
-        saved_settings, model_settings, _ = read_model_info(last_path)
-        if saved_settings != settings:
-            raise DataError(f"{data_dir}: dataset settings differ from the checkpoint's in {out_dir}")
-        state = read_json(state_path)
-        initial_epoch, best_val = int(state["epoch"]), float(state["best_val_loss"])
-        model = load_model(last_path, compile=True).model
-        log(f"Resuming from {last_path} after epoch {initial_epoch}")
-    else:
-        if last_path.exists():
-            raise ModelFileError(f"{last_path}: a training already exists here (use --resume, or another --out)")
-        if init_weights:
-            loaded = load_model(init_weights, runtime="keras")
-            if loaded.settings != settings:
-                raise ModelFileError(f"{loaded.path}: its settings differ from the dataset's in {data_dir}")
-            model, model_settings = loaded.model, loaded.model_settings
-            log(f"Fine-tuning from {loaded.path}")
-        else:
-            model_settings = (model_settings or ModelSettings()).validate(settings)
-            model = build_unet(settings, model_settings)
-        compile_model(model, options.learning_rate)
-        log_path.unlink(missing_ok=True)
+    strategy, strategy_name = choose_strategy(options.distribute)
+    if options.mixed_precision:
+        keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        with strategy.scope():
+            model, model_settings, initial_epoch, best_val = _prepare_model(
+                data_dir, out_dir, settings, options, model_settings, resume, init_weights, log)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
 
     device = training_device()
-    log(f"Training on {device}: {n_train} training pairs, {n_val} validation pairs, "
-        f"{model.count_params():,} parameters")
+    log(f"Training on {device} ({strategy_name}{', mixed precision' if options.mixed_precision else ''}): "
+        f"{n_train} training pairs, {n_val} validation pairs, {model.count_params():,} parameters")
     if initial_epoch >= options.epochs:
         log(f"Already trained for {initial_epoch} epochs (--epochs {options.epochs}); nothing to do")
         return TrainResult(initial_epoch, best_val, best_path, last_path, device)
 
-    def dataset(split: str, n: int):
-        ds = make_dataset(shards, settings, split, options.batch_size, every,
-                          options.shuffle_buffer, options.seed)
-        return ds.apply(tf.data.experimental.assert_cardinality(math.ceil(n / options.batch_size)))
+    # Several replicas split each batch: only whole batches, so every replica gets the same shape.
+    whole = strategy.num_replicas_in_sync > 1
+    if whole and min(n_train, n_val) < options.batch_size:
+        raise DataError(f"{data_dir}: {n_val} validation pairs are fewer than one batch of "
+                        f"{options.batch_size} across {strategy.num_replicas_in_sync} replicas")
 
+    def dataset(split: str, n: int):
+        ds = make_dataset(shards, settings, split, options.batch_size, every, options.shuffle_buffer,
+                          options.seed, drop_remainder=whole)
+        data_options = tf.data.Options()
+        data_options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+        batches = n // options.batch_size if whole else math.ceil(n / options.batch_size)
+        return ds.with_options(data_options).apply(tf.data.experimental.assert_cardinality(batches))
+
+    supply = input_rate(dataset("train", n_train), options.batch_size)
+    log(f"Input pipeline alone: {supply:.0f} samples/s")
     recipe = {"data_dir": str(data_dir), "train_pairs": n_train, "validation_pairs": n_val,
-              "batch_size": options.batch_size, "learning_rate": options.learning_rate}
+              "batch_size": options.batch_size, "learning_rate": options.learning_rate,
+              "mixed_precision": options.mixed_precision}
+
+    class Throughput(keras.callbacks.Callback):
+        """Training samples per second each epoch, and the share of step time spent waiting for input,
+        estimated from the pipeline's own rate (0 when it delivers faster than the model consumes)."""
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.start = self.end = time.perf_counter()
+
+        def on_train_batch_end(self, batch, logs=None):
+            self.end = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            rate = n_train / max(self.end - self.start, 1e-9)
+            log(f"Epoch {epoch + 1}: {rate:.1f} training samples/s; about {max(0.0, 1 - supply / rate):.0%} "
+                "of step time waiting for input")
 
     class Checkpoint(keras.callbacks.Callback):
         """Saves the last model (with optimizer state) every epoch and the best by validation loss."""
@@ -142,7 +221,7 @@ def train(
             write_json(state_path, {"epoch": epoch + 1, "best_val_loss": best_val})
             plot_losses(log_path, out_dir / PLOT)
 
-    callbacks = [keras.callbacks.CSVLogger(str(log_path), append=True), Checkpoint()]
+    callbacks = [keras.callbacks.CSVLogger(str(log_path), append=True), Checkpoint(), Throughput()]
     model.fit(
         dataset("train", n_train),
         validation_data=dataset("validation", n_val),

@@ -1,4 +1,5 @@
 import csv
+from pathlib import Path
 import shutil
 
 import numpy as np
@@ -63,3 +64,43 @@ def test_training_errors(trained, tmp_path):
         np.savez(small / "shard-00000.npz", **{k: d[k][:1] for k in d.files})
     with pytest.raises(DataError, match="1 pairs are too few for a 50% validation split"):
         train(small, tmp_path / "out", TrainOptions(validation_split=0.5), **QUIET)
+
+
+def test_logs_throughput_and_input_wait(trained, tmp_path):
+    lines = []
+    train(trained["data"], tmp_path / "r", TrainOptions(epochs=1, batch_size=8), TINY_MODEL, log=lines.append, verbose=0)
+    assert any(l.startswith("Input pipeline alone:") for l in lines)
+    assert any("training samples/s; about" in l and "waiting for input" in l for l in lines)
+
+
+def test_mirrored_strategy_on_two_logical_cpus(trained, tmp_path):
+    """The multi-device path, tested on the CPU split into two logical devices (in a fresh process:
+    devices must be configured before TensorFlow starts)."""
+    import subprocess
+    import sys
+
+    code = f"""
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+import sys; sys.path.insert(0, {str(Path(__file__).parent)!r})
+from conftest import TINY_MODEL
+from denoise.train import TrainOptions, train
+lines = []
+train({str(trained["data"])!r}, {str(tmp_path / "m")!r}, TrainOptions(epochs=1, batch_size=2, distribute="mirrored"),
+      TINY_MODEL, log=lines.append, verbose=0)
+assert any("MirroredStrategy over 2 devices" in l for l in lines), lines
+"""
+    subprocess.run([sys.executable, "-c", code], check=True)
+    assert load_model(tmp_path / "m" / "best.keras").settings == TINY
+
+
+def test_mixed_precision_trains_a_loadable_model(trained, tmp_path):
+    import keras
+
+    result = train(trained["data"], tmp_path / "mp", TrainOptions(epochs=1, batch_size=8, mixed_precision=True),
+                   TINY_MODEL, **QUIET)
+    assert keras.mixed_precision.global_policy().name == "float32"  # restored afterwards
+    loaded = load_model(result.best_path, runtime="keras")
+    y = loaded.predict(np.zeros((2, 16, 16, 1), np.float32))
+    assert y.dtype == np.float32 and np.all(np.isfinite(y))
