@@ -124,7 +124,11 @@ def train(data_dir, out, epochs, batch_size, learning_rate, validation_split, re
                    "top-band gain, keep the band untouched, or drop it.")
 @click.option("--runtime", type=click.Choice(["auto", "lite", "keras"]), default="auto", show_default=True,
               help="auto: the LiteRT export beside the model when present (fast, no TensorFlow), else Keras.")
-def predict(paths, out_dir, weights, overwrite, mono, plot, high_band, runtime) -> None:
+@click.option("--strength", type=click.FloatRange(0, 1), default=1.0, show_default=True,
+              help="Share of the predicted noise to remove (0: none, 1: all).")
+@click.option("--floor-db", type=click.FloatRange(max=0), default=-40.0, show_default=True,
+              help="Never attenuate any part of the spectrum by more than this (dB).")
+def predict(paths, out_dir, weights, overwrite, mono, plot, high_band, runtime, strength, floor_db) -> None:
     """Denoise recordings: 'denoise predict IN OUT', or many files, folders and globs with --out-dir.
 
     Outputs keep the input's length, sample rate, channels and (where the format allows) sample
@@ -146,7 +150,8 @@ def predict(paths, out_dir, weights, overwrite, mono, plot, high_band, runtime) 
         raise click.ClickException(f"{out_dir}: cannot create output folder ({exc.strerror})")
     chooser = ModelChooser(weights, runtime)
     with tqdm(total=len(jobs), unit="file", desc="Denoising", disable=len(jobs) < 2) as bar:
-        report = enhance_batch(jobs, chooser.for_rate, overwrite=overwrite, mono=mono, plot=plot, high_band=high_band,
+        report = enhance_batch(jobs, chooser.for_rate, overwrite=overwrite, mono=mono, plot=plot,
+                               high_band=high_band, strength=strength, floor_db=floor_db,
                                make_dirs=out_dir is not None, progress=bar.update)
     report.failed = problems + report.failed
     if out_dir is None:  # one file: its problem is the command's error

@@ -98,6 +98,35 @@ def lite_predict_fn(path: Path, batch_size: int = 4, threads: int | None = None)
 
 
 @dataclass(frozen=True)
+class EnhanceOptions:
+    """How much to remove, and how.
+
+    strength: share of the predicted noise removed (1: all of it; 0: nothing).
+    floor_db: the most any bin is attenuated, in dB (negative), so speech is never zeroed.
+    high_band: above the model's band (inputs sampled higher than the model): "gain" applies the
+      model's top-band gain frame by frame, "keep" passes it untouched, "drop" removes it.
+    chunk_seconds: length of the chunks a long recording is processed in (the output does not
+      depend on it).
+    """
+
+    strength: float = 1.0
+    floor_db: float = -40.0
+    high_band: str = "gain"
+    chunk_seconds: float = CHUNK_SECONDS
+
+    def validate(self) -> "EnhanceOptions":
+        if not 0.0 <= self.strength <= 1.0:
+            raise DenoiseError(f"strength={self.strength} must be between 0 and 1")
+        if self.floor_db > 0:
+            raise DenoiseError(f"floor_db={self.floor_db} must be <= 0 dB")
+        if self.high_band not in HIGH_BAND_MODES:
+            raise DenoiseError(f"high_band={self.high_band!r} must be one of {', '.join(HIGH_BAND_MODES)}")
+        if self.chunk_seconds <= 0:
+            raise DenoiseError(f"chunk_seconds={self.chunk_seconds} must be > 0")
+        return self
+
+
+@dataclass(frozen=True)
 class ChunkPlan:
     """How a recording of ``n`` samples at ``rate`` Hz is cut into exact, overlapping chunks.
 
@@ -141,7 +170,8 @@ def _resample(x: np.ndarray, up: int, down: int) -> np.ndarray:
 
 
 def _model_stage(
-    seg: np.ndarray, frame0: int, total_frames: int, settings: Settings, predict: PredictFn
+    seg: np.ndarray, frame0: int, total_frames: int, settings: Settings, predict: PredictFn,
+    options: EnhanceOptions,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Enhance a segment at the model's rate whose first sample is global frame ``frame0``'s centre.
 
@@ -161,7 +191,8 @@ def _model_stage(
     starts = [s - frame0 for s in range(frame0, frame0 + n_valid, step) if s <= last_start]
     blocks = split_blocks(scaled, starts, block, fill=floor)
     share = unscale_target(overlap_add(predict(blocks[..., None])[..., 0], starts, n_valid), settings)
-    gain = np.power(10.0, -np.maximum(share, 0.0) / 20.0, dtype=np.float32)
+    removed_db = np.clip(options.strength * share, 0.0, -options.floor_db)
+    gain = np.power(10.0, -removed_db / 20.0, dtype=np.float32)
     enhanced = spec * gain
     out = librosa.istft(enhanced, n_fft=settings.n_fft, hop_length=hop, window="hann", center=False)
     out = np.pad(out[pad:], (0, max(0, seg.shape[0] - out.shape[0] + pad)))[: seg.shape[0]]
@@ -173,27 +204,23 @@ def _model_stage(
 
 
 def _process(
-    seg: np.ndarray, start: int, plan: ChunkPlan, settings: Settings, predict: PredictFn, high_band: str
+    seg: np.ndarray, start: int, plan: ChunkPlan, settings: Settings, predict: PredictFn, options: EnhanceOptions
 ) -> np.ndarray:
-    """Denoise one channel's segment (input rate) that starts at input sample ``start``.
-
-    high_band (inputs above the model's rate): "gain" applies the model's top-band gain frame by
-    frame, "keep" passes the band through untouched, "drop" removes it (a low-pass).
-    """
+    """Denoise one channel's segment (input rate) that starts at input sample ``start``."""
     seg_model = _resample(seg, plan.up, plan.down)
     model_start = start * plan.up // plan.down
     total_frames = 1 + (plan.model_length - 1) // settings.hop_length
     enhanced, band_gain = _model_stage(
-        seg_model, model_start // settings.hop_length, total_frames, settings, predict
+        seg_model, model_start // settings.hop_length, total_frames, settings, predict, options
     )
     if plan.up == plan.down:
         return enhanced
     removed = _resample(seg_model - enhanced, plan.down, plan.up)[: seg.shape[0]]
     out = seg - np.pad(removed, (0, seg.shape[0] - removed.shape[0]))
-    if plan.up < plan.down and high_band != "keep":  # input above the model's band
+    if plan.up < plan.down and options.high_band != "keep":  # input above the model's band
         low = _resample(seg_model, plan.down, plan.up)[: seg.shape[0]]
         high = seg - np.pad(low, (0, seg.shape[0] - low.shape[0]))
-        if high_band == "drop":
+        if options.high_band == "drop":
             gain = 0.0
         else:
             centres = np.arange(band_gain.shape[0]) * settings.hop_length * plan.down / plan.up
@@ -208,48 +235,44 @@ def enhance_chunks(
     rate: int,
     settings: Settings,
     predict: PredictFn,
-    chunk_seconds: float = CHUNK_SECONDS,
-    high_band: str = "gain",
+    options: EnhanceOptions = EnhanceOptions(),
 ) -> Iterator[np.ndarray]:
     """Denoise a recording of ``n`` samples chunk by chunk; yields consecutive output pieces.
 
     read(start, stop): float32 samples [start, stop) of shape (stop - start, channels).
     Each yielded piece has shape (samples, channels); together they are exactly ``n`` samples.
     """
-    if high_band not in HIGH_BAND_MODES:
-        raise DenoiseError(f"high_band={high_band!r} must be one of {', '.join(HIGH_BAND_MODES)}")
-    plan = plan_chunks(n, rate, settings, chunk_seconds)
+    options.validate()
+    plan = plan_chunks(n, rate, settings, options.chunk_seconds)
     for a in range(0, n, plan.chunk):
         b = min(n, a + plan.chunk)
         lo, hi = max(0, a - plan.margin), min(n, b + plan.margin)
         seg = read(lo, hi)
         audio_io.check_audio(seg, "input")
-        out = np.stack([_process(seg[:, ch], lo, plan, settings, predict, high_band) for ch in range(seg.shape[1])], axis=1)
+        out = np.stack([_process(seg[:, ch], lo, plan, settings, predict, options) for ch in range(seg.shape[1])], axis=1)
         yield out[a - lo : b - lo]
 
 
-def enhance_signal(
-    audio: np.ndarray, rate: int, settings: Settings, predict: PredictFn,
-    chunk_seconds: float = CHUNK_SECONDS, high_band: str = "gain",
-) -> np.ndarray:
+def enhance_signal(audio: np.ndarray, rate: int, settings: Settings, predict: PredictFn, **options) -> np.ndarray:
     """Denoise audio at any rate, each channel on its own.
 
     audio: float32, shape (n_samples, channels), at ``rate`` Hz. Returns the same shape and rate.
+    ``options``: the fields of EnhanceOptions (strength, floor_db, high_band, chunk_seconds).
     """
     audio = np.asarray(audio, dtype=np.float32)
     if audio.shape[0] == 0:
         return audio.copy()
     pieces = enhance_chunks(lambda a, b: audio[a:b], audio.shape[0], rate, settings, predict,
-                            chunk_seconds, high_band)
+                            EnhanceOptions(**options))
     return np.concatenate(list(pieces), axis=0)
 
 
-def enhance(audio: np.ndarray, settings: Settings, predict: PredictFn) -> np.ndarray:
+def enhance(audio: np.ndarray, settings: Settings, predict: PredictFn, **options) -> np.ndarray:
     """Denoise mono audio at the model's rate.
 
     audio: float32, shape (n_samples,), at settings.sample_rate Hz. Returns the same shape.
     """
-    return enhance_signal(np.asarray(audio)[:, None], settings.sample_rate, settings, predict)[:, 0]
+    return enhance_signal(np.asarray(audio)[:, None], settings.sample_rate, settings, predict, **options)[:, 0]
 
 
 @dataclass
@@ -272,8 +295,7 @@ def enhance_file(
     settings: Settings,
     predict: PredictFn,
     mono: bool = False,
-    chunk_seconds: float = CHUNK_SECONDS,
-    high_band: str = "gain",
+    **options,
 ) -> FileResult:
     """Denoise one file into ``out_path``: same rate, channels (or mono) and, where the output format
     allows, sample format. Memory stays bounded whatever the duration.
@@ -287,6 +309,7 @@ def enhance_file(
     import soundfile as sf
 
     in_path, out_path = Path(in_path), Path(out_path)
+    enhance_options = EnhanceOptions(**options).validate()
     if out_path.exists() and out_path.resolve() == in_path.resolve():
         raise AudioError(f"{out_path}: output would overwrite its input")
     if not out_path.parent.is_dir():
@@ -322,7 +345,7 @@ def enhance_file(
                     raise AudioError(f"{in_path}: contains NaN or infinite samples")
                 return data.mean(axis=1, keepdims=True) if mono else data
 
-            for piece in enhance_chunks(read, n, rate, settings, predict, chunk_seconds, high_band):
+            for piece in enhance_chunks(read, n, rate, settings, predict, enhance_options):
                 peak = max(peak, float(np.max(np.abs(piece))))
                 dst.write(piece)
         scale = 1.0 if peak <= 1.0 else 1.0 / peak
@@ -408,15 +431,16 @@ def enhance_batch(
     overwrite: bool = False,
     mono: bool = False,
     plot: bool = False,
-    high_band: str = "gain",
     make_dirs: bool = False,
     progress: Callable[[int], None] | None = None,
+    **options,
 ) -> BatchReport:
     """Denoise each (input, output) pair; a failure is recorded and the batch goes on.
 
     Existing outputs are skipped unless ``overwrite``; an output equal to its input is refused.
     ``make_dirs`` creates missing output folders (for --out-dir); otherwise a missing one is an error.
-    ``model_for_rate(rate)`` gives the loaded model for a file's sample rate (loaded once each).
+    ``model_for_rate(rate)`` gives the loaded model for a file's sample rate (loaded once each);
+    ``options`` are EnhanceOptions fields.
     """
     report = BatchReport([], [], [])
     for src, dst in jobs:
@@ -433,7 +457,7 @@ def enhance_batch(
                         raise AudioError(f"{dst}: cannot create output folder ({exc.strerror})") from None
                 _, rate, _ = audio_io.audio_info(src)
                 loaded = model_for_rate(rate)
-                result = enhance_file(src, dst, loaded.settings, loaded.predict, mono=mono, high_band=high_band)
+                result = enhance_file(src, dst, loaded.settings, loaded.predict, mono=mono, **options)
                 if plot:
                     from .plots import plot_before_after
 
