@@ -5,8 +5,9 @@
 Each measurement is a fresh process, from its start to the output file written: a 10-second and a
 10-minute 16 kHz mono recording (real speech from the bundled example, looped, with noise). Prints
 the median wall time over ``--runs`` runs, the real-time factor (wall time / audio duration) and the
-peak resident memory of the process. RNNoise runs through the `pyrnnoise` package's file API and
+peak resident memory of the process. RNNoise and
 noisereduce through its `reduce_noise` on the whole file, each in its own process too.
+RNNoise runs through `pyrnnoise`'s frame API (its file API fails with the installed audiolab).
 """
 
 from __future__ import annotations
@@ -34,12 +35,20 @@ subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL, stderr=subpr
 print(time.perf_counter() - start, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)
 """
 
+# pyrnnoise's own file API fails with the installed audiolab ('Reader' has no 'rate'): use its
+# frame API, with soxr to and from RNNoise's 48 kHz.
 RNNOISE = """
 import sys
-from pyrnnoise import RNNoise
-import soundfile as sf
-for _ in RNNoise(sf.info(sys.argv[1]).samplerate).denoise_wav(sys.argv[1], sys.argv[2]):
-    pass
+import numpy as np, soundfile as sf, soxr
+from pyrnnoise import rnnoise as rn
+audio, rate = sf.read(sys.argv[1], dtype="float32")
+x = soxr.resample(audio, rate, rn.SAMPLE_RATE)
+x = np.pad(x, (0, -len(x) % rn.FRAME_SIZE))
+state = rn.create()
+y = np.concatenate([rn.process_mono_frame(state, x[i:i + rn.FRAME_SIZE])[0] for i in range(0, len(x), rn.FRAME_SIZE)])
+rn.destroy(state)
+out = soxr.resample(y.astype(np.float32) / 32767, rn.SAMPLE_RATE, rate)[:len(audio)]
+sf.write(sys.argv[2], out, rate, subtype="PCM_16")
 """
 
 NOISEREDUCE = """

@@ -30,10 +30,12 @@ from .errors import AudioError, DenoiseError
 from .settings import Settings
 from .spectrogram import (
     block_starts,
+    istft,
     magnitude_db,
     overlap_add,
     scale_input,
     split_blocks,
+    stft,
     unscale_target,
 )
 
@@ -73,14 +75,20 @@ def lite_predict_fn(path: Path, batch_size: int = 4, threads: int | None = None)
 
     from ai_edge_litert.interpreter import Interpreter
 
+    saved = os.dup(2)  # the runtime prints an INFO line on the C stderr: keep the terminal clean
     try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 2)
+        os.close(devnull)
         interpreter = Interpreter(model_path=str(path), num_threads=threads or os.cpu_count() or 1)
         inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
-        shape = [batch_size, *inp["shape"][1:]]
-        interpreter.resize_tensor_input(inp["index"], shape)
+        interpreter.resize_tensor_input(inp["index"], [batch_size, *inp["shape"][1:]])
         interpreter.allocate_tensors()
     except (ValueError, RuntimeError) as exc:
         raise DenoiseError(f"{path}: cannot load the LiteRT model ({exc})") from None
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
     def predict(x: np.ndarray) -> np.ndarray:
         result = np.empty_like(x, dtype=np.float32)
@@ -177,13 +185,11 @@ def _model_stage(
 
     Returns (enhanced segment, per-frame gain of the top band at each frame centre).
     """
-    import librosa
-
     hop, pad = settings.hop_length, settings.n_fft // 2
     n_local = -(-seg.shape[0] // hop)
     n_valid = max(0, min(n_local, total_frames - frame0))
     padded = np.concatenate([np.zeros(pad, np.float32), seg, np.zeros(pad + settings.n_fft, np.float32)])
-    spec = librosa.stft(padded, n_fft=settings.n_fft, hop_length=hop, window="hann", center=False)[:, :n_valid]
+    spec = stft(padded, settings, center=False)[:, :n_valid]
     floor = float(scale_input(np.float32(settings.floor_db), settings))
     scaled = scale_input(magnitude_db(spec, settings), settings)
     block, step = settings.n_frames, settings.n_frames // 2
@@ -194,7 +200,7 @@ def _model_stage(
     removed_db = np.clip(options.strength * share, 0.0, -options.floor_db)
     gain = np.power(10.0, -removed_db / 20.0, dtype=np.float32)
     enhanced = spec * gain
-    out = librosa.istft(enhanced, n_fft=settings.n_fft, hop_length=hop, window="hann", center=False)
+    out = istft(enhanced, settings, center=False)
     out = np.pad(out[pad:], (0, max(0, seg.shape[0] - out.shape[0] + pad)))[: seg.shape[0]]
     top = slice(settings.n_bins - settings.n_bins // HIGH_BAND_SHARE, settings.n_bins)
     power_in = np.sum(np.abs(spec[top]) ** 2, axis=0)

@@ -11,37 +11,59 @@ import numpy as np
 from .settings import Settings
 
 
-def stft(audio: np.ndarray, settings: Settings) -> np.ndarray:
-    """Complex STFT, complex64, shape (n_bins, 1 + n_samples // hop_length).
+def hann(n_fft: int) -> np.ndarray:
+    """Periodic Hann window (as librosa and scipy use for spectral analysis), float32."""
+    return (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n_fft) / n_fft)).astype(np.float32)
 
-    audio: float32, shape (n_samples,). Frames are centred (zero-padded by n_fft // 2 each side)
-    with a Hann window. Inputs shorter than n_fft are zero-padded to n_fft first.
+
+def stft(audio: np.ndarray, settings: Settings, center: bool = True) -> np.ndarray:
+    """Complex STFT, complex64, shape (n_bins, n_frames): Hann window, hop_length apart.
+
+    audio: float32, shape (n_samples,). With ``center`` frame t is centred on sample t * hop_length
+    (zero-padded by n_fft // 2 each side), giving 1 + n_samples // hop_length frames for the
+    default odd n_fft, as librosa.stft(center=True, pad_mode="constant") does; inputs shorter than
+    n_fft are zero-padded to n_fft first. Without ``center`` frame t starts at t * hop_length.
+    Plain numpy: prediction does not pay for importing librosa.
     """
-    import librosa
-
+    n_fft, hop = settings.n_fft, settings.hop_length
     audio = np.asarray(audio, dtype=np.float32)
-    if audio.shape[0] < settings.n_fft:
-        audio = np.pad(audio, (0, settings.n_fft - audio.shape[0]))
-    return librosa.stft(
-        audio, n_fft=settings.n_fft, hop_length=settings.hop_length, window="hann", center=True
-    )
+    if center:
+        if audio.shape[0] < n_fft:
+            audio = np.pad(audio, (0, n_fft - audio.shape[0]))
+        audio = np.pad(audio, (n_fft // 2, n_fft // 2))
+    frames = np.lib.stride_tricks.sliding_window_view(audio, n_fft)[::hop]
+    return np.fft.rfft(frames * hann(n_fft), axis=1).T.astype(np.complex64)
 
 
-def istft(spec: np.ndarray, settings: Settings, length: int) -> np.ndarray:
-    """Inverse of :func:`stft`: float32, shape (length,).
+def istft(spec: np.ndarray, settings: Settings, length: int | None = None, center: bool = True) -> np.ndarray:
+    """Inverse of :func:`stft` (weighted overlap-add, normalised by the summed squared window).
 
-    n_fft is passed explicitly: with 128 bins librosa would otherwise guess n_fft=254.
+    n_fft comes from the settings, never from the number of bins (128 bins could be n_fft 254 or
+    255). Returns float32 of ``length`` samples (trimmed or zero-padded) when given.
     """
-    import librosa
-
-    return librosa.istft(
-        spec,
-        n_fft=settings.n_fft,
-        hop_length=settings.hop_length,
-        window="hann",
-        center=True,
-        length=length,
-    ).astype(np.float32)
+    n_fft, hop = settings.n_fft, settings.hop_length
+    window = hann(n_fft)
+    n_frames = spec.shape[1]
+    frames = np.fft.irfft(spec.T, n=n_fft, axis=1) * window
+    # Overlap-add in ceil(n_fft / hop) passes: within a pass the hop-long pieces do not overlap.
+    passes = -(-n_fft // hop)
+    pad = passes * hop - n_fft
+    pieces = np.pad(frames, ((0, 0), (0, pad))).reshape(n_frames, passes, hop)
+    squared = np.pad(window.astype(np.float64) ** 2, (0, pad)).reshape(passes, hop)
+    out = np.zeros((n_frames + passes - 1) * hop, dtype=np.float64)
+    norm = np.zeros_like(out)
+    for j in range(passes):
+        out[j * hop : (j + n_frames) * hop] += pieces[:, j, :].reshape(-1)
+        norm[j * hop : (j + n_frames) * hop] += np.tile(squared[j], n_frames)
+    total = n_fft + hop * (n_frames - 1) if n_frames else 0
+    out, norm = out[:total], norm[:total]
+    nonzero = norm > np.finfo(np.float32).tiny
+    out[nonzero] /= norm[nonzero]
+    if center:
+        out = out[n_fft // 2 :]
+    if length is not None:
+        out = np.pad(out[:length], (0, max(0, length - out.shape[0])))
+    return out.astype(np.float32)
 
 
 def magnitude_db(spec: np.ndarray, settings: Settings) -> np.ndarray:
