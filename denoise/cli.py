@@ -181,12 +181,14 @@ def predict(paths, out_dir, weights, overwrite, mono, plot, high_band, runtime, 
 
 @main.command()
 @click.argument("model", type=ANY_PATH)
-def export(model) -> None:
+@click.option("--compact-to", type=ANY_PATH, metavar="PATH.keras",
+              help="Instead, write a small copy for shipping: float16 weights, with its LiteRT export.")
+def export(model, compact_to) -> None:
     """Export MODEL (.keras, or a training folder) to LiteRT beside it, for fast prediction."""
-    from .model_io import export_lite
+    from .model_io import export_lite, lite_path, save_compact
 
     try:
-        path = export_lite(model)
+        path = lite_path(save_compact(model, compact_to)) if compact_to else export_lite(model)
     except DenoiseError as exc:
         _fail(exc)
     click.echo(f"Wrote {path}")

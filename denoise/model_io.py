@@ -69,29 +69,66 @@ def lite_runtime_available() -> bool:
     return importlib.util.find_spec("ai_edge_litert") is not None
 
 
-def export_lite(model_path: Path) -> Path:
-    """Convert a saved Keras model to LiteRT (``NAME.tflite`` beside it), written atomically."""
+def float32_copy(loaded: "LoadedModel"):
+    """A float32 Keras model with the loaded model's weights (it may be float16 or mixed)."""
+    from .model import build_unet
+
+    model = build_unet(loaded.settings, loaded.model_settings)
+    model.set_weights([w.astype("float32") for w in loaded.model.get_weights()])
+    return model
+
+
+def export_lite(model_path: Path, float16: bool = False) -> Path:
+    """Convert a saved Keras model to LiteRT (``NAME.tflite`` beside it), written atomically.
+
+    ``float16`` stores the weights in half precision (half the size; computed in float32).
+    """
     import contextlib
     import io
-
-    from .model import build_unet
 
     loaded = load_model(model_path, runtime="keras")
     tf = import_tensorflow()
     # A float32 copy: a model trained with mixed precision has float16 layers LiteRT cannot run.
-    model = build_unet(loaded.settings, loaded.model_settings)
-    model.set_weights(loaded.model.get_weights())
+    model = float32_copy(loaded)
     out = lite_path(loaded.path)
     tmp = out.with_name(f".{out.stem}.tmp{LITE_SUFFIX}")
     try:
         with contextlib.redirect_stdout(io.StringIO()):  # the converter prints its temporary files
-            data = tf.lite.TFLiteConverter.from_keras_model(model).convert()
+            converter = tf.lite.TFLiteConverter.from_keras_model(model)
+            if float16:
+                converter.optimizations = [tf.lite.Optimize.DEFAULT]
+                converter.target_spec.supported_types = [tf.float16]
+            data = converter.convert()
         tmp.write_bytes(data)
         os.replace(tmp, out)
     except Exception as exc:
         tmp.unlink(missing_ok=True)
         raise ModelFileError(f"{out}: cannot export the model ({str(exc).splitlines()[0]})") from None
     return out
+
+
+def save_compact(model_path: Path, out_path: Path) -> Path:
+    """Save a small copy for shipping: weights stored in float16 (half the size) in ``out_path``
+    (.keras) with its settings, and its float16 LiteRT export beside it.
+
+    The Keras copy computes in float16 (a fallback; fine-tuning and export use a float32 copy).
+    """
+    import keras
+
+    loaded = load_model(model_path, runtime="keras")
+    from .model import build_unet
+
+    keras.mixed_precision.set_global_policy("float16")
+    try:
+        compact = build_unet(loaded.settings, loaded.model_settings)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    compact.set_weights([w.astype("float16") for w in loaded.model.get_weights()])
+    meta = {k: v for k, v in loaded.metadata.items() if k not in ("settings", "model", "provenance")}
+    meta["weights_dtype"] = "float16"
+    save_model(compact, out_path, loaded.settings, loaded.model_settings, meta)
+    export_lite(out_path, float16=True)
+    return Path(out_path)
 
 
 def sidecar_path(model_path: Path) -> Path:

@@ -11,7 +11,7 @@ from typing import Callable
 from .dataset import count_pairs, list_shards, load_dataset_settings, make_dataset
 from .errors import DataError, ModelFileError
 from .plots import plot_losses
-from .model_io import export_lite, import_tensorflow, load_model, read_model_info, save_model
+from .model_io import export_lite, float32_copy, import_tensorflow, load_model, read_model_info, save_model
 from .settings import ModelSettings, read_json, write_json
 
 BEST = "best.keras"
@@ -106,7 +106,7 @@ def _prepare_model(data_dir, out_dir, settings, options, model_settings, resume,
         loaded = load_model(init_weights, runtime="keras")
         if loaded.settings != settings:
             raise ModelFileError(f"{loaded.path}: its settings differ from the dataset's in {data_dir}")
-        model, model_settings = loaded.model, loaded.model_settings
+        model, model_settings = float32_copy(loaded), loaded.model_settings
         log(f"Fine-tuning from {loaded.path}")
     else:
         model_settings = (model_settings or ModelSettings()).validate(settings)

@@ -53,3 +53,22 @@ def test_predict_with_the_lite_runtime_never_imports_tensorflow(trained, tmp_pat
     )
     subprocess.run([sys.executable, "-c", code], check=True)
     assert sf.info(str(tmp_path / "out.wav")).frames == 8000
+
+
+def test_compact_copy_for_shipping(trained, tmp_path, rng):
+    result = CliRunner().invoke(main, ["export", str(trained["model"]), "--compact-to", str(tmp_path / "small.keras")])
+    assert result.exit_code == 0, result.output
+    full = load_model(trained["model"], runtime="keras")
+    small_lite, small_keras = load_model(tmp_path / "small.keras"), load_model(tmp_path / "small.keras", runtime="keras")
+    assert small_lite.runtime == "lite" and small_keras.metadata["weights_dtype"] == "float16"
+    assert small_lite.settings == full.settings
+    blocks = rng.uniform(-1, 0.5, size=(3, 16, 16, 1)).astype(np.float32)
+    reference = full.predict(blocks)
+    assert np.max(np.abs(small_lite.predict(blocks) - reference)) < 5e-3
+    assert np.max(np.abs(small_keras.predict(blocks) - reference)) < 5e-3
+    # fine-tuning from the compact copy trains in float32
+    from denoise.train import TrainOptions, train
+
+    out = train(trained["data"], tmp_path / "ft", TrainOptions(epochs=1, batch_size=8),
+                init_weights=tmp_path / "small.keras", log=lambda _: None, verbose=0)
+    assert load_model(out.best_path, runtime="keras").model.get_weights()[0].dtype == np.float32
