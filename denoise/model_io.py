@@ -194,6 +194,10 @@ def default_weights(sample_rate: int | None = None) -> Path:
     only one is present.
     """
     folder = Path(os.environ.get("DENOISE_WEIGHTS", WEIGHTS_DIR))
+    if "DENOISE_WEIGHTS" not in os.environ and not folder.is_dir():
+        import sys
+
+        folder = Path(sys.prefix) / "share" / "denoise-unet" / "weights"  # a non-editable install
     wanted = 8000 if sample_rate is not None and sample_rate <= 8000 else 16000
     for rate in (wanted, 16000 if wanted == 8000 else 8000):
         path = folder / SHIPPED_MODELS[rate]
