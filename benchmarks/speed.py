@@ -96,6 +96,10 @@ def main() -> None:
         }
         print(f"\n### `python benchmarks/speed.py --runs {args.runs}` on {platform.machine()}, "
               f"{os.cpu_count()} CPU cores, {time.strftime('%Y-%m-%d')}\n")
+        for args_ in (["--help"], ["predict", "--help"]):
+            wall, peak = measure([sys.executable, "-m", "denoise", *args_], args.runs)
+            print(f"- `denoise {' '.join(args_)}`: {wall:.2f} s median, {peak:.0f} MB")
+        print()
         print("| system | input | median wall s | real-time factor | peak memory MB |")
         print("|---|---|---|---|---|")
         for label, seconds, runs in cases:

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Ship the best models of runs/m16k and runs/m8k (see weights/README.md), then run every benchmark,
+# each output kept in benchmarks/ with the command that produced it. Needs the benchmark peers:
+# pip install -r benchmarks/requirements.txt (then reinstall this project last, see README).
+set -e
+source .venv/bin/activate
+for m in 16k 8k; do
+  python -m denoise export runs/m$m/best.keras --compact-to weights/denoise_$m.keras
+done
+for m in 16k 8k; do
+  { echo '$ denoise evaluate --clean-dir work_data/valset/'$m'/clean --noisy-dir work_data/valset/'$m'/noisy --out work_data/eval_'$m
+    python -m denoise evaluate --clean-dir work_data/valset/$m/clean --noisy-dir work_data/valset/$m/noisy --out work_data/eval_$m 2>/dev/null; } > benchmarks/validation_$m.txt
+done
+{ echo '$ python benchmarks/quality.py --valset work_data/valset'; python benchmarks/quality.py --valset work_data/valset 2>/dev/null; } > benchmarks/quality.txt
+{ echo '$ python benchmarks/high_band.py --valset work_data/valset --weights weights/denoise_8k.keras'; python benchmarks/high_band.py --valset work_data/valset --weights weights/denoise_8k.keras 2>/dev/null; } > benchmarks/high_band.txt
+{ echo '$ python benchmarks/speed.py --runs 5'; python benchmarks/speed.py --runs 5 2>/dev/null; } > benchmarks/speed.txt
+{ echo '$ python benchmarks/long_file.py --minutes 60 --rate 44100 --channels 2'; python benchmarks/long_file.py --minutes 60 --rate 44100 --channels 2 2>/dev/null; } > benchmarks/long_file.txt
+{ for w in 1 2; do
+    echo '$ time denoise data-creation --voice-dir work_data/split/train/speech_16k --noise-dir work_data/split/train/noise --out-dir work_data/dc_w'$w' --nb-samples 4000 --shard-size 500 --workers '$w' --overwrite'
+    python -m denoise data-creation --voice-dir work_data/split/train/speech_16k --noise-dir work_data/split/train/noise --out-dir work_data/dc_w$w --nb-samples 4000 --shard-size 500 --workers $w --overwrite 2>/dev/null | head -1
+  done
+  cmp work_data/dc_w1/shard-00007.npz work_data/dc_w2/shard-00007.npz && echo "shard-00007.npz identical for 1 and 2 workers"
+} > benchmarks/data_creation.txt
+rm -rf work_data/train_speed
+{ echo '$ denoise train --data-dir work_data/dc_w1 --out work_data/train_speed --epochs 1 --batch-size 16'
+  python -m denoise train --data-dir work_data/dc_w1 --out work_data/train_speed --epochs 1 --batch-size 16 --learning-rate 3e-4 2>/dev/null | grep -v "step -\|━"; } > benchmarks/training_speed.txt
+echo FINAL DONE
