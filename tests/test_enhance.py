@@ -116,3 +116,15 @@ def test_high_band_modes(rng):
     assert error_db(untouched, x) < -40  # nothing removed below: nothing removed above either
     with pytest.raises(Exception, match="high_band='loud' must be one of"):
         enhance_signal(x, 16000, TINY, removes_all, high_band="loud")
+
+
+def test_strength_and_floor(rng):
+    x = (0.3 * rng.standard_normal((8000, 1))).astype(np.float32)
+    removes_30db = constant_noise(30.0, TINY)
+    assert error_db(enhance_signal(x, 8000, TINY, removes_30db, strength=0.0), x) < -40
+    half = enhance_signal(x, 8000, TINY, removes_30db, strength=0.5)
+    assert 20 * np.log10(np.linalg.norm(half) / np.linalg.norm(x)) == pytest.approx(-15.0, abs=0.05)
+    floored = enhance_signal(x, 8000, TINY, removes_30db, floor_db=-6.0)
+    assert 20 * np.log10(np.linalg.norm(floored) / np.linalg.norm(x)) == pytest.approx(-6.0, abs=0.05)
+    with pytest.raises(Exception, match="strength=1.5 must be between 0 and 1"):
+        enhance_signal(x, 8000, TINY, removes_30db, strength=1.5)
