@@ -34,10 +34,11 @@ def rnnoise(audio: np.ndarray, rate: int) -> np.ndarray:
     x = audio_io.resample(audio, rate, rn.SAMPLE_RATE)
     n = len(x)
     x = np.pad(x, (0, rn.FRAME_SIZE * (int(np.ceil(n / rn.FRAME_SIZE)) + 2) - n))
+    pcm = (np.clip(x, -1.0, 1.0) * 32767).astype(np.int16)  # RNNoise takes 16-bit frames
     state = rn.create()
     try:
-        frames = [rn.process_mono_frame(state, x[i : i + rn.FRAME_SIZE])[0]
-                  for i in range(0, len(x), rn.FRAME_SIZE)]
+        frames = [rn.process_mono_frame(state, pcm[i : i + rn.FRAME_SIZE])[0]
+                  for i in range(0, len(pcm), rn.FRAME_SIZE)]
     finally:
         rn.destroy(state)
     y = np.concatenate(frames).astype(np.float32) / 32767.0

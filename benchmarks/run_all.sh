@@ -4,17 +4,19 @@
 # pip install -r benchmarks/requirements.txt (then reinstall this project last, see README).
 set -e
 source .venv/bin/activate
+if [ "${1:-}" != "--benchmarks-only" ]; then
 for m in 16k 8k; do
   python -m denoise export runs/m$m/best.keras --compact-to weights/denoise_$m.keras
 done
 for m in 16k 8k; do
   { echo '$ denoise evaluate --clean-dir work_data/valset/'$m'/clean --noisy-dir work_data/valset/'$m'/noisy --out work_data/eval_'$m
-    python -m denoise evaluate --clean-dir work_data/valset/$m/clean --noisy-dir work_data/valset/$m/noisy --out work_data/eval_$m 2>/dev/null; } > benchmarks/validation_$m.txt
+    python -m denoise evaluate --clean-dir work_data/valset/$m/clean --noisy-dir work_data/valset/$m/noisy --out work_data/eval_$m 2>>/tmp/bench_errors.log; } > benchmarks/validation_$m.txt
 done
-{ echo '$ python benchmarks/quality.py --valset work_data/valset'; python benchmarks/quality.py --valset work_data/valset 2>/dev/null; } > benchmarks/quality.txt
-{ echo '$ python benchmarks/high_band.py --valset work_data/valset --weights weights/denoise_8k.keras'; python benchmarks/high_band.py --valset work_data/valset --weights weights/denoise_8k.keras 2>/dev/null; } > benchmarks/high_band.txt
-{ echo '$ python benchmarks/speed.py --runs 5'; python benchmarks/speed.py --runs 5 2>/dev/null; } > benchmarks/speed.txt
-{ echo '$ python benchmarks/long_file.py --minutes 60 --rate 44100 --channels 2'; python benchmarks/long_file.py --minutes 60 --rate 44100 --channels 2 2>/dev/null; } > benchmarks/long_file.txt
+fi
+{ echo '$ python benchmarks/quality.py --valset work_data/valset'; python benchmarks/quality.py --valset work_data/valset 2>>/tmp/bench_errors.log; } > benchmarks/quality.txt
+{ echo '$ python benchmarks/high_band.py --valset work_data/valset --weights weights/denoise_8k.keras'; python benchmarks/high_band.py --valset work_data/valset --weights weights/denoise_8k.keras 2>>/tmp/bench_errors.log; } > benchmarks/high_band.txt
+{ echo '$ python benchmarks/speed.py --runs 5'; python benchmarks/speed.py --runs 5 2>>/tmp/bench_errors.log; } > benchmarks/speed.txt
+{ echo '$ python benchmarks/long_file.py --minutes 60 --rate 44100 --channels 2'; python benchmarks/long_file.py --minutes 60 --rate 44100 --channels 2 2>>/tmp/bench_errors.log; } > benchmarks/long_file.txt
 { for w in 1 2; do
     echo '$ time denoise data-creation --voice-dir work_data/split/train/speech_16k --noise-dir work_data/split/train/noise --out-dir work_data/dc_w'$w' --nb-samples 4000 --shard-size 500 --workers '$w' --overwrite'
     python -m denoise data-creation --voice-dir work_data/split/train/speech_16k --noise-dir work_data/split/train/noise --out-dir work_data/dc_w$w --nb-samples 4000 --shard-size 500 --workers $w --overwrite 2>/dev/null | head -1

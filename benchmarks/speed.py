@@ -43,7 +43,7 @@ import numpy as np, soundfile as sf, soxr
 from pyrnnoise import rnnoise as rn
 audio, rate = sf.read(sys.argv[1], dtype="float32")
 x = soxr.resample(audio, rate, rn.SAMPLE_RATE)
-x = np.pad(x, (0, -len(x) % rn.FRAME_SIZE))
+x = (np.clip(np.pad(x, (0, -len(x) % rn.FRAME_SIZE)), -1, 1) * 32767).astype(np.int16)
 state = rn.create()
 y = np.concatenate([rn.process_mono_frame(state, x[i:i + rn.FRAME_SIZE])[0] for i in range(0, len(x), rn.FRAME_SIZE)])
 rn.destroy(state)
