@@ -15,7 +15,7 @@ done
 fi
 { echo '$ python benchmarks/quality.py --valset work_data/valset'; python benchmarks/quality.py --valset work_data/valset 2>>/tmp/bench_errors.log; } > benchmarks/quality.txt
 { echo '$ python benchmarks/high_band.py --valset work_data/valset --weights weights/denoise_8k.keras'; python benchmarks/high_band.py --valset work_data/valset --weights weights/denoise_8k.keras 2>>/tmp/bench_errors.log; } > benchmarks/high_band.txt
-{ echo '$ python benchmarks/speed.py --runs 5'; python benchmarks/speed.py --runs 5 2>>/tmp/bench_errors.log; } > benchmarks/speed.txt
+{ echo '$ python benchmarks/speed.py --runs 5'; python benchmarks/speed.py --runs 5 2>>/tmp/bench_errors.log; } > benchmarks/RESULTS.md
 { echo '$ python benchmarks/long_file.py --minutes 60 --rate 44100 --channels 2'; python benchmarks/long_file.py --minutes 60 --rate 44100 --channels 2 2>>/tmp/bench_errors.log; } > benchmarks/long_file.txt
 { for w in 1 2; do
     echo '$ time denoise data-creation --voice-dir work_data/split/train/speech_16k --noise-dir work_data/split/train/noise --out-dir work_data/dc_w'$w' --nb-samples 4000 --shard-size 500 --workers '$w' --overwrite'
