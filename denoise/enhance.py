@@ -75,20 +75,16 @@ def lite_predict_fn(path: Path, batch_size: int = 4, threads: int | None = None)
 
     from ai_edge_litert.interpreter import Interpreter
 
-    saved = os.dup(2)  # the runtime prints an INFO line on the C stderr: keep the terminal clean
+    from .model_io import quiet_stderr
+
     try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, 2)
-        os.close(devnull)
-        interpreter = Interpreter(model_path=str(path), num_threads=threads or os.cpu_count() or 1)
-        inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
-        interpreter.resize_tensor_input(inp["index"], [batch_size, *inp["shape"][1:]])
-        interpreter.allocate_tensors()
+        with quiet_stderr():  # the runtime prints an INFO line on the C stderr
+            interpreter = Interpreter(model_path=str(path), num_threads=threads or os.cpu_count() or 1)
+            inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+            interpreter.resize_tensor_input(inp["index"], [batch_size, *inp["shape"][1:]])
+            interpreter.allocate_tensors()
     except (ValueError, RuntimeError) as exc:
         raise DenoiseError(f"{path}: cannot load the LiteRT model ({exc})") from None
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
 
     def predict(x: np.ndarray) -> np.ndarray:
         result = np.empty_like(x, dtype=np.float32)

@@ -7,6 +7,7 @@ atomically (a temporary file in the same folder, then rename).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import os
 import platform
@@ -57,6 +58,20 @@ class LoadedModel:
         return self.__dict__["_predict"](x)
 
 
+@contextlib.contextmanager
+def quiet_stderr():
+    """Silence the C-level stderr (TensorFlow's converter and LiteRT log there) for a block."""
+    saved = os.dup(2)
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 2)
+        os.close(devnull)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def lite_path(model_path: Path) -> Path:
     """``NAME.keras`` -> ``NAME.tflite``, the light-runtime export beside it."""
     return Path(model_path).with_suffix(LITE_SUFFIX)
@@ -83,7 +98,6 @@ def export_lite(model_path: Path, float16: bool = False) -> Path:
 
     ``float16`` stores the weights in half precision (half the size; computed in float32).
     """
-    import contextlib
     import io
 
     loaded = load_model(model_path, runtime="keras")
@@ -93,7 +107,8 @@ def export_lite(model_path: Path, float16: bool = False) -> Path:
     out = lite_path(loaded.path)
     tmp = out.with_name(f".{out.stem}.tmp{LITE_SUFFIX}")
     try:
-        with contextlib.redirect_stdout(io.StringIO()):  # the converter prints its temporary files
+        # The converter prints its temporary files and pages of C++ logs; its errors still raise.
+        with contextlib.redirect_stdout(io.StringIO()), quiet_stderr():
             converter = tf.lite.TFLiteConverter.from_keras_model(model)
             if float16:
                 converter.optimizations = [tf.lite.Optimize.DEFAULT]
