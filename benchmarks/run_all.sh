@@ -19,11 +19,11 @@ fi
 { echo '$ python benchmarks/long_file.py --minutes 60 --rate 44100 --channels 2'; python benchmarks/long_file.py --minutes 60 --rate 44100 --channels 2 2>>/tmp/bench_errors.log; } > benchmarks/long_file.txt
 { for w in 1 2; do
     echo '$ time denoise data-creation --voice-dir work_data/split/train/speech_16k --noise-dir work_data/split/train/noise --out-dir work_data/dc_w'$w' --nb-samples 4000 --shard-size 500 --workers '$w' --overwrite'
-    python -m denoise data-creation --voice-dir work_data/split/train/speech_16k --noise-dir work_data/split/train/noise --out-dir work_data/dc_w$w --nb-samples 4000 --shard-size 500 --workers $w --overwrite 2>/dev/null | head -1
+    python -m denoise data-creation --voice-dir work_data/split/train/speech_16k --noise-dir work_data/split/train/noise --out-dir work_data/dc_w$w --nb-samples 4000 --shard-size 500 --workers $w --overwrite 2>/dev/null | tr '\r' '\n' | grep '^Wrote'
   done
   cmp work_data/dc_w1/shard-00007.npz work_data/dc_w2/shard-00007.npz && echo "shard-00007.npz identical for 1 and 2 workers"
 } > benchmarks/data_creation.txt
 rm -rf work_data/train_speed
 { echo '$ denoise train --data-dir work_data/dc_w1 --out work_data/train_speed --epochs 1 --batch-size 16'
-  python -m denoise train --data-dir work_data/dc_w1 --out work_data/train_speed --epochs 1 --batch-size 16 --learning-rate 3e-4 2>/dev/null | grep -v "step -\|━"; } > benchmarks/training_speed.txt
+  python -m denoise train --data-dir work_data/dc_w1 --out work_data/train_speed --epochs 1 --batch-size 16 --learning-rate 3e-4 2>/dev/null | tr '\r' '\n' | grep -E "^Training on|^Input pipeline|^Epoch 1:|^Exported|^Done"; } > benchmarks/training_speed.txt
 echo FINAL DONE

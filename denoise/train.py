@@ -204,8 +204,9 @@ def train(
 
         def on_epoch_end(self, epoch, logs=None):
             rate = n_train / max(self.end - self.start, 1e-9)
-            log(f"Epoch {epoch + 1}: {rate:.1f} training samples/s; about {max(0.0, 1 - supply / rate):.0%} "
-                "of step time waiting for input")
+            # Keras's progress bar finishes its line after this callback: start a line of our own.
+            log(f"{chr(10) if verbose == 1 else ''}Epoch {epoch + 1}: {rate:.1f} training samples/s; "
+                f"about {max(0.0, 1 - supply / rate):.0%} of step time waiting for input")
 
     class Checkpoint(keras.callbacks.Callback):
         """Saves the last model (with optimizer state) every epoch and the best by validation loss."""
