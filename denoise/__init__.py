@@ -3,7 +3,7 @@
 Python use::
 
     from denoise import load_model, enhance_file
-    loaded = load_model("weights/best.keras")
+    loaded = load_model("weights/denoise_16k.keras")
     enhance_file("noisy.wav", "clean.wav", loaded.settings, loaded.predict)
 """
 
