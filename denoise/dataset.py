@@ -95,8 +95,13 @@ def make_dataset(
     shuffle_buffer: int = 2048,
     seed: int = 0,
     drop_remainder: bool = False,
+    pack_input: bool = False,
 ):
-    """A ``tf.data.Dataset`` of (x, y) batches, shuffled for training, prefetched in both splits."""
+    """A ``tf.data.Dataset`` of (x, y) batches, shuffled for training, prefetched in both splits.
+
+    pack_input: y becomes (noise target, input) on the channel axis, for losses that also score
+    the clean estimate (see ``denoise.model.make_loss``).
+    """
     import tensorflow as tf
 
     shape = (settings.n_bins, settings.n_frames, 1)
@@ -112,4 +117,6 @@ def make_dataset(
     ds = tf.data.Dataset.from_generator(generator, output_signature=(spec, spec))
     if training:
         ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+    if pack_input:
+        ds = ds.map(lambda x, y: (x, tf.concat([y, x], axis=-1)), num_parallel_calls=tf.data.AUTOTUNE)
     return ds.batch(batch_size, drop_remainder=drop_remainder).prefetch(tf.data.AUTOTUNE)

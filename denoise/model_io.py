@@ -290,8 +290,10 @@ def load_model(path: Path, compile: bool = False, runtime: str = "auto") -> Load
     import_tensorflow()
     import keras
 
+    from .model import custom_objects
+
     try:
-        model = keras.saving.load_model(path, compile=compile)
+        model = keras.saving.load_model(path, compile=compile, custom_objects=custom_objects())
     except Exception as exc:  # Keras raises many kinds for a bad file
         raise ModelFileError(f"{path}: cannot load model ({str(exc).splitlines()[0]})") from None
     expected = (None, settings.n_bins, settings.n_frames, 1)

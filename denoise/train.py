@@ -31,6 +31,7 @@ class TrainOptions:
     shuffle_buffer: int = 2048
     mixed_precision: bool = False
     distribute: str = "auto"  # "auto", "mirrored" (every local device, CPUs included) or "none"
+    loss: str = "noise"  # "noise" (the original method) or "noise+clean" (see denoise.model.make_loss)
 
 
 @dataclass
@@ -93,9 +94,12 @@ def _prepare_model(data_dir, out_dir, settings, options, model_settings, resume,
     if resume:
         if not last_path.exists():
             raise ModelFileError(f"{last_path}: no checkpoint to resume from")
-        saved_settings, model_settings, _ = read_model_info(last_path)
+        saved_settings, model_settings, info = read_model_info(last_path)
         if saved_settings != settings:
             raise DataError(f"{data_dir}: dataset settings differ from the checkpoint's in {out_dir}")
+        saved_loss = info.get("training", {}).get("loss", "noise")
+        if saved_loss != options.loss:
+            raise DataError(f"{last_path}: trained with --loss {saved_loss}, not {options.loss}; resume with the same loss")
         state = read_json(state_path)
         model = load_model(last_path, compile=True, runtime="keras").model
         log(f"Resuming from {last_path} after epoch {state['epoch']}")
@@ -111,7 +115,7 @@ def _prepare_model(data_dir, out_dir, settings, options, model_settings, resume,
     else:
         model_settings = (model_settings or ModelSettings()).validate(settings)
         model = build_unet(settings, model_settings)
-    compile_model(model, options.learning_rate)
+    compile_model(model, options.learning_rate, options.loss, settings)
     log_path.unlink(missing_ok=True)
     return model, model_settings, 0, math.inf
 
@@ -136,6 +140,10 @@ def train(
         raise DataError(f"epochs={options.epochs} must be >= 1")
     if not 0 < options.validation_split < 1:
         raise DataError(f"validation_split={options.validation_split} must be in (0, 1)")
+    from .model import LOSSES
+
+    if options.loss not in LOSSES:
+        raise DataError(f"loss={options.loss!r} must be one of {', '.join(LOSSES)}")
     if resume and init_weights:
         raise DataError("--resume and --init-weights cannot be used together")
     shards = list_shards(data_dir)
@@ -180,7 +188,7 @@ def train(
 
     def dataset(split: str, n: int):
         ds = make_dataset(shards, settings, split, options.batch_size, every, options.shuffle_buffer,
-                          options.seed, drop_remainder=whole)
+                          options.seed, drop_remainder=whole, pack_input=options.loss != "noise")
         data_options = tf.data.Options()
         data_options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
         batches = n // options.batch_size if whole else math.ceil(n / options.batch_size)
@@ -190,7 +198,7 @@ def train(
     log(f"Input pipeline alone: {supply:.0f} samples/s")
     recipe = {"data_dir": str(data_dir), "train_pairs": n_train, "validation_pairs": n_val,
               "batch_size": options.batch_size, "learning_rate": options.learning_rate,
-              "mixed_precision": options.mixed_precision}
+              "mixed_precision": options.mixed_precision, "loss": options.loss}
 
     class Throughput(keras.callbacks.Callback):
         """Training samples per second each epoch, and the share of step time spent waiting for input,

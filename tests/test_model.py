@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 
 from conftest import TINY
 from denoise.model import build_unet
@@ -26,3 +27,34 @@ def test_tiny_model_output_range(rng):
     model = build_unet(TINY, ModelSettings(base_filters=4, depth=2))
     y = np.asarray(model(rng.standard_normal((3, 16, 16, 1)).astype(np.float32) * 5))
     assert y.shape == (3, 16, 16, 1) and np.all(np.abs(y) <= 1.0)
+
+
+def test_noise_and_clean_loss_weights_loud_bins_more():
+    import keras
+
+    from denoise.model import make_loss
+
+    settings = Settings()
+    loss = make_loss("noise+clean", settings)
+    huber = keras.losses.Huber()
+    target = np.full((1, 4, 4, 1), 0.1, np.float32)  # 6 dB of noise share in every bin
+
+    def packed(noisy_db):
+        x = (np.full((1, 4, 4, 1), noisy_db, np.float32) - settings.in_offset_db) / settings.in_scale_db
+        return np.concatenate([target, x], axis=-1)
+
+    # A perfect prediction leaves only the (zero) Huber term.
+    assert float(loss(packed(-20.0), target)) == pytest.approx(0.0, abs=1e-7)
+    # The same 6 dB over-suppression costs more in a loud bin than in a quiet one; the noise
+    # term alone cannot tell them apart.
+    over = target + 0.1
+    loud, quiet = float(loss(packed(-10.0), over)), float(loss(packed(-70.0), over))
+    noise_term = float(huber(target, over))
+    assert loud - noise_term > 5 * (quiet - noise_term) > 0
+
+
+def test_unknown_loss_is_refused():
+    from denoise.model import make_loss
+
+    with pytest.raises(ValueError, match="noise\\+clean"):
+        make_loss("clean", Settings())

@@ -104,3 +104,15 @@ def test_mixed_precision_trains_a_loadable_model(trained, tmp_path):
     loaded = load_model(result.best_path, runtime="keras")
     y = loaded.predict(np.zeros((2, 16, 16, 1), np.float32))
     assert y.dtype == np.float32 and np.all(np.isfinite(y))
+
+
+def test_noise_and_clean_loss_trains_and_resumes(trained, tmp_path):
+    out = tmp_path / "nc"
+    options = TrainOptions(epochs=1, batch_size=8, loss="noise+clean")
+    train(trained["data"], out, options, TINY_MODEL, **QUIET)
+    assert load_model(out / "last.keras").metadata["training"]["loss"] == "noise+clean"
+    with pytest.raises(DataError, match="trained with --loss noise\\+clean"):
+        train(trained["data"], out, TrainOptions(epochs=2, batch_size=8), resume=True, **QUIET)
+    train(trained["data"], out, TrainOptions(epochs=2, batch_size=8, loss="noise+clean"), resume=True, **QUIET)
+    assert [r["epoch"] for r in read_log(out / "log.csv")] == ["0", "1"]
+    assert np.isfinite(float(read_log(out / "log.csv")[-1]["val_loss"]))
