@@ -1,8 +1,9 @@
-"""Evaluation: PESQ, STOI and SI-SDR of noisy input and enhanced output against clean references.
+"""Evaluation of noisy input and enhanced output: PESQ, STOI and SI-SDR against clean references,
+or, with no clean reference, DNSMOS (SIG, BAK, OVRL: a learned quality score).
 
 Files are paired by relative path (extension ignored). Averages are reported overall and per
-sub-folder (for example one folder per SNR band or noise class). PESQ and STOI come from the
-``pesq`` and ``pystoi`` packages (the ``eval`` extra).
+sub-folder (for example one folder per SNR band or noise class). PESQ, STOI and DNSMOS come from
+the ``pesq``, ``pystoi`` and ``speechmos`` packages (the ``eval`` extra).
 """
 
 from __future__ import annotations
@@ -20,6 +21,10 @@ from .errors import DenoiseError
 from .settings import write_json
 
 METRICS = ("pesq", "stoi", "si_sdr")
+DNSMOS_METRICS = ("dnsmos_sig", "dnsmos_bak", "dnsmos_ovrl")
+LABELS = {"stoi": "STOI", "si_sdr": "SI-SDR dB", "dnsmos_sig": "DNSMOS SIG",
+          "dnsmos_bak": "DNSMOS BAK", "dnsmos_ovrl": "DNSMOS OVRL"}
+DNSMOS_RATE = 16000
 
 
 class MissingDependencyError(DenoiseError):
@@ -57,6 +62,33 @@ def require_metrics() -> None:
             f"evaluation needs the 'pesq' and 'pystoi' packages ({exc.name} is missing): "
             "pip install 'denoise-unet[eval]'"
         ) from None
+
+
+def require_dnsmos() -> None:
+    """Raise MissingDependencyError, saying how to install it, if DNSMOS is missing."""
+    try:
+        import onnxruntime  # noqa: F401
+        import speechmos.dnsmos  # noqa: F401
+    except ImportError as exc:
+        raise MissingDependencyError(
+            f"scoring without a clean reference needs DNSMOS from the 'speechmos' package "
+            f"({exc.name} is missing): pip install 'denoise-unet[eval]'"
+        ) from None
+
+
+def dnsmos(audio: np.ndarray, rate: int) -> dict[str, float]:
+    """DNSMOS P.835 scores (1..5) of a mono signal: speech quality (SIG), background noise (BAK)
+    and overall (OVRL). Runs at 16 kHz; audio is resampled, and scaled down only if it clips."""
+    require_dnsmos()
+    from speechmos import dnsmos as model
+
+    x = audio_io.resample(audio.astype(np.float32), rate, DNSMOS_RATE)
+    peak = float(np.max(np.abs(x))) if x.size else 0.0
+    if peak > 1.0:
+        x = x / peak
+    result = model.run(x.astype(np.float64), DNSMOS_RATE)
+    return {"dnsmos_sig": float(result["sig_mos"]), "dnsmos_bak": float(result["bak_mos"]),
+            "dnsmos_ovrl": float(result["ovrl_mos"])}
 
 
 def score(clean: np.ndarray, test: np.ndarray, rate: int) -> dict[str, float]:
@@ -105,11 +137,12 @@ def group_of(key: str) -> str:
 class Report:
     rows: list[dict] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    metrics: tuple[str, ...] = METRICS
 
     def averages(self, rows: Iterable[dict] | None = None) -> dict[str, float]:
         rows = list(self.rows if rows is None else rows)
         out = {"files": len(rows)}
-        for metric in METRICS:
+        for metric in self.metrics:
             for side in ("input", "output"):
                 values = [r[f"{metric}_{side}"] for r in rows if not math.isnan(r[f"{metric}_{side}"])]
                 out[f"{metric}_{side}"] = float(np.mean(values)) if values else float("nan")
@@ -166,6 +199,41 @@ def evaluate(
     return report
 
 
+def evaluate_without_reference(
+    noisy_dir: Path,
+    enhanced_dir: Path,
+    progress: Callable[[int], None] | None = None,
+) -> Report:
+    """DNSMOS of every noisy file and its enhanced version (same relative path): for real
+    recordings, where no clean reference exists."""
+    require_dnsmos()
+    report = Report(metrics=DNSMOS_METRICS)
+    for noisy_path in audio_io.find_audio_files(noisy_dir):
+        key = _key(noisy_path, noisy_dir)
+        enhanced_path = _find(enhanced_dir, key, noisy_path.suffix)
+        try:
+            if enhanced_path is None:
+                raise audio_io.AudioError(f"{enhanced_dir / key}: no enhanced file for {noisy_path}")
+            signals = {}
+            for side, path in (("input", noisy_path), ("output", enhanced_path)):
+                data, rate = audio_io.read_audio(path)
+                audio_io.check_audio(data, str(path))
+                if rate < 8000:
+                    raise audio_io.AudioError(f"{path}: sample rate {rate} Hz is below 8000 Hz")
+                signals[side] = (audio_io.to_mono(data), rate)
+        except audio_io.AudioError as exc:
+            report.problems.append(str(exc))
+        else:
+            row = {"file": key, "group": group_of(key), "sample_rate": signals["input"][1]}
+            for side, (signal, rate) in signals.items():
+                for metric, value in dnsmos(signal, rate).items():
+                    row[f"{metric}_{side}"] = value
+            report.rows.append(row)
+        if progress is not None:
+            progress(1)
+    return report
+
+
 def _find(folder: Path, key: str, suffix: str) -> Path | None:
     exact = folder / f"{key}{suffix}"
     if exact.exists():
@@ -178,7 +246,7 @@ def write_report(report: Report, out_dir: Path, extra: dict | None = None) -> tu
     """Write ``per_file.csv`` and ``summary.json`` into ``out_dir``; return both paths."""
     out_dir.mkdir(parents=True, exist_ok=True)
     csv_path, json_path = out_dir / "per_file.csv", out_dir / "summary.json"
-    columns = ["file", "group", "sample_rate"] + [f"{m}_{s}" for m in METRICS for s in ("input", "output")]
+    columns = ["file", "group", "sample_rate"] + [f"{m}_{s}" for m in report.metrics for s in ("input", "output")]
     tmp = csv_path.with_name(".per_file.tmp.csv")
     with open(tmp, "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=columns)
@@ -209,11 +277,11 @@ def format_table(report: Report) -> str:
     if len(groups) > 1 or (groups and "." not in groups):
         sections += list(groups.items())
     rate = report.rows[0]["sample_rate"] if report.rows else 16000
-    pesq_name = "PESQ-WB" if rate >= 16000 else "PESQ-NB"
-    lines = [f"{'group':<22}{'files':>6}  {'metric':<11}{'input':>8}{'output':>8}{'change':>8}"]
+    labels = {**LABELS, "pesq": "PESQ-WB" if rate >= 16000 else "PESQ-NB"}
+    lines = [f"{'group':<22}{'files':>6}  {'metric':<12}{'input':>8}{'output':>8}{'change':>8}"]
     for name, avg in sections:
-        for i, (metric, label) in enumerate((("pesq", pesq_name), ("stoi", "STOI"), ("si_sdr", "SI-SDR dB"))):
+        for i, metric in enumerate(report.metrics):
             head = f"{name:<22}{avg['files']:>6}" if i == 0 else " " * 28
-            lines.append(f"{head}  {label:<11}{avg[f'{metric}_input']:>8.3f}{avg[f'{metric}_output']:>8.3f}"
+            lines.append(f"{head}  {labels[metric]:<12}{avg[f'{metric}_input']:>8.3f}{avg[f'{metric}_output']:>8.3f}"
                          f"{avg[f'{metric}_delta']:>+8.3f}")
     return "\n".join(lines)

@@ -8,7 +8,8 @@ from click.testing import CliRunner
 from conftest import speech_like, write
 from denoise.cli import main
 from denoise.errors import AudioError
-from denoise.evaluate import evaluate, format_table, pair_files, pesq_rate, score, si_sdr, write_report
+from denoise.evaluate import (dnsmos, evaluate, evaluate_without_reference, format_table, pair_files, pesq_rate,
+                              score, si_sdr, write_report)
 
 
 def test_si_sdr_is_scale_invariant_and_matches_snr(rng):
@@ -104,3 +105,31 @@ def test_cli_evaluate_errors(tmp_path):
                                        str(tmp_path / "n"), "--enhanced-dir", str(tmp_path / "n"),
                                        "--out", str(tmp_path / "r")])
     assert result.exit_code == 1 and "no file could be scored" in result.output
+
+
+def test_dnsmos_ranks_clean_above_noisy_at_any_rate(rng):
+    clean = speech_like(rng, 3.0, 16000)
+    noisy = clean + 0.1 * rng.standard_normal(clean.shape[0]).astype(np.float32)
+    good, bad = dnsmos(clean, 16000), dnsmos(noisy, 16000)
+    assert good["dnsmos_bak"] > bad["dnsmos_bak"] + 1 and good["dnsmos_ovrl"] > bad["dnsmos_ovrl"]
+    assert all(1.0 <= v <= 5.0 for v in (*good.values(), *bad.values()))
+    # Resampled to DNSMOS's 16 kHz; a clipping signal is scaled down instead of refused.
+    assert dnsmos(3 * clean, 16000)["dnsmos_bak"] == pytest.approx(dnsmos(clean, 16000)["dnsmos_bak"], abs=0.3)
+
+
+def test_cli_evaluate_without_clean_references_uses_dnsmos(evalset, tmp_path):
+    write(evalset["noisy"] / "short.wav", np.zeros(10, np.float32), 4000)
+    write(evalset["enhanced"] / "short.wav", np.zeros(10, np.float32), 4000)
+    write(evalset["noisy"] / "lonely.wav", np.zeros(8000, np.float32), 8000)
+    report = evaluate_without_reference(evalset["noisy"], evalset["enhanced"])
+    assert len(report.rows) == 4 and any("4000 Hz is below 8000 Hz" in p for p in report.problems)
+    assert any("lonely: no enhanced file" in p for p in report.problems)
+    assert report.averages()["dnsmos_bak_delta"] > 0
+    result = CliRunner().invoke(main, ["evaluate", "--noisy-dir", str(evalset["noisy"]), "--enhanced-dir",
+                                       str(evalset["enhanced"]), "--out", str(tmp_path / "rep")])
+    assert result.exit_code == 0, result.output
+    assert "DNSMOS OVRL" in result.output and "PESQ" not in result.output
+    header = (tmp_path / "rep" / "per_file.csv").read_text().splitlines()[0]
+    assert header.startswith("file,group,sample_rate,dnsmos_sig_input,dnsmos_sig_output")
+    summary = json.loads((tmp_path / "rep" / "summary.json").read_text())
+    assert summary["clean_dir"] is None and summary["average"]["files"] == 4
