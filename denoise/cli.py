@@ -237,5 +237,33 @@ def evaluate(clean_dir, noisy_dir, enhanced_dir, out, weights) -> None:
     click.echo(f"Wrote {csv_path} and {json_path}")
 
 
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on; 0.0.0.0 opens the page to the network (no authentication).")
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True, help="0: any free port.")
+@click.option("--weights", type=ANY_PATH, help=WEIGHTS_HELP)
+@click.option("--max-upload-mb", type=click.FloatRange(min=0, min_open=True), default=50.0, show_default=True,
+              help="Largest upload accepted, in MB.")
+@click.option("--max-seconds", type=click.FloatRange(min=0, min_open=True), default=300.0, show_default=True,
+              help="Longest recording accepted, in seconds.")
+@click.option("--runtime", type=click.Choice(["auto", "lite", "keras"]), default="auto", show_default=True,
+              help="auto: the LiteRT export beside the model when present (fast, no TensorFlow), else Keras.")
+def serve(host, port, weights, max_upload_mb, max_seconds, runtime) -> None:
+    """Serve a web page (and HTTP API) that denoises recordings dropped or recorded in the browser."""
+    os.environ.setdefault("CUDA_VISIBLE_DEVICES", "-1")
+    try:
+        from .serve import Limits, exposure_warning, run
+    except ImportError as exc:
+        raise click.ClickException(f"denoise serve needs the serve extra ({exc}): pip install -e \".[serve]\"")
+    warning = exposure_warning(host)
+    if warning:
+        click.echo(warning, err=True)
+    try:
+        run(host, port, weights, Limits(max_upload_bytes=int(max_upload_mb * 2**20), max_seconds=max_seconds),
+            runtime, echo=click.echo)
+    except DenoiseError as exc:
+        _fail(exc)
+
+
 if __name__ == "__main__":
     main()

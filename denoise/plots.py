@@ -50,12 +50,47 @@ def plot_losses(log_path: Path, out_path: Path) -> None:
 
 
 def spectrogram_db(audio: np.ndarray, rate: int) -> tuple[np.ndarray, float]:
-    """Magnitude in dB re full scale (n_fft ~ 32 ms) and the hop in seconds, for display."""
-    import librosa
+    """Magnitude in dB re full scale (n_fft ~ 32 ms) and the hop in seconds, for display.
+
+    The same frames as ``librosa.stft`` (centred, zero-padded, periodic Hann), in numpy: librosa's
+    first call costs about two seconds, which a page drawing spectrograms should not pay.
+    """
+    from scipy.signal import get_window
 
     n_fft = 1 << int(np.ceil(np.log2(0.032 * rate)))
-    spec = np.abs(librosa.stft(audio, n_fft=n_fft, hop_length=n_fft // 4))
-    return 20 * np.log10(np.maximum(spec, 1e-6)), (n_fft // 4) / rate
+    hop = n_fft // 4
+    padded = np.pad(np.asarray(audio, dtype=np.float32), n_fft // 2)
+    frames = np.lib.stride_tricks.sliding_window_view(padded, n_fft)[::hop]
+    window = get_window("hann", n_fft, fftbins=True).astype(np.float32)
+    spec = np.abs(np.fft.rfft(frames * window, axis=1)).T
+    return 20 * np.log10(np.maximum(spec, 1e-6)), hop / rate
+
+
+def spectrogram_png(audio: np.ndarray, rate: int, title: str, vmax: float | None = None) -> tuple[bytes, float]:
+    """One recording's spectrogram as PNG bytes, and the top of its colour scale (dB).
+
+    Pass the first image's ``vmax`` to the second so before and after share one colour scale.
+    Draws on a bare ``Figure`` (no pyplot state), so several threads may call it at once.
+    """
+    import io
+
+    from matplotlib.figure import Figure
+
+    audio = audio_io.to_mono(np.asarray(audio, dtype=np.float32))[: int(PLOT_SECONDS * rate)]
+    db, hop_s = spectrogram_db(audio, rate)
+    vmax = float(db.max()) if vmax is None else vmax
+    fig = Figure(figsize=(8, 2.6))
+    ax = fig.add_subplot()
+    image = ax.imshow(db, origin="lower", aspect="auto", extent=(0, db.shape[1] * hop_s, 0, rate / 2000),
+                      vmin=-100, vmax=max(vmax, -99.0), cmap="magma")
+    ax.set_title(title, fontsize=10)
+    ax.set_ylabel("kHz")
+    ax.set_xlabel("seconds")
+    fig.colorbar(image, ax=ax, pad=0.01, label="dB")
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100)
+    return buffer.getvalue(), vmax
 
 
 def plot_before_after(noisy_path: Path, denoised_path: Path, out_path: Path,

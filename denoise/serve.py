@@ -1,0 +1,532 @@
+"""``denoise serve``: a local web page and HTTP API that denoise one recording per request.
+
+The app (FastAPI on uvicorn, the ``serve`` extra) loads its models once, up front. Each request
+streams its upload into a fresh private folder (mode 0700) under the app's own temporary folder,
+under a fixed name, with the size limit enforced while the bytes arrive; the folder is deleted
+before the answer is sent, so no recording outlives its request. Denoising runs in a worker thread
+(at most ``Limits.max_jobs`` at once, each model's predictor behind a lock because a LiteRT
+interpreter is not thread-safe), so the page keeps loading while a long recording is processed.
+
+Endpoints: ``GET /`` (the page, served from ``denoise/web``), ``GET /api/limits``,
+``POST /api/denoise`` (the denoised audio), ``POST /api/analyze`` (JSON: the denoised audio and both
+spectrograms as base64), ``GET /openapi.json``. Errors answer 4xx with ``{"detail": "one line"}``.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import ipaddress
+import re
+import shutil
+import socket
+import tempfile
+import threading
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import anyio
+import numpy as np
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.responses import FileResponse, Response
+from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel
+from python_multipart.multipart import MultipartParser, parse_options_header
+from python_multipart.exceptions import FormParserError
+from starlette.requests import ClientDisconnect
+
+from . import __version__
+from . import audio as audio_io
+from .errors import AudioError, DenoiseError
+
+WEB_DIR = Path(__file__).resolve().parent / "web"
+FIELD = "file"
+DEFAULT_MAX_UPLOAD_MB = 50.0
+DEFAULT_MAX_SECONDS = 300.0
+FORM_OVERHEAD = 64 * 1024  # multipart boundaries and part headers around the file itself
+# Output format per input format (libsndfile's name): the same family, else WAV.
+OUTPUT_FORMATS = {
+    "WAV": (".wav", "audio/wav"),
+    "FLAC": (".flac", "audio/flac"),
+    "OGG": (".ogg", "audio/ogg"),
+    "MP3": (".mp3", "audio/mpeg"),
+    "AIFF": (".aiff", "audio/aiff"),
+}
+FORMATS_TEXT = "an audio file (wav, flac, ogg, mp3 or aiff)"
+# Declared upload types accepted besides audio/* (the content decides in the end); others are refused.
+OTHER_ACCEPTED_TYPES = {"", "application/octet-stream", "application/ogg", "video/ogg"}
+SECURITY_HEADERS = [
+    (b"content-security-policy", b"default-src 'self'; img-src 'self' data:; media-src 'self' blob:; "
+                                 b"connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"cache-control", b"no-store"),
+]
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one request may ask for. Uploads above the limits get 413 with a message saying which."""
+
+    max_upload_bytes: int = int(DEFAULT_MAX_UPLOAD_MB * 2**20)
+    max_seconds: float = DEFAULT_MAX_SECONDS
+    max_jobs: int = 2  # recordings denoised at once; further requests wait their turn
+
+    def validate(self) -> "Limits":
+        if self.max_upload_bytes < 1:
+            raise DenoiseError(f"max_upload_bytes={self.max_upload_bytes} must be at least 1")
+        if not self.max_seconds > 0:
+            raise DenoiseError(f"max_seconds={self.max_seconds} must be > 0")
+        if self.max_jobs < 1:
+            raise DenoiseError(f"max_jobs={self.max_jobs} must be at least 1")
+        return self
+
+
+class LockedModel:
+    """A loaded model whose predictor runs one call at a time (shared by the request threads)."""
+
+    def __init__(self, model: Any) -> None:
+        self.settings = model.settings
+        self._predict = model.predict
+        self._lock = threading.Lock()
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        with self._lock:
+            return self._predict(x)
+
+
+class SharedModels:
+    """The models for each sample rate, loaded and warmed up once when the app is created."""
+
+    def __init__(self, model_for_rate: Callable[[int], Any], warm_rates: tuple[int, ...] = (16000, 8000)) -> None:
+        self._model_for_rate = model_for_rate
+        self._lock = threading.Lock()
+        self._wrapped: dict[int, LockedModel] = {}
+        for rate in warm_rates:
+            model = self.for_rate(rate)
+            s = model.settings
+            model.predict(np.zeros((1, s.n_bins, s.n_frames, 1), np.float32))  # builds the interpreter now
+
+    def for_rate(self, rate: int) -> LockedModel:
+        with self._lock:
+            model = self._model_for_rate(rate)
+            if id(model) not in self._wrapped:
+                self._wrapped[id(model)] = LockedModel(model)
+            return self._wrapped[id(model)]
+
+
+@dataclass
+class Upload:
+    """The recording a request carried: where it was saved, and its name for messages only."""
+
+    path: Path
+    name: str
+    content_type: str
+    size: int
+
+
+@dataclass
+class Denoised:
+    """The result of one request, held in memory (its files are already deleted)."""
+
+    audio: bytes
+    media_type: str
+    filename: str
+    sample_rate: int
+    channels: int
+    seconds: float
+    processing_seconds: float
+    scaled_db: float
+    spectrograms: dict[str, bytes] | None = None
+
+
+def display_name(filename: str | None) -> str:
+    """A client's file name made safe for messages and download names (never used as a path)."""
+    base = re.split(r"[\\/]", filename or "")[-1]
+    safe = re.sub(r"[^A-Za-z0-9._ -]+", "_", base).strip(" .")[:80]
+    return safe or "upload"
+
+
+def _too_large(limits: Limits) -> HTTPException:
+    mb = limits.max_upload_bytes / 2**20
+    return HTTPException(413, f"upload larger than the limit of {mb:g} MB (denoise serve --max-upload-mb)")
+
+
+class _TooLarge(Exception):
+    pass
+
+
+async def receive_upload(request: Request, dest: Path, limits: Limits) -> Upload:
+    """Stream the multipart field ``file`` of ``request`` into ``dest``; other fields are ignored.
+
+    The size limit is checked against Content-Length first, then against the bytes as they arrive,
+    so an oversized upload is never stored whole.
+    """
+    ctype, params = parse_options_header(request.headers.get("content-type"))
+    if ctype != b"multipart/form-data" or not params.get(b"boundary"):
+        raise HTTPException(415, f"expected a multipart/form-data upload with the recording in the field '{FIELD}'")
+    length = request.headers.get("content-length", "")
+    if length.isdigit() and int(length) > limits.max_upload_bytes + FORM_OVERHEAD:
+        raise _too_large(limits)
+    part: dict[str, Any] = {}
+    found: dict[str, Any] = {}
+
+    def on_part_begin() -> None:
+        part.clear()
+        part.update(headers={}, field=b"", value=b"", out=None)
+
+    def on_header_field(data: bytes, start: int, end: int) -> None:
+        part["field"] += data[start:end]
+
+    def on_header_value(data: bytes, start: int, end: int) -> None:
+        part["value"] += data[start:end]
+
+    def on_header_end() -> None:
+        part["headers"][part["field"].lower()] = part["value"]
+        part["field"] = part["value"] = b""
+
+    def on_headers_finished() -> None:
+        _, disposition = parse_options_header(part["headers"].get(b"content-disposition"))
+        if disposition.get(b"name") == FIELD.encode() and not found:
+            found.update(name=disposition.get(b"filename", b"").decode("utf-8", "replace"),
+                         content_type=part["headers"].get(b"content-type", b"").decode("latin-1").strip().lower(),
+                         size=0)
+            try:
+                part["out"] = open(dest, "wb")
+            except OSError as exc:
+                raise HTTPException(507, f"the server cannot store the upload ({exc.strerror})") from None
+
+    def on_part_data(data: bytes, start: int, end: int) -> None:
+        if part.get("out") is not None:
+            found["size"] += end - start
+            if found["size"] > limits.max_upload_bytes:
+                raise _TooLarge
+            try:
+                part["out"].write(data[start:end])
+            except OSError as exc:
+                raise HTTPException(507, f"the server cannot store the upload ({exc.strerror})") from None
+
+    def on_part_end() -> None:
+        if part.get("out") is not None:
+            part["out"].close()
+            part["out"] = None
+
+    parser = MultipartParser(params[b"boundary"], {
+        "on_part_begin": on_part_begin, "on_header_field": on_header_field, "on_header_value": on_header_value,
+        "on_header_end": on_header_end, "on_headers_finished": on_headers_finished,
+        "on_part_data": on_part_data, "on_part_end": on_part_end,
+    })
+    try:
+        async for chunk in request.stream():
+            parser.write(chunk)
+        parser.finalize()
+    except _TooLarge:
+        raise _too_large(limits) from None
+    except FormParserError as exc:
+        raise HTTPException(400, f"malformed multipart upload ({exc})") from None
+    except ClientDisconnect:
+        raise HTTPException(400, "the upload was interrupted") from None
+    finally:
+        on_part_end()
+    if not found:
+        raise HTTPException(400, f"no file: send the recording in the multipart field '{FIELD}'")
+    name = display_name(found["name"])
+    if found["size"] == 0:
+        raise HTTPException(400, f"{name}: empty upload (0 bytes)")
+    declared = found["content_type"].split(";")[0].strip()
+    if not (declared.startswith("audio/") or declared in OTHER_ACCEPTED_TYPES):
+        raise HTTPException(415, f"{name}: sent as {declared}, expected {FORMATS_TEXT}")
+    return Upload(dest, name, found["content_type"], found["size"])
+
+
+def denoise_upload(upload: Upload, models: SharedModels, limits: Limits, spectrograms: bool = False) -> Denoised:
+    """Check and denoise a saved upload into its folder; return the result in memory.
+
+    Runs in a worker thread. Problems with the recording raise HTTPException 413, 415 or 422 whose
+    one-line message names the upload (server paths never appear in it).
+    """
+    import soundfile as sf
+
+    from .enhance import enhance_file
+
+    src, name = upload.path, upload.name
+
+    def public(exc: DenoiseError) -> str:
+        return str(exc).replace(str(out), f"denoised{ext}").replace(str(src), name)
+
+    ext, media_type = ".wav", "audio/wav"
+    out = src.with_name(f"denoised{ext}")
+    try:
+        n, rate, channels = audio_io.audio_info(src)
+        ext, media_type = OUTPUT_FORMATS.get(sf.info(str(src)).format, (ext, media_type))
+    except AudioError as exc:
+        raise HTTPException(415, f"{public(exc)}; expected {FORMATS_TEXT}") from None
+    seconds = n / rate
+    if seconds > limits.max_seconds:
+        raise HTTPException(413, f"{name}: {seconds:.1f} s long; the limit is {limits.max_seconds:g} s "
+                                 "(denoise serve --max-seconds)")
+    out = src.with_name(f"denoised{ext}")
+    try:
+        result = enhance_file(src, out, *_settings_and_predict(models, rate))
+        data = out.read_bytes()
+        images = _spectrograms(src, out, name) if spectrograms else None
+    except DenoiseError as exc:
+        raise HTTPException(422, public(exc)) from None
+    stem = name.rsplit(".", 1)[0] if "." in name else name
+    return Denoised(data, media_type, f"{stem}-denoised{ext}", rate, result.channels, seconds,
+                    result.processing_s, result.scaled_db, images)
+
+
+def _settings_and_predict(models: SharedModels, rate: int) -> tuple[Any, Callable]:
+    model = models.for_rate(rate)
+    return model.settings, model.predict
+
+
+def warm_up_plots() -> None:
+    """Draw one tiny spectrogram so the first request does not pay librosa's and matplotlib's start-up."""
+    from .plots import spectrogram_png
+
+    spectrogram_png(np.zeros((2048, 1), np.float32), 16000, "")
+
+
+def _spectrograms(src: Path, out: Path, name: str) -> dict[str, bytes]:
+    """PNG spectrograms of the original and the denoised recording, on one colour scale."""
+    from .plots import PLOT_SECONDS, spectrogram_png
+
+    images, vmax = {}, None
+    for key, path, title in (("original", src, f"original: {name}"), ("denoised", out, "denoised")):
+        _, rate, _ = audio_io.audio_info(path)
+        data, rate = audio_io.read_audio(path, stop=int(PLOT_SECONDS * rate))
+        images[key], vmax = spectrogram_png(data, rate, title, vmax)
+    return images
+
+
+class SpectrogramImages(BaseModel):
+    original: str
+    denoised: str
+
+
+class Analysis(BaseModel):
+    """``POST /api/analyze``: the denoised audio and both spectrograms (PNG), base64-encoded."""
+
+    filename: str
+    media_type: str
+    audio: str
+    sample_rate: int
+    channels: int
+    seconds: float
+    processing_seconds: float
+    scaled_db: float
+    spectrograms: SpectrogramImages
+
+
+UPLOAD_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {"multipart/form-data": {"schema": {
+            "type": "object", "required": [FIELD],
+            "properties": {FIELD: {"type": "string", "format": "binary",
+                                   "description": "the recording: wav, flac, ogg, mp3 or aiff"}},
+        }}},
+    }
+}
+ERRORS = {code: {"description": text} for code, text in (
+    (400, "no file, an empty file or a malformed upload"), (413, "over the size or duration limit"),
+    (415, "not audio, or not a format this server reads"), (422, "audio that cannot be denoised"))}
+
+
+class SecurityHeadersMiddleware:
+    """Adds a strict Content-Security-Policy (nothing loaded from elsewhere) and no-store caching."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+
+        async def send_with_headers(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), *SECURITY_HEADERS]
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+def create_app(
+    weights: Path | None = None,
+    limits: Limits = Limits(),
+    runtime: str = "auto",
+    model_for_rate: Callable[[int], Any] | None = None,
+) -> FastAPI:
+    """The web app, its models loaded. ``model_for_rate`` (rate -> object with ``settings`` and
+    ``predict``) replaces the models chosen from ``weights`` (default: the shipped ones).
+
+    ``app.state.workdir`` is the private temporary folder requests use; it is removed at shutdown.
+    """
+    from .model_io import ModelChooser
+
+    limits.validate()
+    models = SharedModels(model_for_rate or ModelChooser(weights, runtime).for_rate)
+    warm_up_plots()
+    workdir = Path(tempfile.mkdtemp(prefix="denoise-serve-"))
+    jobs = threading.BoundedSemaphore(limits.max_jobs)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI):
+        try:
+            yield
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    app = FastAPI(title="denoise", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
+                  description="Denoise speech recordings. The interactive docs are off: they load scripts "
+                              "from elsewhere; this schema is the documentation.")
+    app.state.workdir = workdir
+    app.state.limits = limits
+    app.add_middleware(SecurityHeadersMiddleware)
+    app.mount("/static", StaticFiles(directory=WEB_DIR), name="static")
+
+    async def run_job(request: Request, spectrograms: bool) -> Denoised:
+        job_dir = Path(tempfile.mkdtemp(dir=workdir))
+        try:
+            upload = await receive_upload(request, job_dir / "upload", limits)
+
+            def work() -> Denoised:
+                with jobs:
+                    return denoise_upload(upload, models, limits, spectrograms)
+
+            return await anyio.to_thread.run_sync(work)
+        finally:
+            shutil.rmtree(job_dir, ignore_errors=True)
+
+    @app.get("/", include_in_schema=False)
+    async def page() -> FileResponse:
+        return FileResponse(WEB_DIR / "index.html", media_type="text/html")
+
+    @app.get("/api/limits", summary="The upload limits and accepted formats")
+    async def get_limits() -> dict[str, Any]:
+        return {**asdict(limits), "formats": [e.lstrip(".") for e in audio_io.AUDIO_EXTENSIONS]}
+
+    @app.post("/api/denoise", summary="Denoise a recording; answers with the denoised audio",
+              openapi_extra=UPLOAD_BODY, response_class=Response,
+              responses={200: {"description": "the denoised audio, in the upload's format (else WAV)",
+                               "content": {t: {} for _, t in OUTPUT_FORMATS.values()}}, **ERRORS})
+    async def denoise(request: Request) -> Response:
+        result = await run_job(request, spectrograms=False)
+        return Response(result.audio, media_type=result.media_type, headers={
+            "content-disposition": f'attachment; filename="{result.filename}"',
+            "x-processing-seconds": f"{result.processing_seconds:.3f}",
+            "x-audio-seconds": f"{result.seconds:.3f}",
+            "x-scaled-db": f"{result.scaled_db:.2f}",
+        })
+
+    @app.post("/api/analyze", summary="Denoise a recording; answers with the audio and both spectrograms",
+              openapi_extra=UPLOAD_BODY, response_model=Analysis, responses=ERRORS)
+    async def analyze(request: Request) -> dict[str, Any]:
+        result = await run_job(request, spectrograms=True)
+        b64 = lambda data: base64.b64encode(data).decode("ascii")  # noqa: E731
+        return {
+            "filename": result.filename, "media_type": result.media_type, "audio": b64(result.audio),
+            "sample_rate": result.sample_rate, "channels": result.channels, "seconds": result.seconds,
+            "processing_seconds": result.processing_seconds, "scaled_db": result.scaled_db,
+            "spectrograms": {k: b64(v) for k, v in result.spectrograms.items()},
+        }
+
+    return app
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` only accepts connections from this machine."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def exposure_warning(host: str) -> str | None:
+    """A warning to print when ``host`` makes the page reachable from other machines, else None."""
+    if is_loopback(host):
+        return None
+    where = "all network interfaces" if host in ("0.0.0.0", "::", "") else host
+    return (f"warning: listening on {where}: anyone who can reach this machine can upload recordings "
+            "and use its CPU; there is no authentication")
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening socket on ``host``:``port`` (port 0: a free one); DenoiseError says why not."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM,
+                                                             flags=socket.AI_PASSIVE)[0]
+        sock = socket.socket(family, kind, proto)
+    except OSError as exc:
+        raise DenoiseError(f"{host}: cannot listen there ({exc.strerror or exc})") from None
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(128)
+    except OSError as exc:
+        sock.close()
+        raise DenoiseError(f"{host}:{port}: cannot listen there ({exc.strerror or exc})") from None
+    return sock
+
+
+def url_for(sock: socket.socket) -> str:
+    """The address to open in a browser for a bound socket (loopback for the wildcard address)."""
+    host, port = sock.getsockname()[:2]
+    if host in ("0.0.0.0", "::"):
+        host = "127.0.0.1"
+    return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
+
+
+def _server(app: FastAPI, log_level: str):
+    import uvicorn
+
+    config = uvicorn.Config(app, log_level=log_level, access_log=False, lifespan="on",
+                            timeout_graceful_shutdown=5)
+    return uvicorn.Server(config)
+
+
+def serve(app: FastAPI, sock: socket.socket, log_level: str = "warning") -> None:
+    """Serve ``app`` on a bound socket until interrupted (Ctrl+C)."""
+    _server(app, log_level).run(sockets=[sock])
+
+
+@contextlib.contextmanager
+def serve_in_thread(app: FastAPI, host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
+    """Serve ``app`` from a background thread (tests, notebooks); yields its URL, stops on exit."""
+    sock = bind(host, port)
+    server = _server(app, "warning")
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started and thread.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    try:
+        if not server.started:
+            raise DenoiseError(f"{url_for(sock)}: the server did not start")
+        yield url_for(sock)
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        sock.close()
+
+
+def run(host: str, port: int, weights: Path | None, limits: Limits, runtime: str = "auto",
+        echo: Callable[[str], None] = print) -> None:
+    """``denoise serve``: bind, load the models, say where the page is, serve until Ctrl+C."""
+    sock = bind(host, port)
+    try:
+        app = create_app(weights, limits, runtime)
+        echo(f"denoise is serving on {url_for(sock)} (Ctrl+C to stop); API: {url_for(sock)}openapi.json")
+        try:
+            serve(app, sock)
+        except KeyboardInterrupt:  # uvicorn shuts down gracefully, then re-raises Ctrl+C
+            pass
+        echo("Stopped.")
+    finally:
+        sock.close()

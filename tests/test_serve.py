@@ -1,0 +1,274 @@
+"""`denoise serve`: the HTTP API on a real server (uvicorn in a thread), its limits, errors and clean-up."""
+
+import base64
+import io
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import httpx
+import numpy as np
+import pytest
+import soundfile as sf
+from click.testing import CliRunner
+
+from conftest import speech_like
+from denoise.cli import main
+from denoise.errors import DenoiseError
+from denoise.model_io import default_weights, read_model_info
+from denoise.serve import Limits, bind, create_app, exposure_warning, is_loopback, serve_in_thread
+
+LIMITS = Limits(max_upload_bytes=200_000, max_seconds=5.0)
+
+
+@pytest.fixture(scope="module")
+def server():
+    """The app with the shipped models, served on a free loopback port for this module's tests."""
+    app = create_app(limits=LIMITS)
+    with serve_in_thread(app) as url, httpx.Client(base_url=url, timeout=60) as client:
+        yield SimpleNamespace(app=app, url=url, client=client)
+    assert not app.state.workdir.exists(), "the private folder outlives the server"
+
+
+@pytest.fixture
+def client(server):
+    """The module's client; after each test, the private folder must hold nothing."""
+    yield server.client
+    assert os.listdir(server.app.state.workdir) == []
+
+
+def noisy(seconds: float, rate: int, channels: int = 1, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    voice = speech_like(rng, seconds, rate)
+    audio = voice[:, None] + 0.05 * rng.standard_normal((voice.shape[0], channels)).astype(np.float32)
+    return audio.astype(np.float32)
+
+
+def encode(audio: np.ndarray, rate: int, fmt: str = "WAV", subtype: str | None = None) -> bytes:
+    buffer = io.BytesIO()
+    sf.write(buffer, audio, rate, format=fmt, subtype=subtype)
+    return buffer.getvalue()
+
+
+def post(client, data: bytes, name: str = "talk.wav", content_type: str = "audio/wav", path: str = "/api/denoise"):
+    return client.post(path, files={"file": (name, data, content_type)})
+
+
+def test_wav_upload_gives_denoised_wav_of_the_same_shape(client):
+    audio = noisy(1.0, 16000)
+    response = post(client, encode(audio, 16000, subtype="PCM_16"))
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "audio/wav"
+    assert response.headers["content-disposition"] == 'attachment; filename="talk-denoised.wav"'
+    assert float(response.headers["x-processing-seconds"]) > 0
+    assert float(response.headers["x-audio-seconds"]) == pytest.approx(1.0)
+    info = sf.info(io.BytesIO(response.content))
+    assert (info.format, info.subtype, info.samplerate, info.channels, info.frames) == ("WAV", "PCM_16", 16000, 1, 16000)
+    out, _ = sf.read(io.BytesIO(response.content), dtype="float32")
+    assert np.sqrt(np.mean(out**2)) < 0.9 * np.sqrt(np.mean(audio**2))  # the model removed something
+
+
+def test_flac_upload_gives_flac_with_the_same_rate_and_channels(client):
+    response = post(client, encode(noisy(0.8, 44100, channels=2), 44100, "FLAC", "PCM_24"), "duo.flac", "audio/flac")
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "audio/flac"
+    assert 'filename="duo-denoised.flac"' in response.headers["content-disposition"]
+    info = sf.info(io.BytesIO(response.content))
+    assert (info.format, info.subtype, info.samplerate, info.channels, info.frames) == ("FLAC", "PCM_24", 44100, 2, 35280)
+
+
+def test_analyze_gives_audio_and_both_spectrograms(client):
+    response = post(client, encode(noisy(1.2, 8000), 8000), path="/api/analyze")
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert (body["filename"], body["media_type"], body["sample_rate"], body["channels"]) == \
+        ("talk-denoised.wav", "audio/wav", 8000, 1)
+    assert body["seconds"] == pytest.approx(1.2) and body["processing_seconds"] > 0
+    assert sf.info(io.BytesIO(base64.b64decode(body["audio"]))).frames == 9600
+    for key in ("original", "denoised"):
+        png = base64.b64decode(body["spectrograms"][key])
+        assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
+
+
+def garbled_flac() -> bytes:
+    data = bytearray(encode(noisy(1.0, 16000), 16000, "FLAC"))
+    middle = len(data) // 3
+    data[middle : middle + 2000] = np.random.default_rng(1).integers(0, 256, 2000, dtype=np.uint8).tobytes()
+    return bytes(data)
+
+
+@pytest.mark.parametrize("name, data, content_type, status, message", [
+    ("talk.wav", b"", "audio/wav", 400, "talk.wav: empty upload (0 bytes)"),
+    ("notes.wav", b"these are my notes, not audio\n" * 20, "audio/wav", 415, "notes.wav: cannot read audio"),
+    ("notes.txt", b"hello", "text/plain", 415, "notes.txt: sent as text/plain, expected an audio file"),
+    ("broken.flac", "garbled", "audio/flac", 422, "broken.flac: truncated or corrupt"),
+    ("low.wav", "4 kHz", "audio/wav", 422, "low.wav: unsupported sample rate 4000 Hz"),
+    ("big.wav", "too large", "audio/wav", 413, "larger than the limit of 0.190735 MB"),
+    ("long.flac", "too long", "audio/flac", 413, "long.flac: 6.0 s long; the limit is 5 s"),
+])
+def test_bad_uploads_get_a_4xx_with_a_message(client, name, data, content_type, status, message):
+    data = {
+        "garbled": garbled_flac,
+        "4 kHz": lambda: encode(noisy(0.5, 4000), 4000),
+        "too large": lambda: encode(noisy(4.0, 16000), 16000, subtype="FLOAT"),  # 256 kB
+        "too long": lambda: encode(np.zeros((48000, 1), np.float32), 8000, "FLAC"),
+    }.get(data, lambda: data)()
+    response = post(client, data, name, content_type)
+    assert response.status_code == status, response.text
+    assert message in response.json()["detail"]
+    assert "/tmp" not in response.text and str(Path.home()) not in response.text  # no server paths
+
+
+def test_requests_without_a_file_get_a_4xx(client):
+    wav = encode(noisy(0.3, 16000), 16000)
+    response = client.post("/api/denoise", files={"audio": ("a.wav", wav, "audio/wav")})
+    assert response.status_code == 400 and "no file: send the recording in the multipart field 'file'" in response.text
+    response = client.post("/api/denoise", content=wav, headers={"content-type": "audio/wav"})
+    assert response.status_code == 415 and "expected a multipart/form-data upload" in response.text
+    response = client.post("/api/denoise", content=b"garbage\r\n--x\r\n",
+                           headers={"content-type": "multipart/form-data; boundary=x"})
+    assert response.status_code == 400 and "malformed multipart upload" in response.text
+
+
+def test_an_oversized_stream_is_refused_while_it_arrives(client):
+    """Without Content-Length (chunked), the limit is enforced on the bytes received, not stored whole."""
+    boundary = "b0undary"
+
+    def body():
+        yield (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.wav\"\r\n"
+               "Content-Type: audio/wav\r\n\r\n").encode()
+        for _ in range(50):  # 3.2 MB, far above the 0.19 MB limit
+            yield b"\0" * 65536
+
+    response = client.post("/api/denoise", content=body(),
+                           headers={"content-type": f"multipart/form-data; boundary={boundary}"})
+    assert response.status_code == 413 and "larger than the limit" in response.text
+    assert "content-length" not in response.request.headers
+
+
+def test_uploaded_names_never_become_paths(client, server):
+    wav = encode(noisy(0.3, 16000), 16000)
+    for name in ("../../evil.wav", "/etc/passwd", "..\\..\\x y.wav", "\u00e9t\u00e9\n.wav"):
+        response = post(client, wav, name)
+        assert response.status_code == 200, response.text
+        disposition = response.headers["content-disposition"]
+        assert re.fullmatch(r'attachment; filename="[A-Za-z0-9._ -]+-denoised\.wav"', disposition), disposition
+    assert not (server.app.state.workdir.parent / "evil.wav").exists()
+
+
+def test_concurrent_requests_all_get_their_own_result(client):
+    cases = [(0.5, 8000), (1.0, 16000), (1.5, 22050), (2.0, 44100), (0.7, 16000), (1.1, 11025)]
+    uploads = [encode(noisy(s, rate, seed=i), rate) for i, (s, rate) in enumerate(cases)]
+    results = [None] * len(cases)
+
+    def send(i):
+        results[i] = post(client, uploads[i], f"take{i}.wav")
+
+    threads = [threading.Thread(target=send, args=(i,)) for i in range(len(cases))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    for i, ((seconds, rate), response) in enumerate(zip(cases, results)):
+        assert response.status_code == 200, response.text
+        assert f'filename="take{i}-denoised.wav"' in response.headers["content-disposition"]
+        info = sf.info(io.BytesIO(response.content))
+        assert (info.samplerate, info.frames) == (rate, int(seconds * rate))
+
+
+def test_limits_page_assets_and_schema(client):
+    assert client.get("/api/limits").json() == {"max_upload_bytes": 200_000, "max_seconds": 5.0, "max_jobs": 2,
+                                                "formats": ["wav", "flac", "ogg", "oga", "mp3", "aiff", "aif"]}
+    page = client.get("/")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert "default-src 'self'" in page.headers["content-security-policy"]
+    links = re.findall(r'(?:src|href)="([^"]*)"', page.text)
+    assert {"/static/app.js", "/static/style.css"} <= set(links)
+    assert all(link.startswith("/") or link.startswith("data:") for link in links), links
+    for asset in ("/static/app.js", "/static/style.css"):
+        text = client.get(asset).text
+        assert len(text) > 500 and "http://" not in text and "https://" not in text and "@import" not in text
+    schema = client.get("/openapi.json").json()
+    upload = schema["paths"]["/api/denoise"]["post"]["requestBody"]["content"]["multipart/form-data"]
+    assert upload["schema"]["required"] == ["file"]
+    assert "/api/analyze" in schema["paths"]
+    assert client.get("/docs").status_code == 404  # Swagger UI would load scripts from a CDN
+
+
+def test_page_answers_while_a_slow_request_is_processed():
+    settings = read_model_info(default_weights(16000))[0]
+    running = threading.Event()
+
+    def slow_predict(x):
+        if x.shape[0] > 1:  # not the warm-up call
+            running.set()
+            time.sleep(1.0)
+        return np.zeros_like(x)
+
+    app = create_app(model_for_rate=lambda rate: SimpleNamespace(settings=settings, predict=slow_predict))
+    audio = noisy(1.0, 16000)
+    with serve_in_thread(app) as url, httpx.Client(base_url=url, timeout=60) as client:
+        result = {}
+        slow = threading.Thread(target=lambda: result.update(r=post(client, encode(audio, 16000, subtype="FLOAT"))))
+        slow.start()
+        assert running.wait(20)
+        for path in ("/", "/static/app.js", "/api/limits"):
+            started = time.perf_counter()
+            assert client.get(path).status_code == 200
+            assert time.perf_counter() - started < 0.5, f"GET {path} waited for the slow request"
+        assert slow.is_alive()
+        slow.join(30)
+    assert result["r"].status_code == 200
+    out, _ = sf.read(io.BytesIO(result["r"].content), dtype="float32", always_2d=True)
+    np.testing.assert_allclose(out, audio, atol=1e-6)  # a model that removes nothing returns the input
+
+
+def test_loopback_checks_and_warning():
+    for host in ("127.0.0.1", "localhost", "::1", "127.0.0.2"):
+        assert is_loopback(host) and exposure_warning(host) is None
+    assert "all network interfaces" in exposure_warning("0.0.0.0")
+    assert "no authentication" in exposure_warning("192.168.1.20")
+    with pytest.raises(DenoiseError, match="Limits|max_seconds"):
+        Limits(max_seconds=0).validate()
+
+
+def test_cli_warns_for_all_interfaces_and_reports_a_busy_port():
+    with socket.socket() as busy:
+        busy.bind(("0.0.0.0", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = CliRunner().invoke(main, ["serve", "--host", "0.0.0.0", "--port", str(port)])
+    assert result.exit_code == 1
+    assert "warning: listening on all network interfaces" in result.stderr
+    assert f"0.0.0.0:{port}: cannot listen there (Address already in use)" in result.output
+    with pytest.raises(DenoiseError, match="cannot listen there"):
+        bind("256.1.1.1", 0)
+    help_text = CliRunner().invoke(main, ["serve", "--help"]).output
+    for option in ("--host", "--port", "--weights", "--max-upload-mb", "--max-seconds"):
+        assert option in help_text
+
+
+def test_cli_serves_until_interrupted_and_removes_its_folder(tmp_path):
+    env = {**os.environ, "TMPDIR": str(tmp_path), "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "denoise", "serve", "--port", "0", "--max-seconds", "60"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        line = proc.stdout.readline()
+        url = re.search(r"http://127\.0\.0\.1:\d+/", line)
+        assert url, line + proc.stderr.read()
+        assert [p.name.startswith("denoise-serve-") for p in tmp_path.iterdir()] == [True]
+        assert httpx.get(url.group(0)).status_code == 200
+        assert httpx.get(url.group(0) + "api/limits").json()["max_seconds"] == 60
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(20) == 0, proc.stderr.read()
+    finally:
+        proc.kill()
+        proc.wait()
+    assert list(tmp_path.iterdir()) == []

@@ -1,0 +1,133 @@
+"""`denoise serve` end to end in a real headless Chromium (Debian's ``chromium``, driven by Playwright).
+
+Playwright never downloads a browser here: it launches /usr/bin/chromium (``.ci/run`` installs it).
+"""
+
+from pathlib import Path
+
+import pytest
+import soundfile as sf
+
+from denoise.serve import create_app, serve_in_thread
+
+CHROMIUM = Path("/usr/bin/chromium")
+EXAMPLE = Path(__file__).resolve().parent.parent / "data_layout" / "example" / "noisy_example.wav"
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
+    "--disable-default-apps", "--disable-extensions",
+    # A fake microphone (a beeping tone) and no permission prompt, for the record button.
+    "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+]
+WAIT_MS = 60_000
+
+
+@pytest.fixture(scope="module")
+def site():
+    """The app with the shipped models, on a free loopback port."""
+    app = create_app()
+    with serve_in_thread(app) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    """Chromium with a fresh profile, headless, its background networking off."""
+    from playwright.sync_api import sync_playwright
+
+    assert CHROMIUM.exists(), f"{CHROMIUM} is missing: apt-get install chromium chromium-driver (.ci/run does)"
+    with sync_playwright() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            str(tmp_path_factory.mktemp("profile")), executable_path=str(CHROMIUM), headless=True,
+            args=CHROMIUM_ARGS, accept_downloads=True, permissions=["microphone"],
+            viewport={"width": 1200, "height": 900},
+        )
+        try:
+            yield context
+        finally:
+            context.close()
+
+
+@pytest.fixture
+def page(site, browser):
+    """The page, freshly loaded; the test fails if it fetched anything from elsewhere or threw."""
+    from playwright.sync_api import expect
+
+    page = browser.new_page()
+    requests, errors = [], []
+    page.on("request", lambda request: requests.append(request.url))
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(site)
+    expect(page.locator("#limits")).to_contain_text("MB", timeout=WAIT_MS)
+    try:
+        yield page
+    finally:
+        page.close()
+    outside = [url for url in requests if not url.startswith((site, "data:", "blob:"))]
+    assert outside == [] and errors == []
+
+
+def enhance_and_wait(page) -> None:
+    """Press Enhance; check the busy state shows, then wait for the download link."""
+    page.evaluate("""() => {
+        window.sawBusy = false;
+        new MutationObserver(() => { if (!document.getElementById('busy').hidden) window.sawBusy = true; })
+            .observe(document.getElementById('busy'), { attributes: true });
+    }""")
+    page.click("#enhance")
+    page.wait_for_selector("#download:not([hidden])", timeout=WAIT_MS)
+    assert page.evaluate("window.sawBusy")
+    assert page.is_hidden("#busy") and page.is_hidden("#message")
+
+
+def denoised_duration(page) -> float:
+    return page.evaluate("""async () => {
+        const audio = document.getElementById('denoised');
+        if (audio.readyState < 1) await new Promise((done) => audio.addEventListener('loadedmetadata', done, { once: true }));
+        return audio.duration;
+    }""")
+
+
+def test_upload_enhance_listen_and_download(page, tmp_path):
+    page.set_input_files("#file", str(EXAMPLE))
+    assert "noisy_example.wav" in page.inner_text("#chosen")
+    enhance_and_wait(page)
+    info = sf.info(str(EXAMPLE))
+    assert denoised_duration(page) == pytest.approx(info.duration, abs=0.01)
+    for image in ("#spec-original", "#spec-denoised"):
+        assert page.evaluate(f"document.querySelector('{image}').naturalWidth") > 300
+    assert "s of audio denoised in" in page.inner_text("#timing")
+    with page.expect_download() as download:
+        page.click("#download")
+    saved = tmp_path / download.value.suggested_filename
+    download.value.save_as(saved)
+    assert saved.name == "noisy_example-denoised.wav"
+    got = sf.info(str(saved))
+    assert (got.format, got.samplerate, got.channels, got.frames) == ("WAV", 16000, 1, info.frames)
+    shot = tmp_path / "serve.png"
+    page.screenshot(path=str(shot), full_page=True)
+    print(f"screenshot: {shot}")
+
+
+def test_record_from_the_microphone(page):
+    from playwright.sync_api import expect
+
+    page.click("#record")
+    expect(page.locator("#record-time")).to_have_text("1 s", timeout=WAIT_MS)
+    page.click("#record")
+    expect(page.locator("#chosen")).to_contain_text("recording-", timeout=WAIT_MS)
+    enhance_and_wait(page)
+    assert 0.5 < denoised_duration(page) < 5
+
+
+def test_a_dropped_file_that_is_not_audio_gets_the_servers_message(page):
+    page.evaluate("""(text) => {
+        const data = new DataTransfer();
+        data.items.add(new File([text], 'notes.wav', { type: 'audio/wav' }));
+        document.getElementById('drop').dispatchEvent(new DragEvent('drop', { dataTransfer: data, bubbles: true }));
+    }""", "these are notes, not audio\n" * 10)
+    assert "notes.wav" in page.inner_text("#chosen")
+    page.click("#enhance")
+    page.wait_for_selector("#message:not([hidden])", timeout=WAIT_MS)
+    assert "notes.wav: cannot read audio" in page.inner_text("#message")
+    assert page.is_hidden("#download") and page.is_enabled("#enhance")
