@@ -6,6 +6,7 @@ geometry: the ceiling of this design).
     python benchmarks/quality.py --valset work_data/valset | tee benchmarks/quality.txt
     # other models of ours beside the shipped one (e.g. an ablation), any number:
     python benchmarks/quality.py --rates 16k --model "noise+clean=runs/abl/noise_clean/best.keras"
+    # enhancement options after commas: --model "overlap 0.25=weights/denoise_16k.keras,overlap=0.25"
 
 Needs the peers (see benchmarks/requirements.txt). Each system denoises every noisy file of the
 validation set (16 kHz and 8 kHz parts); all are scored by ``denoise.evaluate``: PESQ (wide-band at
@@ -74,11 +75,12 @@ def noisereduce_fn(audio: np.ndarray, rate: int) -> np.ndarray:
     return noisereduce.reduce_noise(y=audio, sr=rate).astype(np.float32)
 
 
-def ours(weights: Path):
+def ours(weights: Path, **options):
+    """Our model on one channel; ``options`` as for ``denoise.enhance.enhance_signal``."""
     loaded = load_model(weights)
 
     def run(audio: np.ndarray, rate: int) -> np.ndarray:
-        return enhance_signal(audio[:, None], rate, loaded.settings, loaded.predict)[:, 0]
+        return enhance_signal(audio[:, None], rate, loaded.settings, loaded.predict, **options)[:, 0]
 
     return run
 
@@ -144,7 +146,8 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=Path("work_data/bench"))
     ap.add_argument("--rates", default="16k,8k")
     ap.add_argument("--model", action="append", default=[], metavar="NAME=PATH",
-                    help="Also score this model of ours (its rate must match); repeatable.")
+                    help="Also score this model of ours (its rate must match), optionally with enhancement "
+                         "options: NAME=PATH,overlap=0.25,strength=0.9; repeatable.")
     ap.add_argument("--no-peers", action="store_true", help="Only our models, the input and the oracle.")
     args = ap.parse_args()
     for part in args.rates.split(","):
@@ -152,8 +155,10 @@ def main() -> None:
         clean_dir, noisy_dir = args.valset / part / "clean", args.valset / part / "noisy"
         systems = {"denoise (shipped)": ours(args.weights_dir / SHIPPED_MODELS[rate])}
         for spec in args.model:
-            name, path = spec.split("=", 1)
-            systems[f"denoise ({name})"] = ours(Path(path))
+            name, rest = spec.split("=", 1)
+            path, *opts = rest.split(",")
+            options = {k: (v if k == "high_band" else float(v)) for k, v in (o.split("=") for o in opts)}
+            systems[f"denoise ({name})"] = ours(Path(path), **options)
         if not args.no_peers:
             systems.update({"DeepFilterNet3": deepfilternet3, "RNNoise": rnnoise, "noisereduce": noisereduce_fn})
         systems["oracle (clean magnitude, noisy phase)"] = oracle(clean_dir, noisy_dir, rate)

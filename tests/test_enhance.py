@@ -88,12 +88,13 @@ def block_dependent(x):
     return np.tanh(x - x.mean(axis=(1, 2), keepdims=True) + 0.3 * x.std(axis=(1, 2), keepdims=True))
 
 
-@pytest.mark.parametrize("rate", [8000, 11025, 16000, 44100])
-def test_chunked_processing_equals_processing_whole(rng, rate):
+@pytest.mark.parametrize("rate, overlap", [(8000, 0.5), (11025, 0.5), (16000, 0.5), (44100, 0.5),
+                                           (8000, 0.25), (44100, 0.125), (16000, 0.0)])
+def test_chunked_processing_equals_processing_whole(rng, rate, overlap):
     x = (0.2 * rng.standard_normal((int(rate * 2.3) + 5, 2))).astype(np.float32)
-    whole = enhance_signal(x, rate, TINY, block_dependent, chunk_seconds=1e6)
+    whole = enhance_signal(x, rate, TINY, block_dependent, chunk_seconds=1e6, overlap=overlap)
     for seconds in (0.05, 0.3):
-        chunked = enhance_signal(x, rate, TINY, block_dependent, chunk_seconds=seconds)
+        chunked = enhance_signal(x, rate, TINY, block_dependent, chunk_seconds=seconds, overlap=overlap)
         assert chunked.shape == x.shape
         assert np.max(np.abs(chunked - whole)) < 1e-5
     assert error_db(whole, x) > -30  # the stand-in really changed the signal
@@ -129,3 +130,24 @@ def test_strength_and_floor(rng):
     assert 20 * np.log10(np.linalg.norm(floored) / np.linalg.norm(x)) == pytest.approx(-6.0, abs=0.05)
     with pytest.raises(Exception, match="strength=1.5 must be between 0 and 1"):
         enhance_signal(x, 8000, TINY, removes_30db, strength=1.5)
+
+
+def test_less_overlap_predicts_fewer_blocks(rng):
+    x = (0.1 * rng.standard_normal((8000 * 3, 1))).astype(np.float32)
+    counts = {}
+    for overlap in (0.5, 0.25, 0.0):
+        seen = []
+
+        def counting(blocks):
+            seen.append(blocks.shape[0])
+            return np.zeros_like(blocks)
+
+        out = enhance_signal(x, 8000, TINY, counting, overlap=overlap)
+        assert error_db(out, x) < -40  # removing nothing still gives the input back
+        counts[overlap] = sum(seen)
+    frames = 8000 * 3 // TINY.hop_length
+    assert counts[0.5] == pytest.approx(2 * frames / TINY.n_frames, rel=0.1)
+    assert counts[0.25] == pytest.approx(4 / 3 * frames / TINY.n_frames, rel=0.1)
+    assert counts[0.0] == pytest.approx(frames / TINY.n_frames, rel=0.1)
+    with pytest.raises(Exception, match="overlap=0.9 must be between 0 and 0.75"):
+        enhance_signal(x, 8000, TINY, counting, overlap=0.9)
