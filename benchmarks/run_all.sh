@@ -26,4 +26,5 @@ fi
 rm -rf work_data/train_speed
 { echo '$ denoise train --data-dir work_data/dc_w1 --out work_data/train_speed --epochs 1 --batch-size 16'
   python -m denoise train --data-dir work_data/dc_w1 --out work_data/train_speed --epochs 1 --batch-size 16 --learning-rate 3e-4 2>/dev/null | tr '\r' '\n' | grep -E "^Training on|^Input pipeline|^Epoch 1:|^Exported|^Done"; } > benchmarks/training_speed.txt
+python benchmarks/figure.py  # the README's figure, docs/example_spectrograms.png
 echo FINAL DONE

@@ -33,6 +33,9 @@ def main() -> None:
 @main.command("data-creation")
 @click.option("--voice-dir", type=EXISTING_DIR, required=True, help="Folder of clean speech (searched recursively).")
 @click.option("--noise-dir", type=EXISTING_DIR, required=True, help="Folder of noise recordings (searched recursively).")
+@click.option("--noise-classes", metavar="NAME,NAME,...",
+              help="Use only these ESC-50 classes (e.g. clock_tick,footsteps), read from meta/esc50.csv "
+                   "in --noise-dir, its parent or a sub-folder.")
 @click.option("--out-dir", type=EXISTING_DIR, required=True, help="Where shards, settings and samples are written.")
 @click.option("--nb-samples", type=click.IntRange(min=1), required=True, help="Number of noisy/clean pairs to create.")
 @click.option("--sample-rate", type=click.IntRange(1000, 192000), default=16000, show_default=True,
@@ -52,18 +55,20 @@ def main() -> None:
               help="Split the dataset into this many parts, created by independent jobs.")
 @click.option("--shard-index", type=click.IntRange(min=0), default=0, show_default=True,
               help="Which part this job creates (0 .. --num-shards - 1).")
-def data_creation(voice_dir, noise_dir, out_dir, nb_samples, sample_rate, frame_length, n_fft, hop_length,
-                  snr_range, seed, shard_size, overwrite, workers, num_shards, shard_index) -> None:
+def data_creation(voice_dir, noise_dir, noise_classes, out_dir, nb_samples, sample_rate, frame_length, n_fft,
+                  hop_length, snr_range, seed, shard_size, overwrite, workers, num_shards, shard_index) -> None:
     """Blend clean speech with noise at random SNRs into spectrogram shards for training."""
     from tqdm import tqdm
 
     from .mixing import MixOptions, create_dataset
     from .settings import Settings
+    from .sources import parse_classes
 
     try:
         settings = Settings(sample_rate=sample_rate, frame_length=frame_length, n_fft=n_fft,
                             hop_length=hop_length).validate()
-        options = MixOptions(nb_samples=nb_samples, snr_db=snr_range, seed=seed, shard_size=shard_size)
+        options = MixOptions(nb_samples=nb_samples, snr_db=snr_range, seed=seed, shard_size=shard_size,
+                             noise_classes=parse_classes(noise_classes or ""))
         start = time.perf_counter()
         with tqdm(total=None if num_shards > 1 else nb_samples, unit="pair", desc="Creating pairs") as bar:
             report = create_dataset(voice_dir, noise_dir, out_dir, settings, options, overwrite, bar.update,
@@ -75,6 +80,8 @@ def data_creation(voice_dir, noise_dir, out_dir, nb_samples, sample_rate, frame_
                f"({report.pairs / elapsed:.0f} pairs/s)")
     for kind in ("voice", "noise"):
         click.echo(f"  {kind} files: {report.found[kind]} found, {len(report.used[kind])} used")
+    if options.noise_classes:
+        click.echo(f"  noise classes: {', '.join(options.noise_classes)}")
     if report.skipped:
         click.echo(f"  {len(report.skipped)} file(s) skipped:")
         for path, reason in sorted(report.skipped.items()):

@@ -19,6 +19,7 @@ import numpy as np
 from . import audio as audio_io
 from .errors import DataError
 from .settings import Settings, save_settings, write_json
+from .sources import find_sources
 from .spectrogram import example_db
 
 SHARD_PATTERN = "shard-{:05d}.npz"
@@ -43,6 +44,7 @@ class MixOptions:
     pool_files: int = 200
     noise_hop: int | None = None  # default: half a frame, so noise windows overlap
     qc_seconds: float = 5.0
+    noise_classes: tuple[str, ...] = ()  # ESC-50 classes to draw noise from; () uses every file
 
 
 @dataclass
@@ -71,9 +73,12 @@ class CreationReport:
         }
 
 
-def scan_sources(folder: Path, kind: str, settings: Settings, report: CreationReport) -> list[SourceFile]:
-    """Find audio files under ``folder``; report unreadable and too-short ones as skipped."""
-    files = audio_io.find_audio_files(folder)
+def scan_sources(
+    folder: Path, kind: str, settings: Settings, report: CreationReport, classes: tuple[str, ...] = ()
+) -> list[SourceFile]:
+    """Find audio files under ``folder`` (only ESC-50 ``classes`` if given); report unreadable and
+    too-short ones as skipped."""
+    files = find_sources(folder, classes)
     report.found[kind] = len(files)
     usable = []
     for path in files:
@@ -247,7 +252,7 @@ def create_dataset(
         raise DataError(f"shard_index={shard_index} must be in 0..num_shards-1={num_shards - 1}")
     report = CreationReport()
     voices = scan_sources(voice_dir, "voice", settings, report)
-    noises = scan_sources(noise_dir, "noise", settings, report)
+    noises = scan_sources(noise_dir, "noise", settings, report, options.noise_classes)
     for kind, files, folder in (("voice", voices, voice_dir), ("noise", noises, noise_dir)):
         if not files:
             raise DataError(
@@ -298,6 +303,7 @@ def create_dataset(
         "shard_size": options.shard_size,
         "voice_dir": str(voice_dir),
         "noise_dir": str(noise_dir),
+        "noise_classes": list(options.noise_classes),
         "part": f"{shard_index + 1} of {num_shards}",
     }
     name = MANIFEST_FILE if num_shards == 1 else f"manifest-part{shard_index:03d}-of-{num_shards:03d}.json"

@@ -78,3 +78,43 @@ def trained(tmp_path_factory) -> dict[str, Path]:
     out = root / "run"
     train(data, out, TrainOptions(epochs=1, batch_size=8), TINY_MODEL, log=lambda _: None, verbose=0)
     return {"voice": voice, "noise": noise, "data": data, "run": out, "model": out / "best.keras"}
+
+
+ESC50_ROWS = [  # (file name, class): a few rows of meta/esc50.csv, three classes, folds 1, 2 and 5
+    ("1-100032-A-0.wav", "dog"), ("1-57316-A-38.wav", "clock_tick"), ("2-109505-A-25.wav", "footsteps"),
+    ("5-200334-A-38.wav", "clock_tick"), ("5-9032-A-0.wav", "dog"),
+]
+
+
+@pytest.fixture
+def librispeech(tmp_path: Path, rng: np.random.Generator) -> Path:
+    """A tiny LibriSpeech as its archives unpack: LibriSpeech/train-clean-100/SPEAKER/CHAPTER/*.flac
+    with a transcript beside them, and the corpus's text files at the top. Returns the subset folder."""
+    root = tmp_path / "LibriSpeech"
+    subset = root / "train-clean-100"
+    for speaker, chapter in (("19", "198"), ("26", "495")):
+        folder = subset / speaker / chapter
+        for utterance in range(2):
+            write(folder / f"{speaker}-{chapter}-{utterance:04d}.flac", speech_like(rng, 0.3, 16000), 16000)
+        (folder / f"{speaker}-{chapter}.trans.txt").write_text(f"{speaker}-{chapter}-0000 HELLO\n")
+    for name in ("README.TXT", "SPEAKERS.TXT", "CHAPTERS.TXT", "LICENSE.TXT"):
+        (root / name).write_text("; LibriSpeech metadata\n")
+    return subset
+
+
+@pytest.fixture
+def esc50(tmp_path: Path, rng: np.random.Generator) -> Path:
+    """A tiny ESC-50 as its archive unpacks: ESC-50-master/audio/*.wav (44.1 kHz), meta/esc50.csv and
+    the repository's other files. Returns the ESC-50-master folder."""
+    root = tmp_path / "ESC-50-master"
+    lines = ["filename,fold,target,category,esc10,src_file,take"]
+    for name, category in ESC50_ROWS:
+        fold, src, take, target = name[:-4].split("-")
+        lines.append(f"{name},{fold},{target},{category},False,{src},{take}")
+        write(root / "audio" / name, 0.1 * rng.standard_normal(4410).astype(np.float32), 44100)
+    (root / "meta").mkdir()
+    (root / "meta" / "esc50.csv").write_text("\n".join(lines) + "\n")
+    (root / "meta" / "esc50-human.xlsx").write_bytes(b"PK\x03\x04")
+    (root / "README.md").write_text("# ESC-50\n")
+    (root / "esc50.gif").write_bytes(b"GIF89a")
+    return root

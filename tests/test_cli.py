@@ -96,3 +96,14 @@ def test_predict_keeps_silence_silent(tmp_path, trained):
     assert result.exit_code == 0, result.output
     out, _ = sf.read(str(tmp_path / "o.wav"))
     assert out.shape == (100,) and np.all(out == 0)
+
+
+def test_data_creation_with_esc50_classes(tmp_path, librispeech, esc50):
+    common = ["data-creation", "--voice-dir", librispeech, "--out-dir", tmp_path / "data", "--nb-samples", 4,
+              *TINY_CLI]
+    result = run(*common, "--noise-dir", esc50 / "audio", "--noise-classes", "clock_tick, footsteps")
+    assert result.exit_code == 0, result.output
+    assert "noise files: 3 found" in result.output and "noise classes: clock_tick, footsteps" in result.output
+    result = run(*common, "--noise-dir", esc50, "--noise-classes", "clock_tick,helicopter", "--overwrite")
+    assert result.exit_code == 1
+    assert "unknown class(es) helicopter; valid: clock_tick, dog, footsteps\n" in result.output
