@@ -46,6 +46,13 @@ def main() -> None:
 @click.option("--hop-length", type=click.IntRange(min=1), default=63, show_default=True, help="STFT hop in samples.")
 @click.option("--snr-range", type=(float, float), default=(-5.0, 20.0), show_default=True, metavar="LOW HIGH",
               help="SNR in dB drawn uniformly for each pair.")
+@click.option("--reverb", is_flag=True,
+              help="Add room echo: convolve the speech of some pairs with simulated room impulse responses; "
+                   "the target stays the dry speech, so the model learns to remove echo too.")
+@click.option("--reverb-share", type=click.FloatRange(0, 1), default=0.5, show_default=True,
+              help="With --reverb: share of pairs made reverberant.")
+@click.option("--rt60-range", type=(float, float), default=(0.2, 1.0), show_default=True, metavar="LOW HIGH",
+              help="With --reverb: reverberation time in seconds drawn uniformly for each room.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Same inputs and seed give identical files.")
 @click.option("--shard-size", type=click.IntRange(min=1), default=1000, show_default=True, help="Pairs per shard file.")
 @click.option("--overwrite", is_flag=True, help="Replace shards already in --out-dir.")
@@ -56,7 +63,8 @@ def main() -> None:
 @click.option("--shard-index", type=click.IntRange(min=0), default=0, show_default=True,
               help="Which part this job creates (0 .. --num-shards - 1).")
 def data_creation(voice_dir, noise_dir, noise_classes, out_dir, nb_samples, sample_rate, frame_length, n_fft,
-                  hop_length, snr_range, seed, shard_size, overwrite, workers, num_shards, shard_index) -> None:
+                  hop_length, snr_range, reverb, reverb_share, rt60_range, seed, shard_size, overwrite, workers,
+                  num_shards, shard_index) -> None:
     """Blend clean speech with noise at random SNRs into spectrogram shards for training."""
     from tqdm import tqdm
 
@@ -68,7 +76,8 @@ def data_creation(voice_dir, noise_dir, noise_classes, out_dir, nb_samples, samp
         settings = Settings(sample_rate=sample_rate, frame_length=frame_length, n_fft=n_fft,
                             hop_length=hop_length).validate()
         options = MixOptions(nb_samples=nb_samples, snr_db=snr_range, seed=seed, shard_size=shard_size,
-                             noise_classes=parse_classes(noise_classes or ""))
+                             noise_classes=parse_classes(noise_classes or ""),
+                             reverb_share=reverb_share if reverb else 0.0, rt60=rt60_range)
         start = time.perf_counter()
         with tqdm(total=None if num_shards > 1 else nb_samples, unit="pair", desc="Creating pairs") as bar:
             report = create_dataset(voice_dir, noise_dir, out_dir, settings, options, overwrite, bar.update,
@@ -102,14 +111,18 @@ def data_creation(voice_dir, noise_dir, noise_classes, out_dir, nb_samples, samp
 @click.option("--depth", type=click.IntRange(2, 8), default=5, show_default=True, help="U-Net levels (5: 10 encoder convolutions).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--mixed-precision", is_flag=True, help="float16 compute on GPUs that support it.")
+@click.option("--loss", type=click.Choice(["noise", "noise+clean"]), default="noise", show_default=True,
+              help="noise: Huber on the noise target (the original method); noise+clean: also score "
+                   "the clean estimate prediction makes, weighting loud speech bins more.")
 def train(data_dir, out, epochs, batch_size, learning_rate, validation_split, resume, init_weights,
-          base_filters, depth, seed, mixed_precision) -> None:
+          base_filters, depth, seed, mixed_precision, loss) -> None:
     """Train the U-Net to predict the noise in noisy spectrograms."""
     from .settings import ModelSettings
     from .train import TrainOptions, train as run_training
 
     options = TrainOptions(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
-                           validation_split=validation_split, seed=seed, mixed_precision=mixed_precision)
+                           validation_split=validation_split, seed=seed, mixed_precision=mixed_precision,
+                           loss=loss)
     try:
         result = run_training(data_dir, out, options, ModelSettings(base_filters=base_filters, depth=depth),
                               resume=resume, init_weights=init_weights, log=click.echo)
@@ -202,25 +215,28 @@ def export(model, compact_to) -> None:
 
 
 @main.command()
-@click.option("--clean-dir", type=EXISTING_DIR, required=True, help="Clean reference files.")
+@click.option("--clean-dir", type=EXISTING_DIR,
+              help="Clean reference files. Without it, input and output are scored by DNSMOS instead.")
 @click.option("--noisy-dir", type=EXISTING_DIR, required=True, help="Noisy files, same relative paths as the clean ones.")
 @click.option("--enhanced-dir", type=EXISTING_DIR, help="Already denoised files; default: denoise the noisy files now.")
 @click.option("--out", type=EXISTING_DIR, default=Path("evaluation"), show_default=True,
               help="Report folder: per_file.csv, summary.json (and enhanced/ when denoising here).")
 @click.option("--weights", type=ANY_PATH, help=WEIGHTS_HELP)
 def evaluate(clean_dir, noisy_dir, enhanced_dir, out, weights) -> None:
-    """Score noisy input and denoised output against clean references (PESQ, STOI, SI-SDR)."""
+    """Score noisy input and denoised output: against clean references (PESQ, STOI, SI-SDR), or,
+    with no --clean-dir (your own recordings), by DNSMOS (SIG, BAK, OVRL; 1 to 5, higher is better)."""
     os.environ.setdefault("CUDA_VISIBLE_DEVICES", "-1")
     from tqdm import tqdm
 
     from .audio import find_audio_files
     from .enhance import enhance_tree
-    from .evaluate import evaluate as run_evaluation, format_table, require_metrics, write_report
+    from .evaluate import (evaluate as run_evaluation, evaluate_without_reference, format_table, require_dnsmos,
+                           require_metrics, write_report)
     from .model_io import ModelChooser
 
-    extra = {"clean_dir": str(clean_dir), "noisy_dir": str(noisy_dir)}
+    extra = {"clean_dir": str(clean_dir) if clean_dir else None, "noisy_dir": str(noisy_dir)}
     try:
-        require_metrics()  # before spending minutes denoising
+        require_metrics() if clean_dir else require_dnsmos()  # before spending minutes denoising
         n_files = len(find_audio_files(noisy_dir))
         if enhanced_dir is None:
             chooser = ModelChooser(weights)
@@ -232,7 +248,10 @@ def evaluate(clean_dir, noisy_dir, enhanced_dir, out, weights) -> None:
             extra["models"] = sorted(str(m.path) for m in chooser.loaded)
         extra["enhanced_dir"] = str(enhanced_dir)
         with tqdm(total=n_files, unit="file", desc="Scoring") as bar:
-            report = run_evaluation(clean_dir, noisy_dir, enhanced_dir, bar.update)
+            if clean_dir:
+                report = run_evaluation(clean_dir, noisy_dir, enhanced_dir, bar.update)
+            else:
+                report = evaluate_without_reference(noisy_dir, enhanced_dir, bar.update)
         csv_path, json_path = write_report(report, out, extra)
     except DenoiseError as exc:
         _fail(exc)

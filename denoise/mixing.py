@@ -20,6 +20,7 @@ from . import audio as audio_io
 from .errors import DataError
 from .settings import Settings, save_settings, write_json
 from .sources import find_sources
+from .reverb import require_pyroomacoustics, reverberate, room_impulse_response
 from .spectrogram import example_db
 
 SHARD_PATTERN = "shard-{:05d}.npz"
@@ -45,6 +46,9 @@ class MixOptions:
     noise_hop: int | None = None  # default: half a frame, so noise windows overlap
     qc_seconds: float = 5.0
     noise_classes: tuple[str, ...] = ()  # ESC-50 classes to draw noise from; () uses every file
+    reverb_share: float = 0.0  # share of pairs whose speech is convolved with a room impulse response
+    rt60: tuple[float, float] = (0.2, 1.0)  # reverberation time range in seconds
+    rirs_per_shard: int = 8
 
 
 @dataclass
@@ -116,16 +120,21 @@ def noise_windows(noise: np.ndarray, frame_length: int, hop: int) -> list[int]:
 
 
 def mix_pair(
-    voice: np.ndarray, noise: np.ndarray, snr_db: float, level_db: float
+    voice: np.ndarray, noise: np.ndarray, snr_db: float, level_db: float, heard: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Blend at ``snr_db`` and set the mixture's RMS to ``level_db`` dBFS without clipping.
 
-    Returns (noisy, clean, noise), float32, each the shape of ``voice``, with noisy = clean + noise.
+    ``heard``: the voice as the microphone hears it (reverberant), when it differs from the dry
+    ``voice`` the model should give back; the SNR is then relative to ``heard``.
+    Returns (noisy, clean, noise), float32, each the shape of ``voice``, with noisy = clean + noise
+    (with reverberation, "noise" includes the room's echo).
     """
-    voice_rms = math.sqrt(float(np.mean(np.square(voice, dtype=np.float64))))
+    heard = voice if heard is None else heard
+    voice_rms = math.sqrt(float(np.mean(np.square(heard, dtype=np.float64))))
     noise_rms = math.sqrt(float(np.mean(np.square(noise, dtype=np.float64))))
     noise = noise * (voice_rms / (noise_rms * 10.0 ** (snr_db / 20.0)))
-    noisy = voice + noise
+    noisy = heard + noise
+    noise = noisy - voice
     gain = 10.0 ** (level_db / 20.0) / max(math.sqrt(float(np.mean(np.square(noisy)))), 1e-12)
     peak = float(np.max(np.abs(noisy))) * gain
     if peak > 0.99:
@@ -178,6 +187,15 @@ class ShardResult:
     qc: list[np.ndarray] | None  # noisy, clean, noise audio of shard 0's first pairs
 
 
+def _rir_bank(index: int, settings: Settings, options: MixOptions) -> list[np.ndarray]:
+    """Shard ``index``'s room impulse responses (none without reverberation), seeded like the shard."""
+    if options.reverb_share <= 0:
+        return []
+    rng = np.random.default_rng([options.seed, index, 1])
+    return [room_impulse_response(rng, settings.sample_rate, float(rng.uniform(*options.rt60)))
+            for _ in range(options.rirs_per_shard)]
+
+
 def make_shard(
     index: int, voices: list[SourceFile], noises: list[SourceFile], out_dir: Path,
     settings: Settings, options: MixOptions,
@@ -193,6 +211,9 @@ def make_shard(
         kind = "voice" if not voice_pool else "noise"
         raise DataError(f"every {kind} file of shard {index}'s pool is silent or unreadable")
     arrays = np.empty((3, size, settings.n_bins, settings.n_frames), dtype=np.float16)
+    rirs = _rir_bank(index, settings, options)
+    # A stream of its own, so datasets without reverberation stay identical to earlier versions.
+    room_rng = np.random.default_rng([options.seed, index, 2])
     qc: list[list[np.ndarray]] = [[], [], []]
     qc_samples = int(options.qc_seconds * settings.sample_rate) if index == 0 else 0
     for i in range(size):
@@ -200,11 +221,15 @@ def make_shard(
         nsrc, nsig, nstarts = noise_pool[rng.integers(len(noise_pool))]
         vs = vstarts[rng.integers(len(vstarts))]
         ns = nstarts[rng.integers(len(nstarts))]
+        heard = None
+        if rirs and room_rng.uniform() < options.reverb_share:
+            heard = reverberate(vsig, vs, settings.frame_length, rirs[room_rng.integers(len(rirs))])
         triple = mix_pair(
             vsig[vs : vs + settings.frame_length],
             nsig[ns : ns + settings.frame_length],
             float(rng.uniform(*options.snr_db)),
             float(rng.uniform(*options.level_db)),
+            heard,
         )
         for k, signal in enumerate(triple):
             arrays[k, i] = example_db(signal, settings)
@@ -246,6 +271,12 @@ def create_dataset(
         raise DataError(f"snr range {options.snr_db} must be (low, high) with low <= high")
     if options.shard_size < 1:
         raise DataError(f"shard_size={options.shard_size} must be >= 1")
+    if not 0 <= options.reverb_share <= 1:
+        raise DataError(f"reverb share {options.reverb_share} must be between 0 and 1")
+    if not 0 < options.rt60[0] <= options.rt60[1]:
+        raise DataError(f"RT60 range {options.rt60} must be (low, high) seconds with 0 < low <= high")
+    if options.reverb_share > 0:
+        require_pyroomacoustics()
     if workers < 1:
         raise DataError(f"workers={workers} must be >= 1")
     if not 0 <= shard_index < num_shards:
@@ -304,6 +335,8 @@ def create_dataset(
         "voice_dir": str(voice_dir),
         "noise_dir": str(noise_dir),
         "noise_classes": list(options.noise_classes),
+        "reverb_share": options.reverb_share,
+        "rt60": list(options.rt60),
         "part": f"{shard_index + 1} of {num_shards}",
     }
     name = MANIFEST_FILE if num_shards == 1 else f"manifest-part{shard_index:03d}-of-{num_shards:03d}.json"
