@@ -31,6 +31,9 @@ SAMPLES_DIR = "samples"
 PAUSE_BELOW_PEAK_DB = 40.0
 # Anything quieter than this is digital silence.
 SILENCE_DB = -70.0
+# Noise clips shorter than a frame are looped; shorter than this they are skipped.
+MIN_NOISE_SECONDS = 0.1
+SNR_WEIGHTINGS = ("uniform", "hard")
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,8 @@ class MixOptions:
     reverb_share: float = 0.0  # share of pairs whose speech is convolved with a room impulse response
     rt60: tuple[float, float] = (0.2, 1.0)  # reverberation time range in seconds
     rirs_per_shard: int = 8
+    max_noises: int = 1  # each pair mixes 1..max_noises noise windows, the extra ones 0-10 dB quieter
+    snr_weighting: str = "uniform"  # "uniform", or "hard": density falling linearly from low to high SNR
 
 
 @dataclass
@@ -93,7 +98,9 @@ def scan_sources(
             continue
         if n == 0:
             report.skipped[str(path)] = "no samples"
-        elif n * settings.sample_rate / rate < settings.frame_length:
+        elif kind == "noise" and n * settings.sample_rate / rate < MIN_NOISE_SECONDS * settings.sample_rate:
+            report.skipped[str(path)] = f"too short: {n / rate:.3f} s < {MIN_NOISE_SECONDS} s"
+        elif kind == "voice" and n * settings.sample_rate / rate < settings.frame_length:
             report.skipped[str(path)] = (
                 f"too short: {n / rate:.2f} s < one frame of "
                 f"{settings.frame_length / settings.sample_rate:.2f} s"
@@ -168,6 +175,8 @@ def _load_pool(
         if source.kind == "voice":
             starts = speech_frames(signal, settings.frame_length)
         else:
+            if signal.shape[0] < settings.frame_length:  # a short clip is looped to fill a frame
+                signal = np.tile(signal, -(-settings.frame_length // signal.shape[0]))
             starts = noise_windows(signal, settings.frame_length, hop)
         if not starts:
             report.skipped[str(source.path)] = "silent"
@@ -185,6 +194,21 @@ class ShardResult:
     used: dict[str, set[str]]
     skipped: dict[str, str]
     qc: list[np.ndarray] | None  # noisy, clean, noise audio of shard 0's first pairs
+
+
+def draw_snr(rng: np.random.Generator, snr_db: tuple[float, float], weighting: str = "uniform") -> float:
+    """One SNR in dB: uniform over the range, or "hard": density falling linearly to zero at the top."""
+    low, high = snr_db
+    if weighting == "hard" and high > low:
+        return float(rng.triangular(low, low, high))
+    return float(rng.uniform(low, high))
+
+
+def _match_level(signal: np.ndarray, reference: np.ndarray, gain_db: float) -> np.ndarray:
+    """``signal`` scaled to ``gain_db`` relative to ``reference``'s RMS."""
+    ratio = math.sqrt(float(np.mean(np.square(reference, dtype=np.float64))) /
+                      max(float(np.mean(np.square(signal, dtype=np.float64))), 1e-20))
+    return (signal * ratio * 10.0 ** (gain_db / 20.0)).astype(np.float32)
 
 
 def _rir_bank(index: int, settings: Settings, options: MixOptions) -> list[np.ndarray]:
@@ -212,8 +236,9 @@ def make_shard(
         raise DataError(f"every {kind} file of shard {index}'s pool is silent or unreadable")
     arrays = np.empty((3, size, settings.n_bins, settings.n_frames), dtype=np.float16)
     rirs = _rir_bank(index, settings, options)
-    # A stream of its own, so datasets without reverberation stay identical to earlier versions.
+    # Streams of their own, so datasets without these options stay identical to earlier versions.
     room_rng = np.random.default_rng([options.seed, index, 2])
+    extra_rng = np.random.default_rng([options.seed, index, 3])
     qc: list[list[np.ndarray]] = [[], [], []]
     qc_samples = int(options.qc_seconds * settings.sample_rate) if index == 0 else 0
     for i in range(size):
@@ -224,10 +249,17 @@ def make_shard(
         heard = None
         if rirs and room_rng.uniform() < options.reverb_share:
             heard = reverberate(vsig, vs, settings.frame_length, rirs[room_rng.integers(len(rirs))])
+        noise = nsig[ns : ns + settings.frame_length]
+        for _ in range(int(extra_rng.integers(options.max_noises)) if options.max_noises > 1 else 0):
+            xsrc, xsig, xstarts = noise_pool[extra_rng.integers(len(noise_pool))]
+            xs = xstarts[extra_rng.integers(len(xstarts))]
+            noise = noise + _match_level(xsig[xs : xs + settings.frame_length], noise, -extra_rng.uniform(0, 10))
+            report.used["noise"].add(str(xsrc.path))
+        snr = draw_snr(rng, options.snr_db, options.snr_weighting)
         triple = mix_pair(
             vsig[vs : vs + settings.frame_length],
-            nsig[ns : ns + settings.frame_length],
-            float(rng.uniform(*options.snr_db)),
+            noise,
+            snr,
             float(rng.uniform(*options.level_db)),
             heard,
         )
@@ -271,6 +303,10 @@ def create_dataset(
         raise DataError(f"snr range {options.snr_db} must be (low, high) with low <= high")
     if options.shard_size < 1:
         raise DataError(f"shard_size={options.shard_size} must be >= 1")
+    if options.max_noises < 1:
+        raise DataError(f"max_noises={options.max_noises} must be >= 1")
+    if options.snr_weighting not in SNR_WEIGHTINGS:
+        raise DataError(f"snr_weighting={options.snr_weighting!r} must be one of {', '.join(SNR_WEIGHTINGS)}")
     if not 0 <= options.reverb_share <= 1:
         raise DataError(f"reverb share {options.reverb_share} must be between 0 and 1")
     if not 0 < options.rt60[0] <= options.rt60[1]:
@@ -336,6 +372,8 @@ def create_dataset(
         "noise_dir": str(noise_dir),
         "noise_classes": list(options.noise_classes),
         "reverb_share": options.reverb_share,
+        "max_noises": options.max_noises,
+        "snr_weighting": options.snr_weighting,
         "rt60": list(options.rt60),
         "part": f"{shard_index + 1} of {num_shards}",
     }

@@ -7,7 +7,7 @@ import soundfile as sf
 from conftest import TINY, speech_like, write
 from denoise.errors import AudioError, DataError
 from denoise.mixing import MixOptions, create_dataset, mix_pair, speech_frames
-from denoise.settings import load_settings
+from denoise.settings import Settings, load_settings
 
 
 def rms(x):
@@ -117,3 +117,38 @@ def test_workers_and_parts_give_the_same_dataset(tmp_path, corpus):
             tmp_path / "one" / "samples" / f"{name}.wav").read_bytes()
     with pytest.raises(DataError, match="shard_index=3 must be in 0..num_shards-1=2"):
         create_dataset(voice, noise, tmp_path / "x", TINY, options, num_shards=3, shard_index=3)
+
+
+def test_short_noise_clips_are_looped_and_tiny_ones_skipped(tmp_path, corpus, rng):
+    voice, _ = corpus
+    noise = tmp_path / "short_noise"
+    write(noise / "click.wav", 0.2 * rng.standard_normal(40).astype(np.float32), 8000)  # 5 ms: too short
+    write(noise / "burst.wav", 0.2 * rng.standard_normal(880).astype(np.float32), 8000)  # 0.11 s
+    settings = Settings(sample_rate=8000, frame_length=1024, n_fft=127, hop_length=64)  # 0.128 s frames
+    report = create_dataset(voice, noise, tmp_path / "out", settings, MixOptions(nb_samples=4))
+    skipped = {k.rsplit("/", 1)[-1]: v for k, v in report.skipped.items()}
+    assert skipped["click.wav"].startswith("too short") and "burst.wav" not in skipped
+    assert any(p.endswith("burst.wav") for p in report.used["noise"])
+
+
+def test_several_noises_and_hard_snr_weighting(tmp_path, corpus):
+    voice, noise = corpus
+    base = MixOptions(nb_samples=40, shard_size=40)
+    create_dataset(voice, noise, tmp_path / "one", TINY, base)
+    create_dataset(voice, noise, tmp_path / "many", TINY, MixOptions(nb_samples=40, shard_size=40, max_noises=3))
+    with np.load(tmp_path / "one" / "shard-00000.npz") as a, np.load(tmp_path / "many" / "shard-00000.npz") as b:
+        # Same voices and SNRs were drawn: the clean spectra differ only by each pair's level.
+        diff = b["clean_db"].astype(np.float64) - a["clean_db"].astype(np.float64)
+        loud = a["clean_db"] > -60
+        assert max(np.ptp(d[m]) for d, m in zip(diff, loud) if m.any()) < 0.5
+        assert not np.array_equal(a["noise_db"], b["noise_db"])
+    # "hard" draws low SNRs more often: the mean SNR of 2000 draws sits a third of the way up.
+    from denoise.mixing import draw_snr
+
+    rng = np.random.default_rng(0)
+    hard = [draw_snr(rng, (-5.0, 20.0), "hard") for _ in range(2000)]
+    assert np.mean(hard) == pytest.approx(-5 + 25 / 3, abs=0.6) and min(hard) >= -5 and max(hard) <= 20
+    with pytest.raises(DataError, match="snr_weighting='easy'"):
+        create_dataset(voice, noise, tmp_path / "x", TINY, MixOptions(nb_samples=2, snr_weighting="easy"))
+    with pytest.raises(DataError, match="max_noises=0"):
+        create_dataset(voice, noise, tmp_path / "x", TINY, MixOptions(nb_samples=2, max_noises=0))
