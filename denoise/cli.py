@@ -153,7 +153,10 @@ def train(data_dir, out, epochs, batch_size, learning_rate, validation_split, re
               help="Share of the predicted noise to remove (0: none, 1: all).")
 @click.option("--floor-db", type=click.FloatRange(max=0), default=-40.0, show_default=True,
               help="Never attenuate any part of the spectrum by more than this (dB).")
-def predict(paths, out_dir, weights, overwrite, mono, plot, high_band, runtime, strength, floor_db) -> None:
+@click.option("--overlap", type=click.FloatRange(0, 0.75), default=0.5, show_default=True,
+              help="Share of each 128-frame block predicted again by the next block and cross-faded; "
+                   "0.25 is a third faster, 0 fastest (see benchmarks/quality_speed_options.txt).")
+def predict(paths, out_dir, weights, overwrite, mono, plot, high_band, runtime, strength, floor_db, overlap) -> None:
     """Denoise recordings: 'denoise predict IN OUT', or many files, folders and globs with --out-dir.
 
     Outputs keep the input's length, sample rate, channels and (where the format allows) sample
@@ -176,7 +179,7 @@ def predict(paths, out_dir, weights, overwrite, mono, plot, high_band, runtime, 
     chooser = ModelChooser(weights, runtime)
     with tqdm(total=len(jobs), unit="file", desc="Denoising", disable=len(jobs) < 2) as bar:
         report = enhance_batch(jobs, chooser.for_rate, overwrite=overwrite, mono=mono, plot=plot,
-                               high_band=high_band, strength=strength, floor_db=floor_db,
+                               high_band=high_band, strength=strength, floor_db=floor_db, overlap=overlap,
                                make_dirs=out_dir is not None, progress=bar.update)
     report.failed = problems + report.failed
     if out_dir is None:  # one file: its problem is the command's error
