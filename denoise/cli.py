@@ -211,12 +211,18 @@ def predict(paths, out_dir, weights, overwrite, mono, plot, high_band, runtime, 
 @click.argument("model", type=ANY_PATH)
 @click.option("--compact-to", type=ANY_PATH, metavar="PATH.keras",
               help="Instead, write a small copy for shipping: float16 weights, with its LiteRT export.")
-def export(model, compact_to) -> None:
+@click.option("--lite-weights", type=click.Choice(["float32", "float16", "int8"]),
+              help="Weights of the LiteRT export: float32 (default), float16 (default with --compact-to; "
+                   "half the size), int8 (a quarter of the size, about twice as fast on a CPU).")
+def export(model, compact_to, lite_weights) -> None:
     """Export MODEL (.keras, or a training folder) to LiteRT beside it, for fast prediction."""
     from .model_io import export_lite, lite_path, save_compact
 
     try:
-        path = lite_path(save_compact(model, compact_to)) if compact_to else export_lite(model)
+        if compact_to:
+            path = lite_path(save_compact(model, compact_to, lite_weights or "float16"))
+        else:
+            path = export_lite(model, lite_weights or "float32")
     except DenoiseError as exc:
         _fail(exc)
     click.echo(f"Wrote {path}")

@@ -72,3 +72,21 @@ def test_compact_copy_for_shipping(trained, tmp_path, rng):
     out = train(trained["data"], tmp_path / "ft", TrainOptions(epochs=1, batch_size=8),
                 init_weights=tmp_path / "small.keras", log=lambda _: None, verbose=0)
     assert load_model(out.best_path, runtime="keras").model.get_weights()[0].dtype == np.float32
+
+
+def test_int8_export_is_smaller_and_close(tmp_path, rng):
+    from denoise.model import build_unet
+    from denoise.settings import ModelSettings
+
+    wide = ModelSettings(base_filters=16, depth=2)  # layers big enough to be quantised (>= 1024 weights)
+    path = save_model(build_unet(TINY, wide), tmp_path / "m.keras", TINY, wide)
+    reference = load_model(path, runtime="keras")
+    float_size = export_lite(path).stat().st_size
+    result = CliRunner().invoke(main, ["export", str(path), "--lite-weights", "int8"])
+    assert result.exit_code == 0, result.output
+    assert lite_path(path).stat().st_size < 0.6 * float_size
+    blocks = rng.uniform(-1, 0.5, size=(3, 16, 16, 1)).astype(np.float32)
+    difference = np.abs(load_model(path).predict(blocks) - reference.predict(blocks))
+    assert 0 < np.max(difference) < 0.05  # quantised, but close
+    with pytest.raises(ModelFileError, match="weights='int4' must be one of"):
+        export_lite(path, "int4")
