@@ -9,6 +9,8 @@ Deterministic (no randomness in the split; a fixed seed for the validation mixes
   OUT/split/train/noise       training noise files
   OUT/split/val/{speech,noise} the held-out speakers and noise files
   OUT/valset/{16k,8k}/{clean,noisy}/snr+XX/CLASS-SPEAKER-N.wav   noisy/clean pairs, 4 s each
+  OUT/valset/16k_reverb/...   the same pairs with the speech reverberant (a simulated room, RT60
+                              0.2-1.0 s) before the noise is added; the clean side is the dry speech
   OUT/split.json              which file went where
 Every fifth speaker (sorted by id) and every fifth noise file of each class is held out; the two
 noise classes that are one long recording each are cut in time (first 70 % train, last 30 % val).
@@ -22,9 +24,15 @@ import json
 import os
 from pathlib import Path
 
+import sys
+
 import numpy as np
 import soundfile as sf
 import soxr
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from denoise.reverb import reverberate, room_impulse_response  # noqa: E402
 
 SNRS = (-5, 0, 5, 10, 15, 20)
 SEGMENT_S = 4.0
@@ -97,6 +105,7 @@ def main() -> None:
 def make_valset(val_dir: Path, out: Path, seed: int) -> None:
     """4-second noisy/clean pairs of held-out speakers and noises at each SNR band, 16 and 8 kHz."""
     rng = np.random.default_rng(seed)
+    room_rng = np.random.default_rng(seed + 1)  # its own stream: the dry pairs stay as they were
     rate = 16000
     seg = int(SEGMENT_S * rate)
     noises = sorted((val_dir / "noise").rglob("*.flac"))
@@ -128,6 +137,14 @@ def make_valset(val_dir: Path, out: Path, seed: int) -> None:
                     dst.parent.mkdir(parents=True, exist_ok=True)
                     data = signal if sr == rate else soxr.resample(signal, rate, sr, quality="HQ")
                     sf.write(str(dst), data.astype(np.float32), sr, subtype="PCM_16")
+            rir = room_impulse_response(room_rng, rate, float(room_rng.uniform(0.2, 1.0)))
+            wet = reverberate(voice, start, seg, rir)
+            noisy_wet = wet + noise * rms(wet) / rms(clean)  # the same SNR against the reverberant voice
+            gain_wet = min(gain * rms(noisy) / rms(noisy_wet), 0.9 / np.max(np.abs(noisy_wet)))
+            for kind, signal in (("clean", clean * gain_wet), ("noisy", noisy_wet * gain_wet)):
+                dst = out / "16k_reverb" / kind / name
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                sf.write(str(dst), signal.astype(np.float32), rate, subtype="PCM_16")
             count += 1
     print(f"validation set: {count} pairs of {SEGMENT_S:.0f} s in {out}")
 

@@ -3,7 +3,7 @@ noisereduce, the noisy input and the oracle (clean magnitude with the noisy phas
 geometry: the ceiling of this design).
 
     python benchmarks/corpus_split.py --corpus ../shared/corpus --out work_data   # once
-    python benchmarks/quality.py --valset work_data/valset | tee benchmarks/quality.txt
+    python benchmarks/quality.py --valset work_data/valset --rates 16k,8k,16k_reverb | tee benchmarks/quality.txt
     # other models of ours beside the shipped one (e.g. an ablation), any number:
     python benchmarks/quality.py --rates 16k --model "noise+clean=runs/abl/noise_clean/best.keras"
     # enhancement options after commas: --model "overlap 0.25=weights/denoise_16k.keras,overlap=0.25"
@@ -151,7 +151,7 @@ def main() -> None:
     ap.add_argument("--no-peers", action="store_true", help="Only our models, the input and the oracle.")
     args = ap.parse_args()
     for part in args.rates.split(","):
-        rate = int(part.rstrip("k")) * 1000
+        rate = int(part.split("k")[0]) * 1000  # "16k", "8k", "16k_reverb"
         clean_dir, noisy_dir = args.valset / part / "clean", args.valset / part / "noisy"
         systems = {"denoise (shipped)": ours(args.weights_dir / SHIPPED_MODELS[rate])}
         for spec in args.model:
@@ -172,7 +172,8 @@ def main() -> None:
             add_dnsmos(reports[name], out)
         pesq = "PESQ-WB" if rate == 16000 else "PESQ-NB"
         n = len(reports["noisy input"].rows)
-        print(f"\n## {part} validation set: {n} files of 4 s, SNR -5..20 dB, held-out speakers and noises\n")
+        what = " (speech reverberant, RT60 0.2-1.0 s; the reference is the dry speech)" if "reverb" in part else ""
+        print(f"\n## {part} validation set{what}: {n} files of 4 s, SNR -5..20 dB, held-out speakers and noises\n")
         # Speed is measured on a quiet machine by benchmarks/speed.py, not here.
         print(f"| system | {pesq} | STOI | SI-SDR dB | DNSMOS OVRL |")
         print("|---|---|---|---|---|")
