@@ -125,7 +125,7 @@ def add_dnsmos(report, folder: Path) -> None:
 
 
 def mean(rows: list[dict], key: str) -> float:
-    values = [r[key] for r in rows if not np.isnan(r[key])]
+    values = [r[key] for r in rows if key in r and not np.isnan(r[key])]
     return float(np.mean(values)) if values else float("nan")
 
 
@@ -149,6 +149,7 @@ def main() -> None:
                     help="Also score this model of ours (its rate must match), optionally with enhancement "
                          "options: NAME=PATH,overlap=0.25,strength=0.9; repeatable.")
     ap.add_argument("--no-peers", action="store_true", help="Only our models, the input and the oracle.")
+    ap.add_argument("--no-dnsmos", action="store_true", help="Skip DNSMOS (faster; its column shows nan).")
     args = ap.parse_args()
     for part in args.rates.split(","):
         rate = int(part.split("k")[0]) * 1000  # "16k", "8k", "16k_reverb"
@@ -164,12 +165,14 @@ def main() -> None:
         systems["oracle (clean magnitude, noisy phase)"] = oracle(clean_dir, noisy_dir, rate)
         reports = {}
         reports["noisy input"] = evaluate(clean_dir, noisy_dir, noisy_dir)
-        add_dnsmos(reports["noisy input"], noisy_dir)
+        if not args.no_dnsmos:
+            add_dnsmos(reports["noisy input"], noisy_dir)
         for name, fn in systems.items():
             out = args.work / part / "".join(c if c.isalnum() else "_" for c in name)
             run_system(fn, noisy_dir, out)
             reports[name] = evaluate(clean_dir, noisy_dir, out)
-            add_dnsmos(reports[name], out)
+            if not args.no_dnsmos:
+                add_dnsmos(reports[name], out)
         pesq = "PESQ-WB" if rate == 16000 else "PESQ-NB"
         n = len(reports["noisy input"].rows)
         what = " (speech reverberant, RT60 0.2-1.0 s; the reference is the dry speech)" if "reverb" in part else ""
@@ -184,8 +187,9 @@ def main() -> None:
         bands = sorted(reports["noisy input"].groups(), key=lambda g: int(g[3:]))
         classes = sorted({r["file"].split("/")[-1].split("-")[0] for r in reports["noisy input"].rows})
         by_band, by_class = (lambda r: r["group"]), (lambda r: r["file"].split("/")[-1].split("-")[0])
-        for key, label, fmt in (("pesq_output", pesq, "{:.2f}"), ("stoi_output", "STOI", "{:.3f}"),
-                                ("si_sdr_output", "SI-SDR dB", "{:.1f}"), ("ovrl_output", "DNSMOS OVRL", "{:.2f}")):
+        metrics = [("pesq_output", pesq, "{:.2f}"), ("stoi_output", "STOI", "{:.3f}"),
+                   ("si_sdr_output", "SI-SDR dB", "{:.1f}")] + ([] if args.no_dnsmos else [("ovrl_output", "DNSMOS OVRL", "{:.2f}")])
+        for key, label, fmt in metrics:
             table(f"Per SNR band, {label}:", reports, bands, by_band,
                   lambda rows, key=key, fmt=fmt: fmt.format(mean(rows, key)))
         counts = {c: sum(by_class(r) == c for r in reports["noisy input"].rows) for c in classes}
