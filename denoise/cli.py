@@ -153,9 +153,10 @@ def train(data_dir, out, epochs, batch_size, learning_rate, validation_split, re
               help="Share of the predicted noise to remove (0: none, 1: all).")
 @click.option("--floor-db", type=click.FloatRange(max=0), default=-40.0, show_default=True,
               help="Never attenuate any part of the spectrum by more than this (dB).")
-@click.option("--overlap", type=click.FloatRange(0, 0.75), default=0.5, show_default=True,
-              help="Share of each 128-frame block predicted again by the next block and cross-faded; "
-                   "0.25 is a third faster, 0 fastest (see benchmarks/quality_speed_options.txt).")
+@click.option("--overlap", type=click.FloatRange(0, 0.75), default=0.25, show_default=True,
+              help="Share of each 128-frame block predicted again by the next block and cross-faded: "
+                   "more is slower (0.5 predicts every frame twice), 0 is fastest but leaves seams "
+                   "(see benchmarks/quality_speed_options.txt).")
 def predict(paths, out_dir, weights, overwrite, mono, plot, high_band, runtime, strength, floor_db, overlap) -> None:
     """Denoise recordings: 'denoise predict IN OUT', or many files, folders and globs with --out-dir.
 
@@ -213,7 +214,8 @@ def predict(paths, out_dir, weights, overwrite, mono, plot, high_band, runtime, 
               help="Instead, write a small copy for shipping: float16 weights, with its LiteRT export.")
 @click.option("--lite-weights", type=click.Choice(["float32", "float16", "int8"]),
               help="Weights of the LiteRT export: float32 (default), float16 (default with --compact-to; "
-                   "half the size), int8 (a quarter of the size, about twice as fast on a CPU).")
+                   "half the size), int8 (a quarter of the size, 2-3 times as fast on a CPU; the shipped "
+                   "models' exports).")
 def export(model, compact_to, lite_weights) -> None:
     """Export MODEL (.keras, or a training folder) to LiteRT beside it, for fast prediction."""
     from .model_io import export_lite, lite_path, save_compact

@@ -1,7 +1,7 @@
 """Enhancement: predict the noise in overlapping spectrogram blocks and subtract it.
 
 At the model's rate the signal's STFT magnitude (in dB, scaled) is cut into blocks of ``n_frames``
-frames overlapping by half (``overlap``: less is faster), the model predicts each block's noise share, the predictions are
+frames overlapping by a quarter (``overlap``), the model predicts each block's noise share, the predictions are
 cross-faded together, and the noise share is subtracted from the noisy magnitude in dB (a gain of at
 most 1 on each bin). The inverse STFT uses the noisy phase.
 
@@ -111,15 +111,16 @@ class EnhanceOptions:
       model's top-band gain frame by frame, "keep" passes it untouched, "drop" removes it.
     chunk_seconds: length of the chunks a long recording is processed in (the output does not
       depend on it).
-    overlap: share of each block's frames also predicted by the next block (0.5: every frame is
-      predicted twice and cross-faded; 0.25 costs two thirds as much; 0 is fastest, with seams).
+    overlap: share of each block's frames also predicted by the next block, where the two are
+      cross-faded (0.5: every frame is predicted twice, 1.5 times the work of 0.25 for no measured
+      gain; 0 is fastest but leaves seams; benchmarks/quality_speed_options.txt).
     """
 
     strength: float = 1.0
     floor_db: float = -40.0
     high_band: str = "gain"
     chunk_seconds: float = CHUNK_SECONDS
-    overlap: float = 0.5
+    overlap: float = 0.25
 
     def block_step(self, settings: Settings) -> int:
         """Frames from one block's start to the next's."""

@@ -100,8 +100,8 @@ def export_lite(model_path: Path, weights: str = "float32") -> Path:
     """Convert a saved Keras model to LiteRT (``NAME.tflite`` beside it), written atomically.
 
     ``weights``: "float32"; "float16" (half the size, computed in float32); or "int8" (dynamic-range
-    quantisation: int8 weights, activations quantised on the fly; a quarter of the size and about
-    twice as fast on a CPU, at a small cost in accuracy, see benchmarks/quality_speed_options.txt).
+    quantisation: int8 weights, activations quantised on the fly; a quarter of the size and 2-3
+    times as fast on a CPU, for no measured loss, see benchmarks/quality_speed_options.txt).
     """
     if weights not in LITE_WEIGHTS:
         raise ModelFileError(f"weights={weights!r} must be one of {', '.join(LITE_WEIGHTS)}")
