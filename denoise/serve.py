@@ -29,7 +29,7 @@ from typing import Any, Callable, Iterator
 
 import anyio
 import numpy as np
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.responses import FileResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
@@ -241,7 +241,11 @@ async def receive_upload(request: Request, dest: Path, limits: Limits) -> Upload
     return Upload(dest, name, found["content_type"], found["size"])
 
 
-def denoise_upload(upload: Upload, models: SharedModels, limits: Limits, spectrograms: bool = False) -> Denoised:
+STRENGTH = Query(1.0, ge=0.0, le=1.0, description="Share of the predicted noise to remove (0: none, 1: all).")
+
+
+def denoise_upload(upload: Upload, models: SharedModels, limits: Limits, spectrograms: bool = False,
+                   strength: float = 1.0) -> Denoised:
     """Check and denoise a saved upload into its folder; return the result in memory.
 
     Runs in a worker thread. Problems with the recording raise HTTPException 413, 415 or 422 whose
@@ -269,7 +273,7 @@ def denoise_upload(upload: Upload, models: SharedModels, limits: Limits, spectro
                                  "(denoise serve --max-seconds)")
     out = src.with_name(f"denoised{ext}")
     try:
-        result = enhance_file(src, out, *_settings_and_predict(models, rate))
+        result = enhance_file(src, out, *_settings_and_predict(models, rate), strength=strength)
         data = out.read_bytes()
         images = _spectrograms(src, out, name) if spectrograms else None
     except DenoiseError as exc:
@@ -389,14 +393,14 @@ def create_app(
     app.add_middleware(SecurityHeadersMiddleware)
     app.mount("/static", StaticFiles(directory=WEB_DIR), name="static")
 
-    async def run_job(request: Request, spectrograms: bool) -> Denoised:
+    async def run_job(request: Request, spectrograms: bool, strength: float) -> Denoised:
         job_dir = Path(tempfile.mkdtemp(dir=workdir))
         try:
             upload = await receive_upload(request, job_dir / "upload", limits)
 
             def work() -> Denoised:
                 with jobs:
-                    return denoise_upload(upload, models, limits, spectrograms)
+                    return denoise_upload(upload, models, limits, spectrograms, strength)
 
             return await anyio.to_thread.run_sync(work)
         finally:
@@ -414,8 +418,8 @@ def create_app(
               openapi_extra=UPLOAD_BODY, response_class=Response,
               responses={200: {"description": "the denoised audio, in the upload's format (else WAV)",
                                "content": {t: {} for _, t in OUTPUT_FORMATS.values()}}, **ERRORS})
-    async def denoise(request: Request) -> Response:
-        result = await run_job(request, spectrograms=False)
+    async def denoise(request: Request, strength: float = STRENGTH) -> Response:
+        result = await run_job(request, spectrograms=False, strength=strength)
         return Response(result.audio, media_type=result.media_type, headers={
             "content-disposition": f'attachment; filename="{result.filename}"',
             "x-processing-seconds": f"{result.processing_seconds:.3f}",
@@ -425,8 +429,8 @@ def create_app(
 
     @app.post("/api/analyze", summary="Denoise a recording; answers with the audio and both spectrograms",
               openapi_extra=UPLOAD_BODY, response_model=Analysis, responses=ERRORS)
-    async def analyze(request: Request) -> dict[str, Any]:
-        result = await run_job(request, spectrograms=True)
+    async def analyze(request: Request, strength: float = STRENGTH) -> dict[str, Any]:
+        result = await run_job(request, spectrograms=True, strength=strength)
         b64 = lambda data: base64.b64encode(data).decode("ascii")  # noqa: E731
         return {
             "filename": result.filename, "media_type": result.media_type, "audio": b64(result.audio),

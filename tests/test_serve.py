@@ -75,6 +75,21 @@ def test_wav_upload_gives_denoised_wav_of_the_same_shape(client):
     assert np.sqrt(np.mean(out**2)) < 0.9 * np.sqrt(np.mean(audio**2))  # the model removed something
 
 
+def test_strength_sets_how_much_is_removed(client):
+    audio = noisy(1.0, 16000)
+    data = encode(audio, 16000, subtype="FLOAT")
+    levels = {}
+    for strength in (0.0, 0.5, 1.0):
+        response = client.post(f"/api/denoise?strength={strength}", files={"file": ("t.wav", data, "audio/wav")})
+        assert response.status_code == 200, response.text
+        out, _ = sf.read(io.BytesIO(response.content), dtype="float32")
+        levels[strength] = float(np.sqrt(np.mean(out**2)))
+    assert levels[0.0] == pytest.approx(float(np.sqrt(np.mean(audio**2))), rel=1e-3)  # nothing removed
+    assert levels[0.0] > levels[0.5] > levels[1.0]
+    response = client.post("/api/analyze?strength=1.5", files={"file": ("t.wav", data, "audio/wav")})
+    assert response.status_code == 422 and "strength" in response.text
+
+
 def test_flac_upload_gives_flac_with_the_same_rate_and_channels(client):
     response = post(client, encode(noisy(0.8, 44100, channels=2), 44100, "FLAC", "PCM_24"), "duo.flac", "audio/flac")
     assert response.status_code == 200, response.text

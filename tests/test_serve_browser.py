@@ -116,7 +116,10 @@ def test_record_from_the_microphone(page):
     expect(page.locator("#record-time")).to_have_text("1 s", timeout=WAIT_MS)
     page.click("#record")
     expect(page.locator("#chosen")).to_contain_text("recording-", timeout=WAIT_MS)
-    enhance_and_wait(page)
+    page.fill("#strength", "50")  # the strength slider reaches the API
+    assert page.inner_text("#strength-value") == "50 %"
+    with page.expect_request(lambda r: r.url.endswith("/api/analyze?strength=0.5")):
+        enhance_and_wait(page)
     assert 0.5 < denoised_duration(page) < 5
 
 

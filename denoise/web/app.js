@@ -68,7 +68,8 @@ async function enhance() {
   try {
     const form = new FormData();
     form.append("file", state.file, state.file.name);
-    const response = await fetch("/api/analyze", { method: "POST", body: form });
+    const strength = Number($("strength").value) / 100;
+    const response = await fetch("/api/analyze?strength=" + strength, { method: "POST", body: form });
     const body = await response.json().catch(() => ({}));
     if (!response.ok) {
       throw new Error(body.detail || "the server answered " + response.status);
@@ -180,6 +181,9 @@ function init() {
     $("record").disabled = true;
     $("record").title = "Recording needs a secure page: open it on this machine (127.0.0.1) or over HTTPS";
   }
+  $("strength").addEventListener("input", () => {
+    $("strength-value").textContent = $("strength").value + " %";
+  });
   fetch("/api/limits").then((r) => r.json()).then((limits) => {
     state.limits = limits;
     $("limits").textContent = limits.formats.join(", ") + "; up to " + megabytes(limits.max_upload_bytes) +
