@@ -21,7 +21,8 @@ MIXING_TIME = 0.05  # seconds after the direct sound where the noise tail takes 
 ROOM_MIN = (3.0, 3.0, 2.5)  # metres (length, width, height)
 ROOM_MAX = (10.0, 8.0, 4.0)
 WALL_MARGIN = 0.5
-MIN_DISTANCE = 0.7
+MIN_DISTANCE = 0.5  # source to microphone, metres: a talker near a phone or a laptop
+MAX_DISTANCE = 3.0
 
 
 def require_pyroomacoustics():
@@ -34,13 +35,14 @@ def require_pyroomacoustics():
 
 
 def room_impulse_response(rng: np.random.Generator, rate: int, rt60: float) -> np.ndarray:
-    """A random room's impulse response with reverberation time ``rt60`` seconds; float32, starting
-    at the direct path with gain 1, about 1.2 x rt60 long."""
+    """A random room's impulse response with reverberation time ``rt60`` seconds, talker and
+    microphone 0.5 to 3 m apart; float32, starting at the direct path with gain 1, about 1.2 x rt60
+    long."""
     pra = require_pyroomacoustics()
     dims = rng.uniform(ROOM_MIN, ROOM_MAX)
     while True:
         source, mic = (rng.uniform(WALL_MARGIN, dims - WALL_MARGIN) for _ in range(2))
-        if np.linalg.norm(source - mic) >= MIN_DISTANCE:
+        if MIN_DISTANCE <= np.linalg.norm(source - mic) <= MAX_DISTANCE:
             break
     try:
         absorption, _ = pra.inverse_sabine(rt60, dims)
