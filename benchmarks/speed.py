@@ -89,6 +89,9 @@ def main() -> None:
         systems = {
             "denoise (LiteRT)": lambda i, o: [sys.executable, "-m", "denoise", "predict", i, o, "--overwrite",
                                               "--weights", args.weights, "--runtime", "lite"],
+            "denoise (LiteRT, --overlap 0.5)": lambda i, o: [sys.executable, "-m", "denoise", "predict", i, o,
+                                                             "--overwrite", "--weights", args.weights,
+                                                             "--runtime", "lite", "--overlap", "0.5"],
             "denoise (Keras)": lambda i, o: [sys.executable, "-m", "denoise", "predict", i, o, "--overwrite",
                                              "--weights", args.weights, "--runtime", "keras"],
             "RNNoise (pyrnnoise)": lambda i, o: [sys.executable, "-c", RNNOISE, i, o],
