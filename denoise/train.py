@@ -199,6 +199,8 @@ def train(
     recipe = {"data_dir": str(data_dir), "train_pairs": n_train, "validation_pairs": n_val,
               "batch_size": options.batch_size, "learning_rate": options.learning_rate,
               "mixed_precision": options.mixed_precision, "loss": options.loss}
+    if init_weights:
+        recipe["init_weights"] = str(init_weights)
 
     class Throughput(keras.callbacks.Callback):
         """Training samples per second each epoch, and the share of step time spent waiting for input,
