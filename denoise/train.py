@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 from .dataset import count_pairs, list_shards, load_dataset_settings, make_dataset
 from .errors import DataError, ModelFileError
@@ -18,6 +19,7 @@ BEST = "best.keras"
 LAST = "last.keras"
 STATE = "state.json"
 LOG = "log.csv"
+LOCK = ".lock"
 PLOT = "loss.png"
 
 
@@ -158,6 +160,32 @@ def train(
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    with run_folder_lock(out_dir):
+        return _fit(data_dir, out_dir, shards, settings, every, n_train, n_val, options, model_settings,
+                    resume, init_weights, log, verbose)
+
+
+@contextlib.contextmanager
+def run_folder_lock(out_dir: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``out_dir/.lock`` while training, so two trainings never write one
+    folder (their checkpoints and logs would interleave). The operating system releases it when the
+    process ends, however it ends. Without fcntl (Windows) training goes on unguarded."""
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    with open(Path(out_dir) / LOCK, "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise DataError(f"{out_dir}: another 'denoise train' is writing to this folder") from None
+        yield
+
+
+def _fit(data_dir, out_dir, shards, settings, every, n_train, n_val, options, model_settings, resume,
+         init_weights, log, verbose) -> TrainResult:
+    """The body of ``train`` once its checks passed and its folder is locked."""
     best_path, last_path, state_path, log_path = (out_dir / n for n in (BEST, LAST, STATE, LOG))
     tf = import_tensorflow()
     import keras

@@ -1,6 +1,8 @@
 import csv
 from pathlib import Path
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 
@@ -116,3 +118,21 @@ def test_noise_and_clean_loss_trains_and_resumes(trained, tmp_path):
     train(trained["data"], out, TrainOptions(epochs=2, batch_size=8, loss="noise+clean"), resume=True, **QUIET)
     assert [r["epoch"] for r in read_log(out / "log.csv")] == ["0", "1"]
     assert np.isfinite(float(read_log(out / "log.csv")[-1]["val_loss"]))
+
+
+def test_two_trainings_never_write_one_folder(trained, tmp_path):
+    from denoise.train import run_folder_lock
+
+    out = tmp_path / "locked"
+    out.mkdir()
+    with run_folder_lock(out):  # as if another process were training here
+        code = ("import sys; sys.path.insert(0, 'tests')\n"
+                "from denoise.errors import DataError\n"
+                "from denoise.train import run_folder_lock\n"
+                f"try:\n    run_folder_lock({str(out)!r}).__enter__()\n"
+                "except DataError as e:\n    print(e)\n")
+        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+        assert "another 'denoise train' is writing to this folder" in result.stdout
+    # Released: a training can use the folder now.
+    train(trained["data"], out, TrainOptions(epochs=1, batch_size=8), TINY_MODEL, **QUIET)
+    assert (out / "best.keras").exists()
