@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from denoise import audio as audio_io  # noqa: E402
 from denoise.enhance import enhance_signal  # noqa: E402
 from denoise.evaluate import dnsmos, evaluate  # noqa: E402
-from denoise.model_io import SHIPPED_MODELS, WEIGHTS_DIR, load_model  # noqa: E402
+from denoise.model_io import SHIPPED_MODELS, WEIGHTS_DIR, load_model, read_model_info  # noqa: E402
 from denoise.spectrogram import istft, stft  # noqa: E402
 
 
@@ -87,7 +87,7 @@ def ours(weights: Path, **options):
 
 def oracle(clean_dir: Path, noisy_dir: Path, rate: int):
     """Clean magnitude with the noisy phase at the shipped model's STFT geometry for this rate."""
-    settings = load_model(WEIGHTS_DIR / SHIPPED_MODELS[rate]).settings
+    settings = read_model_info(WEIGHTS_DIR / SHIPPED_MODELS[rate])[0]
 
     def run(audio: np.ndarray, rate: int, path: Path) -> np.ndarray:
         clean = audio_io.to_mono(audio_io.read_audio(clean_dir / path.relative_to(noisy_dir))[0])

@@ -44,6 +44,7 @@ PredictFn = Callable[[np.ndarray], np.ndarray]
 HIGH_BAND_SHARE = 8
 HIGH_BAND_MODES = ("gain", "keep", "drop")
 CHUNK_SECONDS = 30.0
+FLOOR_DB = -40.0  # the most prediction attenuates any bin by default (training's noise+clean loss too)
 
 
 def keras_predict_fn(model, batch_size: int = 4) -> PredictFn:
@@ -117,7 +118,7 @@ class EnhanceOptions:
     """
 
     strength: float = 1.0
-    floor_db: float = -40.0
+    floor_db: float = FLOOR_DB
     high_band: str = "gain"
     chunk_seconds: float = CHUNK_SECONDS
     overlap: float = 0.25
@@ -162,12 +163,10 @@ class ChunkPlan:
         return -(-self.n * self.up // self.down)
 
 
-def plan_chunks(n: int, rate: int, settings: Settings, chunk_seconds: float = CHUNK_SECONDS,
-                step: int | None = None) -> ChunkPlan:
-    """Chunks for ``n`` samples at ``rate``; ``step``: frames between block starts (default half a block)."""
+def plan_chunks(n: int, rate: int, settings: Settings, chunk_seconds: float, step: int) -> ChunkPlan:
+    """Chunks for ``n`` samples at ``rate``; ``step``: frames between block starts."""
     ratio = Fraction(settings.sample_rate, rate)
     up, down = ratio.numerator, ratio.denominator
-    step = step or settings.n_frames // 2
     block_hop = step * settings.hop_length  # model samples
     unit_model = block_hop * (up // math.gcd(up, block_hop))
     unit = unit_model * down // up
@@ -272,7 +271,7 @@ def enhance_signal(audio: np.ndarray, rate: int, settings: Settings, predict: Pr
     """Denoise audio at any rate, each channel on its own.
 
     audio: float32, shape (n_samples, channels), at ``rate`` Hz. Returns the same shape and rate.
-    ``options``: the fields of EnhanceOptions (strength, floor_db, high_band, chunk_seconds).
+    ``options``: the fields of EnhanceOptions (strength, floor_db, high_band, chunk_seconds, overlap).
     """
     audio = np.asarray(audio, dtype=np.float32)
     if audio.shape[0] == 0:

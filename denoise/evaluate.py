@@ -160,12 +160,17 @@ class Report:
         return {g: self.averages(r for r in self.rows if r["group"] == g) for g in names}
 
 
+def _read_checked(path: Path) -> tuple[np.ndarray, int]:
+    """Audio and rate of ``path``, or AudioError if it is unreadable, empty or not finite."""
+    data, rate = audio_io.read_audio(path)
+    audio_io.check_audio(data, str(path))
+    return data, rate
+
+
 def read_pair(clean_path: Path, test_path: Path) -> tuple[np.ndarray, np.ndarray, int]:
     """Mono float32 clean and test signals at the same rate and length, or AudioError."""
-    clean, rate = audio_io.read_audio(clean_path)
-    test, test_rate = audio_io.read_audio(test_path)
-    audio_io.check_audio(clean, str(clean_path))
-    audio_io.check_audio(test, str(test_path))
+    clean, rate = _read_checked(clean_path)
+    test, test_rate = _read_checked(test_path)
     if test_rate != rate:
         raise audio_io.AudioError(f"{test_path}: sample rate {test_rate} Hz differs from the clean file's {rate} Hz")
     if test.shape[0] != clean.shape[0]:
@@ -222,8 +227,7 @@ def evaluate_without_reference(
                 raise audio_io.AudioError(f"{enhanced_dir / key}: no enhanced file for {noisy_path}")
             signals = {}
             for side, path in (("input", noisy_path), ("output", enhanced_path)):
-                data, rate = audio_io.read_audio(path)
-                audio_io.check_audio(data, str(path))
+                data, rate = _read_checked(path)
                 if rate < 8000:
                     raise audio_io.AudioError(f"{path}: sample rate {rate} Hz is below 8000 Hz")
                 signals[side] = (audio_io.to_mono(data), rate)

@@ -137,9 +137,7 @@ def mix_pair(
     (with reverberation, "noise" includes the room's echo).
     """
     heard = voice if heard is None else heard
-    voice_rms = math.sqrt(float(np.mean(np.square(heard, dtype=np.float64))))
-    noise_rms = math.sqrt(float(np.mean(np.square(noise, dtype=np.float64))))
-    noise = noise * (voice_rms / (noise_rms * 10.0 ** (snr_db / 20.0)))
+    noise = noise * (_rms(heard) / (_rms(noise) * 10.0 ** (snr_db / 20.0)))
     noisy = heard + noise
     noise = noisy - voice
     gain = 10.0 ** (level_db / 20.0) / max(math.sqrt(float(np.mean(np.square(noisy)))), 1e-12)
@@ -204,10 +202,13 @@ def draw_snr(rng: np.random.Generator, snr_db: tuple[float, float], weighting: s
     return float(rng.uniform(low, high))
 
 
+def _rms(signal: np.ndarray) -> float:
+    return math.sqrt(float(np.mean(np.square(signal, dtype=np.float64))))
+
+
 def _match_level(signal: np.ndarray, reference: np.ndarray, gain_db: float) -> np.ndarray:
     """``signal`` scaled to ``gain_db`` relative to ``reference``'s RMS."""
-    ratio = math.sqrt(float(np.mean(np.square(reference, dtype=np.float64))) /
-                      max(float(np.mean(np.square(signal, dtype=np.float64))), 1e-20))
+    ratio = _rms(reference) / max(_rms(signal), 1e-10)
     return (signal * ratio * 10.0 ** (gain_db / 20.0)).astype(np.float32)
 
 
@@ -250,7 +251,7 @@ def make_shard(
         if rirs and room_rng.uniform() < options.reverb_share:
             heard = reverberate(vsig, vs, settings.frame_length, rirs[room_rng.integers(len(rirs))])
         noise = nsig[ns : ns + settings.frame_length]
-        for _ in range(int(extra_rng.integers(options.max_noises)) if options.max_noises > 1 else 0):
+        for _ in range(int(extra_rng.integers(options.max_noises))):
             xsrc, xsig, xstarts = noise_pool[extra_rng.integers(len(noise_pool))]
             xs = xstarts[extra_rng.integers(len(xstarts))]
             noise = noise + _match_level(xsig[xs : xs + settings.frame_length], noise, -extra_rng.uniform(0, 10))

@@ -98,9 +98,11 @@ def make_loss(kind: str, settings: Settings):
     if kind == "noise":
         return keras.losses.Huber()
     if kind == "noise+clean":
+        from .enhance import FLOOR_DB
+
         return custom_objects()["denoise>NoiseAndCleanLoss"](
             in_offset_db=settings.in_offset_db, in_scale_db=settings.in_scale_db,
-            out_scale_db=settings.out_scale_db)
+            out_scale_db=settings.out_scale_db, max_removed_db=-FLOOR_DB)
     raise ValueError(f"loss={kind!r} must be one of {', '.join(LOSSES)}")
 
 

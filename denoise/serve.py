@@ -289,7 +289,7 @@ def _settings_and_predict(models: SharedModels, rate: int) -> tuple[Any, Callabl
 
 
 def warm_up_plots() -> None:
-    """Draw one tiny spectrogram so the first request does not pay librosa's and matplotlib's start-up."""
+    """Draw one tiny spectrogram so the first request does not pay matplotlib's start-up."""
     from .plots import spectrogram_png
 
     spectrogram_png(np.zeros((2048, 1), np.float32), 16000, "")
