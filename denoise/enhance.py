@@ -185,12 +185,23 @@ def _resample(x: np.ndarray, up: int, down: int) -> np.ndarray:
     return resample_poly(x, up, down).astype(np.float32)
 
 
+def _resample_tail(up: int, down: int) -> int:
+    """How far (in samples at the output rate) one sample spreads through ``_resample``'s filter."""
+    # scipy's resample_poly designs a filter of 10 * max(up, down) taps each side at the up-sampled rate.
+    return 0 if up == down else 10 * max(up, down) // down + 2
+
+
 def _model_stage(
     seg: np.ndarray, frame0: int, total_frames: int, settings: Settings, predict: PredictFn,
-    options: EnhanceOptions,
+    options: EnhanceOptions, need: tuple[float, float] = (-math.inf, math.inf),
+    trusted: tuple[float, float] = (-math.inf, math.inf), cache: dict[int, np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Enhance a segment at the model's rate whose first sample is global frame ``frame0``'s centre.
 
+    Only blocks whose frames touch the samples ``need`` (local) are predicted; the output elsewhere
+    is not meaningful. Blocks that read only ``trusted`` samples (those equal to the whole
+    recording's) are the same in the next chunk: they are kept in ``cache`` by global start frame,
+    and blocks found there are not predicted again.
     Returns (enhanced segment, per-frame gain of the top band at each frame centre).
     """
     hop, pad = settings.hop_length, settings.n_fft // 2
@@ -202,9 +213,19 @@ def _model_stage(
     scaled = scale_input(magnitude_db(spec, settings), settings)
     block, step = settings.n_frames, options.block_step(settings)
     last_start = block_starts(total_frames, block, step)[-1]
-    starts = [s - frame0 for s in range(frame0, frame0 + n_valid, step) if s <= last_start]
-    blocks = split_blocks(scaled, starts, block, fill=floor)
-    share = unscale_target(overlap_add(predict(blocks[..., None])[..., 0], starts, n_valid), settings)
+    first_frame = math.floor((need[0] - pad) / hop) - 1 if math.isfinite(need[0]) else -math.inf
+    last_frame = math.floor((need[1] + pad) / hop) + 1 if math.isfinite(need[1]) else math.inf
+    starts = [s - frame0 for s in range(frame0, frame0 + n_valid, step)
+              if s <= last_start and first_frame < s - frame0 + block and s - frame0 <= last_frame]
+    known = cache if cache is not None else {}
+    todo = [s for s in starts if frame0 + s not in known]
+    fresh = dict(zip(todo, predict(split_blocks(scaled, todo, block, fill=floor)[..., None])[..., 0])) if todo else {}
+    predicted = [known[frame0 + s] if frame0 + s in known else fresh[s] for s in starts]
+    if cache is not None:
+        cache.clear()
+        cache.update({frame0 + s: p for s, p in zip(starts, predicted)
+                      if trusted[0] <= s * hop - pad and (s + block - 1) * hop + pad < trusted[1]})
+    share = unscale_target(overlap_add(np.stack(predicted), starts, n_valid), settings)
     removed_db = np.clip(options.strength * share, 0.0, -options.floor_db)
     gain = np.power(10.0, -removed_db / 20.0, dtype=np.float32)
     enhanced = spec * gain
@@ -218,14 +239,23 @@ def _model_stage(
 
 
 def _process(
-    seg: np.ndarray, start: int, plan: ChunkPlan, settings: Settings, predict: PredictFn, options: EnhanceOptions
+    seg: np.ndarray, start: int, keep: tuple[int, int], plan: ChunkPlan, settings: Settings, predict: PredictFn,
+    options: EnhanceOptions, cache: dict[int, np.ndarray] | None = None,
 ) -> np.ndarray:
-    """Denoise one channel's segment (input rate) that starts at input sample ``start``."""
+    """Denoise one channel's segment (input rate) that starts at input sample ``start``.
+
+    Only the output samples ``keep`` (local) are used by the caller; ``cache`` carries block
+    predictions from the previous chunk (see ``_model_stage``).
+    """
     seg_model = _resample(seg, plan.up, plan.down)
     model_start = start * plan.up // plan.down
     total_frames = 1 + (plan.model_length - 1) // settings.hop_length
+    tail = _resample_tail(plan.up, plan.down)
+    need = (keep[0] * plan.up / plan.down - tail - 1, keep[1] * plan.up / plan.down + tail + 1)
+    trusted = (tail if start > 0 else -math.inf,
+               seg_model.shape[0] - tail if start + seg.shape[0] < plan.n else math.inf)
     enhanced, band_gain = _model_stage(
-        seg_model, model_start // settings.hop_length, total_frames, settings, predict, options
+        seg_model, model_start // settings.hop_length, total_frames, settings, predict, options, need, trusted, cache
     )
     if plan.up == plan.down:
         return enhanced
@@ -255,15 +285,19 @@ def enhance_chunks(
 
     read(start, stop): float32 samples [start, stop) of shape (stop - start, channels).
     Each yielded piece has shape (samples, channels); together they are exactly ``n`` samples.
+    Blocks shared by neighbouring chunks are predicted once, so chunking costs almost no extra work.
     """
     options.validate()
     plan = plan_chunks(n, rate, settings, options.chunk_seconds, options.block_step(settings))
+    caches: list[dict[int, np.ndarray]] = []
     for a in range(0, n, plan.chunk):
         b = min(n, a + plan.chunk)
         lo, hi = max(0, a - plan.margin), min(n, b + plan.margin)
         seg = read(lo, hi)
         audio_io.check_audio(seg, "input")
-        out = np.stack([_process(seg[:, ch], lo, plan, settings, predict, options) for ch in range(seg.shape[1])], axis=1)
+        caches += [{} for _ in range(seg.shape[1] - len(caches))]
+        out = np.stack([_process(seg[:, ch], lo, (a - lo, b - lo), plan, settings, predict, options, caches[ch])
+                        for ch in range(seg.shape[1])], axis=1)
         yield out[a - lo : b - lo]
 
 

@@ -124,7 +124,8 @@ def overlap_add(blocks: np.ndarray, starts: list[int], total_frames: int) -> np.
     """Cross-fade per-block predictions into one array.
 
     blocks: float32, shape (n_blocks, n_bins, block). Returns shape (n_bins, total_frames): the
-    weighted average of every block covering each frame, so block edges leave no seams.
+    weighted average of every block covering each frame, so block edges leave no seams; 0 where
+    no block covers a frame.
     """
     n_blocks, n_bins, block = blocks.shape
     weight = crossfade_window(block)
@@ -134,7 +135,10 @@ def overlap_add(blocks: np.ndarray, starts: list[int], total_frames: int) -> np.
     for values, start in zip(blocks, starts):
         acc[:, start : start + block] += values * weight
         norm[start : start + block] += weight
-    return (acc[:, :total_frames] / norm[:total_frames]).astype(np.float32)
+    # Frames no block covers (callers that predict only some blocks) get 0.
+    out = np.divide(acc[:, :total_frames], norm[:total_frames], out=np.zeros((n_bins, total_frames)),
+                    where=norm[:total_frames] > 0)
+    return out.astype(np.float32)
 
 
 def split_blocks(values: np.ndarray, starts: list[int], block: int, fill: float) -> np.ndarray:

@@ -96,14 +96,23 @@ def block_dependent(x):
 
 
 @pytest.mark.parametrize("rate, overlap", [(8000, 0.5), (11025, 0.5), (16000, 0.25), (44100, 0.25),
-                                           (8000, 0.25), (44100, 0.125), (16000, 0.0)])
+                                           (8000, 0.25), (44100, 0.125), (16000, 0.0), (1000, 0.25)])
 def test_chunked_processing_equals_processing_whole(rng, rate, overlap):
     x = (0.2 * rng.standard_normal((int(rate * 2.3) + 5, 2))).astype(np.float32)
-    whole = enhance_signal(x, rate, TINY, block_dependent, chunk_seconds=1e6, overlap=overlap)
+    counted = []
+
+    def counting(blocks):
+        counted.append(blocks.shape[0])
+        return block_dependent(blocks)
+
+    whole = enhance_signal(x, rate, TINY, counting, chunk_seconds=1e6, overlap=overlap)
+    whole_blocks = sum(counted)
     for seconds in (0.05, 0.3):
-        chunked = enhance_signal(x, rate, TINY, block_dependent, chunk_seconds=seconds, overlap=overlap)
+        counted.clear()
+        chunked = enhance_signal(x, rate, TINY, counting, chunk_seconds=seconds, overlap=overlap)
         assert chunked.shape == x.shape
         assert np.max(np.abs(chunked - whole)) < 1e-5
+        assert len(counted) > 4 and sum(counted) == whole_blocks  # no block is predicted twice
     assert error_db(whole, x) > -30  # the stand-in really changed the signal
 
 
