@@ -85,7 +85,7 @@ def main() -> None:
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        cases = [("10 s", 10.0, args.runs), (f"{args.long_minutes:g} min", args.long_minutes * 60, max(1, args.runs // 2))]
+        cases = [("10 s", 10.0, args.runs), (f"{args.long_minutes:g} min", args.long_minutes * 60, max(1, (args.runs + 1) // 2))]
         systems = {
             "denoise (LiteRT)": lambda i, o: [sys.executable, "-m", "denoise", "predict", i, o, "--overwrite",
                                               "--weights", args.weights, "--runtime", "lite"],
