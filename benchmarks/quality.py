@@ -7,6 +7,7 @@ geometry: the ceiling of this design).
     # other models of ours beside the shipped one (e.g. an ablation), any number:
     python benchmarks/quality.py --rates 16k --model "noise+clean=runs/abl/noise_clean/best.keras"
     # enhancement options after commas: --model "overlap 0.25=weights/denoise_16k.keras,overlap=0.25"
+    # after a first full run, --reuse skips re-running and re-scoring the input, the peers and the oracle
 
 Needs the peers (see benchmarks/requirements.txt). Each system denoises every noisy file of the
 validation set (16 kHz and 8 kHz parts); all are scored by ``denoise.evaluate``: PESQ (wide-band at
@@ -18,6 +19,7 @@ metric) and one per noise class (file names start with the class).
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import sys
 import time
@@ -29,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from denoise import audio as audio_io  # noqa: E402
 from denoise.enhance import enhance_signal  # noqa: E402
-from denoise.evaluate import dnsmos, evaluate  # noqa: E402
+from denoise.evaluate import Report, dnsmos, evaluate  # noqa: E402
 from denoise.model_io import SHIPPED_MODELS, WEIGHTS_DIR, load_model, read_model_info  # noqa: E402
 from denoise.spectrogram import istft, stft  # noqa: E402
 
@@ -150,6 +152,9 @@ def main() -> None:
                          "options: NAME=PATH,overlap=0.25,strength=0.9; repeatable.")
     ap.add_argument("--no-peers", action="store_true", help="Only our models, the input and the oracle.")
     ap.add_argument("--no-dnsmos", action="store_true", help="Skip DNSMOS (faster; its column shows nan).")
+    ap.add_argument("--reuse", action="store_true",
+                    help="Reuse the saved scores of the input, the peers and the oracle from an earlier run "
+                         "on the same validation files (in --work); our models are always run again.")
     args = ap.parse_args()
     for part in args.rates.split(","):
         rate = int(part.split("k")[0]) * 1000  # "16k", "8k", "16k_reverb"
@@ -164,15 +169,23 @@ def main() -> None:
             systems.update({"DeepFilterNet3": deepfilternet3, "RNNoise": rnnoise, "noisereduce": noisereduce_fn})
         systems["oracle (clean magnitude, noisy phase)"] = oracle(clean_dir, noisy_dir, rate)
         reports = {}
-        reports["noisy input"] = evaluate(clean_dir, noisy_dir, noisy_dir)
-        if not args.no_dnsmos:
-            add_dnsmos(reports["noisy input"], noisy_dir)
-        for name, fn in systems.items():
+        stamp = {"valset": [[str(p.relative_to(noisy_dir)), p.stat().st_size]
+                            for p in audio_io.find_audio_files(noisy_dir)], "dnsmos": not args.no_dnsmos}
+        for name, fn in {"noisy input": None, **systems}.items():
             out = args.work / part / "".join(c if c.isalnum() else "_" for c in name)
-            run_system(fn, noisy_dir, out)
-            reports[name] = evaluate(clean_dir, noisy_dir, out)
+            cached = out / "scores.json"
+            if args.reuse and not name.startswith("denoise") and cached.exists():
+                saved = json.loads(cached.read_text())
+                if saved["stamp"] == stamp:
+                    reports[name] = Report(rows=saved["rows"])
+                    continue
+            if fn is not None:
+                run_system(fn, noisy_dir, out)
+            reports[name] = evaluate(clean_dir, noisy_dir, out if fn is not None else noisy_dir)
             if not args.no_dnsmos:
-                add_dnsmos(reports[name], out)
+                add_dnsmos(reports[name], out if fn is not None else noisy_dir)
+            out.mkdir(parents=True, exist_ok=True)
+            cached.write_text(json.dumps({"stamp": stamp, "rows": reports[name].rows}))
         pesq = "PESQ-WB" if rate == 16000 else "PESQ-NB"
         n = len(reports["noisy input"].rows)
         what = " (speech reverberant, RT60 0.2-1.0 s; the reference is the dry speech)" if "reverb" in part else ""
