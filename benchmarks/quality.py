@@ -179,11 +179,12 @@ def main() -> None:
                 if saved["stamp"] == stamp:
                     reports[name] = Report(rows=saved["rows"])
                     continue
+            scored = noisy_dir if fn is None else out  # the input is scored where it lies
             if fn is not None:
                 run_system(fn, noisy_dir, out)
-            reports[name] = evaluate(clean_dir, noisy_dir, out if fn is not None else noisy_dir)
+            reports[name] = evaluate(clean_dir, noisy_dir, scored)
             if not args.no_dnsmos:
-                add_dnsmos(reports[name], out if fn is not None else noisy_dir)
+                add_dnsmos(reports[name], scored)
             out.mkdir(parents=True, exist_ok=True)
             cached.write_text(json.dumps({"stamp": stamp, "rows": reports[name].rows}))
         pesq = "PESQ-WB" if rate == 16000 else "PESQ-NB"

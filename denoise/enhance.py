@@ -193,8 +193,7 @@ def _resample_tail(up: int, down: int) -> int:
 
 def _model_stage(
     seg: np.ndarray, frame0: int, total_frames: int, settings: Settings, predict: PredictFn,
-    options: EnhanceOptions, need: tuple[float, float] = (-math.inf, math.inf),
-    trusted: tuple[float, float] = (-math.inf, math.inf), cache: dict[int, np.ndarray] | None = None,
+    options: EnhanceOptions, need: tuple[float, float], trusted: tuple[float, float], cache: dict[int, np.ndarray],
 ) -> tuple[np.ndarray, np.ndarray]:
     """Enhance a segment at the model's rate whose first sample is global frame ``frame0``'s centre.
 
@@ -213,18 +212,16 @@ def _model_stage(
     scaled = scale_input(magnitude_db(spec, settings), settings)
     block, step = settings.n_frames, options.block_step(settings)
     last_start = block_starts(total_frames, block, step)[-1]
-    first_frame = math.floor((need[0] - pad) / hop) - 1 if math.isfinite(need[0]) else -math.inf
-    last_frame = math.floor((need[1] + pad) / hop) + 1 if math.isfinite(need[1]) else math.inf
-    starts = [s - frame0 for s in range(frame0, frame0 + n_valid, step)
-              if s <= last_start and first_frame < s - frame0 + block and s - frame0 <= last_frame]
-    known = cache if cache is not None else {}
-    todo = [s for s in starts if frame0 + s not in known]
+    first_frame = math.floor((need[0] - pad) / hop) - 1
+    last_frame = math.floor((need[1] + pad) / hop) + 1
+    starts = [s for s in range(0, n_valid, step)
+              if frame0 + s <= last_start and first_frame < s + block and s <= last_frame]
+    todo = [s for s in starts if frame0 + s not in cache]
     fresh = dict(zip(todo, predict(split_blocks(scaled, todo, block, fill=floor)[..., None])[..., 0])) if todo else {}
-    predicted = [known[frame0 + s] if frame0 + s in known else fresh[s] for s in starts]
-    if cache is not None:
-        cache.clear()
-        cache.update({frame0 + s: p for s, p in zip(starts, predicted)
-                      if trusted[0] <= s * hop - pad and (s + block - 1) * hop + pad < trusted[1]})
+    predicted = [cache[frame0 + s] if frame0 + s in cache else fresh[s] for s in starts]
+    cache.clear()
+    cache.update({frame0 + s: p for s, p in zip(starts, predicted)
+                  if trusted[0] <= s * hop - pad and (s + block - 1) * hop + pad < trusted[1]})
     share = unscale_target(overlap_add(np.stack(predicted), starts, n_valid), settings)
     removed_db = np.clip(options.strength * share, 0.0, -options.floor_db)
     gain = np.power(10.0, -removed_db / 20.0, dtype=np.float32)
@@ -240,7 +237,7 @@ def _model_stage(
 
 def _process(
     seg: np.ndarray, start: int, keep: tuple[int, int], plan: ChunkPlan, settings: Settings, predict: PredictFn,
-    options: EnhanceOptions, cache: dict[int, np.ndarray] | None = None,
+    options: EnhanceOptions, cache: dict[int, np.ndarray],
 ) -> np.ndarray:
     """Denoise one channel's segment (input rate) that starts at input sample ``start``.
 
