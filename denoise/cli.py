@@ -50,6 +50,8 @@ def main() -> None:
               help="hard: draw low SNRs more often (density falling linearly to zero at the top of the range).")
 @click.option("--max-noises", type=click.IntRange(1, 5), default=1, show_default=True,
               help="Mix 1 to this many noise recordings into each pair (the extra ones 0-10 dB quieter).")
+@click.option("--clean-share", type=click.FloatRange(0, 1), default=0.0, show_default=True,
+              help="Share of pairs with no noise added, so the model learns to leave clean speech alone.")
 @click.option("--reverb", is_flag=True,
               help="Add room echo: convolve the speech of some pairs with simulated room impulse responses; "
                    "the target stays the dry speech, so the model learns to remove echo too.")
@@ -67,7 +69,7 @@ def main() -> None:
 @click.option("--shard-index", type=click.IntRange(min=0), default=0, show_default=True,
               help="Which part this job creates (0 .. --num-shards - 1).")
 def data_creation(voice_dir, noise_dir, noise_classes, out_dir, nb_samples, sample_rate, frame_length, n_fft,
-                  hop_length, snr_range, snr_weighting, max_noises, reverb, reverb_share, rt60_range, seed,
+                  hop_length, snr_range, snr_weighting, max_noises, clean_share, reverb, reverb_share, rt60_range, seed,
                   shard_size, overwrite, workers, num_shards, shard_index) -> None:
     """Blend clean speech with noise at random SNRs into spectrogram shards for training."""
     from tqdm import tqdm
@@ -82,7 +84,8 @@ def data_creation(voice_dir, noise_dir, noise_classes, out_dir, nb_samples, samp
         options = MixOptions(nb_samples=nb_samples, snr_db=snr_range, seed=seed, shard_size=shard_size,
                              noise_classes=parse_classes(noise_classes or ""),
                              reverb_share=reverb_share if reverb else 0.0, rt60=rt60_range,
-                             snr_weighting=snr_weighting, max_noises=max_noises)
+                             snr_weighting=snr_weighting, max_noises=max_noises,
+                             clean_share=clean_share)
         start = time.perf_counter()
         with tqdm(total=None if num_shards > 1 else nb_samples, unit="pair", desc="Creating pairs") as bar:
             report = create_dataset(voice_dir, noise_dir, out_dir, settings, options, overwrite, bar.update,

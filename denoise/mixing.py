@@ -54,6 +54,7 @@ class MixOptions:
     rirs_per_shard: int = 8
     max_noises: int = 1  # each pair mixes 1..max_noises noise windows, the extra ones 0-10 dB quieter
     snr_weighting: str = "uniform"  # "uniform", or "hard": density falling linearly from low to high SNR
+    clean_share: float = 0.0  # share of pairs with no noise added, so the model learns to leave clean speech alone
 
 
 @dataclass
@@ -137,7 +138,7 @@ def mix_pair(
     (with reverberation, "noise" includes the room's echo).
     """
     heard = voice if heard is None else heard
-    noise = noise * (_rms(heard) / (_rms(noise) * 10.0 ** (snr_db / 20.0)))
+    noise = noise * (_rms(heard) / (max(_rms(noise), 1e-12) * 10.0 ** (snr_db / 20.0)))
     noisy = heard + noise
     noise = noisy - voice
     gain = 10.0 ** (level_db / 20.0) / max(math.sqrt(float(np.mean(np.square(noisy)))), 1e-12)
@@ -240,6 +241,7 @@ def make_shard(
     # Streams of their own, so datasets without these options stay identical to earlier versions.
     room_rng = np.random.default_rng([options.seed, index, 2])
     extra_rng = np.random.default_rng([options.seed, index, 3])
+    clean_rng = np.random.default_rng([options.seed, index, 4])
     qc: list[list[np.ndarray]] = [[], [], []]
     qc_samples = int(options.qc_seconds * settings.sample_rate) if index == 0 else 0
     for i in range(size):
@@ -257,6 +259,8 @@ def make_shard(
             noise = noise + _match_level(xsig[xs : xs + settings.frame_length], noise, -extra_rng.uniform(0, 10))
             report.used["noise"].add(str(xsrc.path))
         snr = draw_snr(rng, options.snr_db, options.snr_weighting)
+        if options.clean_share > 0 and clean_rng.uniform() < options.clean_share:
+            noise = np.zeros_like(noise)
         triple = mix_pair(
             vsig[vs : vs + settings.frame_length],
             noise,
@@ -310,6 +314,8 @@ def create_dataset(
         raise DataError(f"snr_weighting={options.snr_weighting!r} must be one of {', '.join(SNR_WEIGHTINGS)}")
     if not 0 <= options.reverb_share <= 1:
         raise DataError(f"reverb share {options.reverb_share} must be between 0 and 1")
+    if not 0 <= options.clean_share <= 1:
+        raise DataError(f"clean share {options.clean_share} must be between 0 and 1")
     if not 0 < options.rt60[0] <= options.rt60[1]:
         raise DataError(f"RT60 range {options.rt60} must be (low, high) seconds with 0 < low <= high")
     if options.reverb_share > 0:
@@ -375,6 +381,7 @@ def create_dataset(
         "reverb_share": options.reverb_share,
         "max_noises": options.max_noises,
         "snr_weighting": options.snr_weighting,
+        "clean_share": options.clean_share,
         "rt60": list(options.rt60),
         "part": f"{shard_index + 1} of {num_shards}",
     }

@@ -152,3 +152,20 @@ def test_several_noises_and_hard_snr_weighting(tmp_path, corpus):
         create_dataset(voice, noise, tmp_path / "x", TINY, MixOptions(nb_samples=2, snr_weighting="easy"))
     with pytest.raises(DataError, match="max_noises=0"):
         create_dataset(voice, noise, tmp_path / "x", TINY, MixOptions(nb_samples=2, max_noises=0))
+
+
+def test_clean_share_leaves_pairs_without_noise(tmp_path, corpus):
+    voice, noise = corpus
+    create_dataset(voice, noise, tmp_path / "base", TINY, MixOptions(nb_samples=40, shard_size=40))
+    create_dataset(voice, noise, tmp_path / "clean", TINY, MixOptions(nb_samples=40, shard_size=40, clean_share=0.5))
+    with np.load(tmp_path / "base" / "shard-00000.npz") as a, np.load(tmp_path / "clean" / "shard-00000.npz") as b:
+        silent = np.all(b["noise_db"] <= TINY.floor_db + 1e-3, axis=(1, 2))
+        assert 8 <= silent.sum() <= 32  # about half
+        assert np.array_equal(b["noisy_db"][silent], b["clean_db"][silent])
+        # The other pairs are the same draws as without the option (its own random stream).
+        assert np.array_equal(a["noisy_db"][~silent], b["noisy_db"][~silent])
+        assert not np.any(np.all(a["noise_db"] <= TINY.floor_db + 1e-3, axis=(1, 2)))
+    manifest = json.loads((tmp_path / "clean" / "manifest.json").read_text())
+    assert manifest["options"]["clean_share"] == 0.5
+    with pytest.raises(DataError, match="clean share 1.5"):
+        create_dataset(voice, noise, tmp_path / "x", TINY, MixOptions(nb_samples=2, clean_share=1.5))
