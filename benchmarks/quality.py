@@ -8,6 +8,8 @@ geometry: the ceiling of this design).
     python benchmarks/quality.py --rates 16k --model "noise+clean=runs/abl/noise_clean/best.keras"
     # enhancement options after commas: --model "overlap 0.25=weights/denoise_16k.keras,overlap=0.25"
     # after a first full run, --reuse skips re-running and re-scoring the input, the peers and the oracle
+    # a part named RATE_clean (16k_clean, 8k_clean) feeds each system the clean references themselves:
+    # a transparent denoiser gives them back unchanged, so every point lost there is damage to speech
 
 Needs the peers (see benchmarks/requirements.txt). Each system denoises every noisy file of the
 validation set (16 kHz and 8 kHz parts); all are scored by ``denoise.evaluate``: PESQ (wide-band at
@@ -157,8 +159,10 @@ def main() -> None:
                          "on the same validation files (in --work); our models are always run again.")
     args = ap.parse_args()
     for part in args.rates.split(","):
-        rate = int(part.split("k")[0]) * 1000  # "16k", "8k", "16k_reverb"
-        clean_dir, noisy_dir = args.valset / part / "clean", args.valset / part / "noisy"
+        rate = int(part.split("k")[0]) * 1000  # "16k", "8k", "16k_reverb", "16k_clean"
+        clean_in = part.endswith("_clean")
+        clean_dir = args.valset / part.removesuffix("_clean") / "clean"
+        noisy_dir = clean_dir if clean_in else args.valset / part / "noisy"
         systems = {"denoise (shipped)": ours(args.weights_dir / SHIPPED_MODELS[rate])}
         for spec in args.model:
             name, rest = spec.split("=", 1)
@@ -189,15 +193,22 @@ def main() -> None:
             cached.write_text(json.dumps({"stamp": stamp, "rows": reports[name].rows}))
         pesq = "PESQ-WB" if rate == 16000 else "PESQ-NB"
         n = len(reports["noisy input"].rows)
-        what = " (speech reverberant, RT60 0.2-1.0 s; the reference is the dry speech)" if "reverb" in part else ""
-        print(f"\n## {part} validation set{what}: {n} files of 4 s, SNR -5..20 dB, held-out speakers and noises\n")
+        if clean_in:
+            print(f"\n## {part}: the {n} clean references of the {part.removesuffix('_clean')} validation set "
+                  "as input (no noise); a transparent system scores like the input\n")
+        else:
+            what = " (speech reverberant, RT60 0.2-1.0 s; the reference is the dry speech)" if "reverb" in part else ""
+            print(f"\n## {part} validation set{what}: {n} files of 4 s, SNR -5..20 dB, held-out speakers and noises\n")
         # Speed is measured on a quiet machine by benchmarks/speed.py, not here.
         print(f"| system | {pesq} | STOI | SI-SDR dB | DNSMOS OVRL |")
         print("|---|---|---|---|---|")
         for name, rep in reports.items():
             a = rep.averages()
+            name = "input (the clean speech itself)" if clean_in and name == "noisy input" else name
             print(f"| {name} | {a['pesq_output']:.2f} | {a['stoi_output']:.3f} | {a['si_sdr_output']:.1f} | "
                   f"{mean(rep.rows, 'ovrl_output'):.2f} |")
+        if clean_in:
+            continue
         bands = sorted(reports["noisy input"].groups(), key=lambda g: int(g[3:]))
         classes = sorted({r["file"].split("/")[-1].split("-")[0] for r in reports["noisy input"].rows})
         by_band, by_class = (lambda r: r["group"]), (lambda r: r["file"].split("/")[-1].split("-")[0])
