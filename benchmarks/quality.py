@@ -160,8 +160,9 @@ def main() -> None:
     args = ap.parse_args()
     for part in args.rates.split(","):
         rate = int(part.split("k")[0]) * 1000  # "16k", "8k", "16k_reverb", "16k_clean"
-        clean_in = part.endswith("_clean")
-        clean_dir = args.valset / part.removesuffix("_clean") / "clean"
+        base = part.removesuffix("_clean")
+        clean_in = base != part
+        clean_dir = args.valset / base / "clean"
         noisy_dir = clean_dir if clean_in else args.valset / part / "noisy"
         systems = {"denoise (shipped)": ours(args.weights_dir / SHIPPED_MODELS[rate])}
         for spec in args.model:
@@ -194,7 +195,7 @@ def main() -> None:
         pesq = "PESQ-WB" if rate == 16000 else "PESQ-NB"
         n = len(reports["noisy input"].rows)
         if clean_in:
-            print(f"\n## {part}: the {n} clean references of the {part.removesuffix('_clean')} validation set "
+            print(f"\n## {part}: the {n} clean references of the {base} validation set "
                   "as input (no noise); a transparent system scores like the input\n")
         else:
             what = " (speech reverberant, RT60 0.2-1.0 s; the reference is the dry speech)" if "reverb" in part else ""
