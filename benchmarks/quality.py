@@ -1,6 +1,6 @@
 """Side-by-side quality on the held-out validation set: our models, DeepFilterNet3, RNNoise,
-noisereduce, the noisy input and the oracle (clean magnitude with the noisy phase at our STFT
-geometry: the ceiling of this design).
+noisereduce, the noisy input, the oracle (clean magnitude with the noisy phase at our STFT
+geometry: the ceiling of this design) and the clean reference itself.
 
     python benchmarks/corpus_split.py --corpus ../shared/corpus --out work_data   # once
     python benchmarks/quality.py --valset work_data/valset --rates 16k,8k,16k_reverb | tee benchmarks/quality.txt
@@ -13,9 +13,10 @@ geometry: the ceiling of this design).
 
 Needs the peers (see benchmarks/requirements.txt). Each system denoises every noisy file of the
 validation set (16 kHz and 8 kHz parts); all are scored by ``denoise.evaluate``: PESQ (wide-band at
-16 kHz, narrow-band at 8 kHz), STOI and SI-SDR against the clean references, and DNSMOS OVRL (no
-reference; computed at 16 kHz). Prints per rate one table of averages, one per SNR band (each
-metric) and one per noise class (file names start with the class).
+16 kHz, narrow-band at 8 kHz), STOI and SI-SDR against the clean references, and DNSMOS (no
+reference; computed at 16 kHz): OVRL and its parts SIG (speech) and BAK (background noise). Prints
+per rate one table of averages, one per SNR band (each metric) and one per noise class (file names
+start with the class).
 """
 
 from __future__ import annotations
@@ -103,6 +104,17 @@ def oracle(clean_dir: Path, noisy_dir: Path, rate: int):
     return run
 
 
+def clean_reference(clean_dir: Path, noisy_dir: Path):
+    """The clean reference itself: what a perfect denoiser returns. Its DNSMOS is not a ceiling:
+    the references carry their own recording's background, which a system may remove too."""
+
+    def run(audio: np.ndarray, rate: int, path: Path) -> np.ndarray:
+        return audio_io.to_mono(audio_io.read_audio(clean_dir / path.relative_to(noisy_dir))[0])
+
+    run.needs_path = True
+    return run
+
+
 def run_system(fn, noisy_dir: Path, out_dir: Path) -> float:
     """Denoise every file; return the real-time factor."""
     shutil.rmtree(out_dir, ignore_errors=True)
@@ -121,16 +133,22 @@ def run_system(fn, noisy_dir: Path, out_dir: Path) -> float:
 
 
 def add_dnsmos(report, folder: Path) -> None:
-    """DNSMOS OVRL of each scored output file, into the report's rows (as 'ovrl_output')."""
+    """DNSMOS SIG, BAK and OVRL of each scored output file, into the report's rows ('sig_output'...)."""
     for row in report.rows:
         path = next(p for p in folder.glob(row["file"] + ".*"))
         data, rate = audio_io.read_audio(path)
-        row["ovrl_output"] = dnsmos(audio_io.to_mono(data), rate)["dnsmos_ovrl"]
+        scores = dnsmos(audio_io.to_mono(data), rate)
+        row.update({f"{k}_output": scores[f"dnsmos_{k}"] for k in ("sig", "bak", "ovrl")})
 
 
 def mean(rows: list[dict], key: str) -> float:
     values = [r[key] for r in rows if key in r and not np.isnan(r[key])]
     return float(np.mean(values)) if values else float("nan")
+
+
+def sdr(value: float) -> str:
+    """SI-SDR in dB to one decimal; an exact copy (above 100 dB, float rounding only) reads "exact"."""
+    return "exact" if value > 100 else f"{value:.1f}"
 
 
 def table(title: str, reports: dict, groups: list[str], group_of, cell) -> None:
@@ -173,9 +191,11 @@ def main() -> None:
         if not args.no_peers:
             systems.update({"DeepFilterNet3": deepfilternet3, "RNNoise": rnnoise, "noisereduce": noisereduce_fn})
         systems["oracle (clean magnitude, noisy phase)"] = oracle(clean_dir, noisy_dir, rate)
+        if not clean_in:
+            systems["clean reference (a perfect denoiser)"] = clean_reference(clean_dir, noisy_dir)
         reports = {}
         stamp = {"valset": [[str(p.relative_to(noisy_dir)), p.stat().st_size]
-                            for p in audio_io.find_audio_files(noisy_dir)], "dnsmos": not args.no_dnsmos}
+                            for p in audio_io.find_audio_files(noisy_dir)], "dnsmos": "" if args.no_dnsmos else "sig,bak,ovrl"}
         for name, fn in {"noisy input": None, **systems}.items():
             out = args.work / part / "".join(c if c.isalnum() else "_" for c in name)
             cached = out / "scores.json"
@@ -201,27 +221,27 @@ def main() -> None:
             what = " (speech reverberant, RT60 0.2-1.0 s; the reference is the dry speech)" if "reverb" in part else ""
             print(f"\n## {part} validation set{what}: {n} files of 4 s, SNR -5..20 dB, held-out speakers and noises\n")
         # Speed is measured on a quiet machine by benchmarks/speed.py, not here.
-        print(f"| system | {pesq} | STOI | SI-SDR dB | DNSMOS OVRL |")
-        print("|---|---|---|---|---|")
+        print(f"| system | {pesq} | STOI | SI-SDR dB | DNSMOS OVRL | DNSMOS SIG | DNSMOS BAK |")
+        print("|---|---|---|---|---|---|---|")
         for name, rep in reports.items():
             a = rep.averages()
             name = "input (the clean speech itself)" if clean_in and name == "noisy input" else name
-            print(f"| {name} | {a['pesq_output']:.2f} | {a['stoi_output']:.3f} | {a['si_sdr_output']:.1f} | "
-                  f"{mean(rep.rows, 'ovrl_output'):.2f} |")
+            print(f"| {name} | {a['pesq_output']:.2f} | {a['stoi_output']:.3f} | {sdr(a['si_sdr_output'])} | "
+                  + " | ".join(f"{mean(rep.rows, k + '_output'):.2f}" for k in ("ovrl", "sig", "bak")) + " |")
         if clean_in:
             continue
         bands = sorted(reports["noisy input"].groups(), key=lambda g: int(g[3:]))
         classes = sorted({r["file"].split("/")[-1].split("-")[0] for r in reports["noisy input"].rows})
         by_band, by_class = (lambda r: r["group"]), (lambda r: r["file"].split("/")[-1].split("-")[0])
         metrics = [("pesq_output", pesq, "{:.2f}"), ("stoi_output", "STOI", "{:.3f}"),
-                   ("si_sdr_output", "SI-SDR dB", "{:.1f}")] + ([] if args.no_dnsmos else [("ovrl_output", "DNSMOS OVRL", "{:.2f}")])
+                   ("si_sdr_output", "SI-SDR dB", None)] + ([] if args.no_dnsmos else [("ovrl_output", "DNSMOS OVRL", "{:.2f}"), ("bak_output", "DNSMOS BAK (background noise)", "{:.2f}")])
         for key, label, fmt in metrics:
             table(f"Per SNR band, {label}:", reports, bands, by_band,
-                  lambda rows, key=key, fmt=fmt: fmt.format(mean(rows, key)))
+                  lambda rows, key=key, fmt=fmt: fmt.format(mean(rows, key)) if fmt else sdr(mean(rows, key)))
         counts = {c: sum(by_class(r) == c for r in reports["noisy input"].rows) for c in classes}
         table("Per noise class (files: " + ", ".join(f"{c} {k}" for c, k in counts.items()) + f"), {pesq} / SI-SDR dB:",
               reports, classes, by_class,
-              lambda rows: f"{mean(rows, 'pesq_output'):.2f} / {mean(rows, 'si_sdr_output'):.1f}")
+              lambda rows: f"{mean(rows, 'pesq_output'):.2f} / {sdr(mean(rows, 'si_sdr_output'))}")
         sys.stdout.flush()
 
 
