@@ -1,0 +1,109 @@
+"""Can post-processing the model's noise estimate buy DNSMOS (background noise, BAK) without losing
+PESQ? Variants of the shipped 16 kHz model's output on the validation set, per SNR band.
+
+    python benchmarks/postfilter.py --valset work_data/valset | tee benchmarks/postfilter.txt
+
+Every variant changes only what is done with the model's predicted noise share (dB per bin):
+  shipped        as `denoise predict` (strength 1, floor -40 dB)
+  floor -70      the most removed from any bin 70 dB instead of 40
+  over-sub A     the predicted share multiplied by A (over-subtraction, strength above 1)
+  two passes     the output denoised again
+  max 3x3        each bin's share the largest of its 3x3 neighbourhood (time and frequency)
+  mean 3x3       the share smoothed over 3x3 bins (fewer isolated bins: "musical noise")
+  gate E         frames more than 30 dB below their block's loudest (estimated clean) lose E dB more
+Scored as in quality.py: PESQ-WB, STOI, SI-SDR against the clean references, DNSMOS without one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+from scipy.ndimage import maximum_filter, uniform_filter
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from denoise import audio as audio_io  # noqa: E402
+from denoise.enhance import FLOOR_DB, enhance_signal  # noqa: E402
+from denoise.evaluate import dnsmos, score  # noqa: E402
+from denoise.model_io import SHIPPED_MODELS, WEIGHTS_DIR, load_model  # noqa: E402
+
+METRICS = ("pesq", "stoi", "si_sdr", "dnsmos_ovrl", "dnsmos_sig", "dnsmos_bak")
+PAUSE_BELOW_DB = 30.0
+
+
+def gate(predict, settings, extra_db: float):
+    """Frames whose estimated clean energy is far below the block's loudest frame lose extra_db more."""
+
+    def run(x: np.ndarray) -> np.ndarray:
+        y = predict(x)
+        noisy_db = x[..., 0] * settings.in_scale_db + settings.in_offset_db
+        clean_db = noisy_db - np.clip(y[..., 0] * settings.out_scale_db, 0.0, -FLOOR_DB)
+        energy = 10 * np.log10(np.mean(10 ** (clean_db / 10), axis=1) + 1e-12)  # (blocks, frames)
+        pause = energy < energy.max(axis=1, keepdims=True) - PAUSE_BELOW_DB
+        return y + (pause[:, None, :, None] * extra_db / settings.out_scale_db).astype(np.float32)
+
+    return run
+
+
+def variants(predict, settings) -> dict[str, tuple]:
+    """name -> (predict function, passes, floor_db)."""
+    return {
+        "shipped": (predict, 1, FLOOR_DB),
+        "floor -70": (predict, 1, -70.0),
+        **{f"over-sub {a}": ((lambda x, a=a: predict(x) * a), 1, FLOOR_DB) for a in (1.3, 1.6, 2.0)},
+        "over-sub 1.6, floor -70": ((lambda x: predict(x) * 1.6), 1, -70.0),
+        "two passes": (predict, 2, FLOOR_DB),
+        "max 3x3": ((lambda x: maximum_filter(predict(x), size=(1, 3, 3, 1), mode="nearest")), 1, FLOOR_DB),
+        "mean 3x3": ((lambda x: uniform_filter(predict(x), size=(1, 3, 3, 1), mode="nearest")), 1, FLOOR_DB),
+        **{f"gate {e:g}": (gate(predict, settings, e), 1, FLOOR_DB) for e in (10.0, 20.0)},
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--valset", type=Path, default=Path("work_data/valset"))
+    ap.add_argument("--weights", type=Path, default=WEIGHTS_DIR / SHIPPED_MODELS[16000])
+    args = ap.parse_args()
+    loaded = load_model(args.weights)
+    noisy_dir, clean_dir = args.valset / "16k" / "noisy", args.valset / "16k" / "clean"
+    files = audio_io.find_audio_files(noisy_dir)
+    inputs = []
+    for path in files:
+        noisy, rate = audio_io.read_audio(path)
+        clean, _ = audio_io.read_audio(clean_dir / path.relative_to(noisy_dir))
+        inputs.append((path.parent.name, audio_io.to_mono(noisy), audio_io.to_mono(clean), rate))
+    bands = sorted({b for b, *_ in inputs}, key=lambda g: int(g[3:]))
+    results = {}
+    for name, (predict, passes, floor_db) in variants(loaded.predict, loaded.settings).items():
+        rows = []
+        for band, noisy, clean, rate in inputs:
+            y = noisy
+            for _ in range(passes):
+                y = enhance_signal(y[:, None], rate, loaded.settings, predict, floor_db=floor_db)[:, 0]
+            rows.append({"band": band, **score(clean, y, rate), **dnsmos(y, rate)})
+        results[name] = rows
+        print(f"scored {name}", file=sys.stderr)
+
+    def avg(rows, key):
+        return float(np.nanmean([r[key] for r in rows]))
+
+    print(f"\n## {len(files)} files of the 16k validation set, {args.weights.name}\n")
+    print("| variant | PESQ-WB | STOI | SI-SDR dB | DNSMOS OVRL | DNSMOS SIG | DNSMOS BAK |")
+    print("|---|---|---|---|---|---|---|")
+    for name, rows in results.items():
+        print(f"| {name} | " + " | ".join(f"{avg(rows, k):.3f}" if k == "stoi" else f"{avg(rows, k):.2f}"
+                                          for k in METRICS) + " |")
+    for key, label in (("pesq", "PESQ-WB"), ("dnsmos_ovrl", "DNSMOS OVRL"), ("dnsmos_bak", "DNSMOS BAK")):
+        print(f"\nPer SNR band, {label}:\n")
+        print("| variant | " + " | ".join(bands) + " |")
+        print("|---|" + "---|" * len(bands))
+        for name, rows in results.items():
+            print(f"| {name} | " + " | ".join(f"{avg([r for r in rows if r['band'] == b], key):.2f}"
+                                              for b in bands) + " |")
+
+
+if __name__ == "__main__":
+    main()
