@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Ship the best models of runs/s3/nc16k_g (16 kHz) and runs/s3/nc8k_f (8 kHz) (see the recipe in weights/README.md;
+# Ship the best models of runs/s3/nc16k_g (16 kHz) and runs/s4/i8k (8 kHz) (see the recipe in weights/README.md;
 # benchmarks/ablations.sh makes runs/abl), then run every benchmark,
 # each output kept in benchmarks/ with the command that produced it. Needs the benchmark peers:
 # pip install -r benchmarks/requirements.txt (then reinstall this project last, see README).
@@ -7,7 +7,7 @@ set -e
 source .venv/bin/activate
 if [ "${1:-}" != "--benchmarks-only" ]; then
 python -m denoise export runs/s3/nc16k_g/best.keras --compact-to weights/denoise_16k.keras --lite-weights int8
-python -m denoise export runs/s3/nc8k_f/best.keras --compact-to weights/denoise_8k.keras --lite-weights int8
+python -m denoise export runs/s4/i8k/best.keras --compact-to weights/denoise_8k.keras --lite-weights int8
 for m in 16k 8k; do
   { echo '$ denoise evaluate --clean-dir work_data/valset/'$m'/clean --noisy-dir work_data/valset/'$m'/noisy --out work_data/eval_'$m
     python -m denoise evaluate --clean-dir work_data/valset/$m/clean --noisy-dir work_data/valset/$m/noisy --out work_data/eval_$m 2>>/tmp/bench_errors.log; } > benchmarks/validation_$m.txt
