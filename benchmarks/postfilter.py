@@ -27,8 +27,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from denoise import audio as audio_io  # noqa: E402
 from denoise.enhance import FLOOR_DB, enhance_signal  # noqa: E402
-from denoise.evaluate import dnsmos, score  # noqa: E402
+from denoise.evaluate import dnsmos, read_pair, score  # noqa: E402
 from denoise.model_io import SHIPPED_MODELS, WEIGHTS_DIR, load_model  # noqa: E402
+from denoise.spectrogram import unscale_input, unscale_target  # noqa: E402
 
 METRICS = ("pesq", "stoi", "si_sdr", "dnsmos_ovrl", "dnsmos_sig", "dnsmos_bak")
 PAUSE_BELOW_DB = 30.0
@@ -39,8 +40,7 @@ def gate(predict, settings, extra_db: float):
 
     def run(x: np.ndarray) -> np.ndarray:
         y = predict(x)
-        noisy_db = x[..., 0] * settings.in_scale_db + settings.in_offset_db
-        clean_db = noisy_db - np.clip(y[..., 0] * settings.out_scale_db, 0.0, -FLOOR_DB)
+        clean_db = unscale_input(x[..., 0], settings) - np.clip(unscale_target(y[..., 0], settings), 0.0, -FLOOR_DB)
         energy = 10 * np.log10(np.mean(10 ** (clean_db / 10), axis=1) + 1e-12)  # (blocks, frames)
         pause = energy < energy.max(axis=1, keepdims=True) - PAUSE_BELOW_DB
         return y + (pause[:, None, :, None] * extra_db / settings.out_scale_db).astype(np.float32)
@@ -70,16 +70,12 @@ def main() -> None:
     loaded = load_model(args.weights)
     noisy_dir, clean_dir = args.valset / "16k" / "noisy", args.valset / "16k" / "clean"
     files = audio_io.find_audio_files(noisy_dir)
-    inputs = []
-    for path in files:
-        noisy, rate = audio_io.read_audio(path)
-        clean, _ = audio_io.read_audio(clean_dir / path.relative_to(noisy_dir))
-        inputs.append((path.parent.name, audio_io.to_mono(noisy), audio_io.to_mono(clean), rate))
+    inputs = [(path.parent.name, *read_pair(clean_dir / path.relative_to(noisy_dir), path)) for path in files]
     bands = sorted({b for b, *_ in inputs}, key=lambda g: int(g[3:]))
     results = {}
     for name, (predict, passes, floor_db) in variants(loaded.predict, loaded.settings).items():
         rows = []
-        for band, noisy, clean, rate in inputs:
+        for band, clean, noisy, rate in inputs:
             y = noisy
             for _ in range(passes):
                 y = enhance_signal(y[:, None], rate, loaded.settings, predict, floor_db=floor_db)[:, 0]
