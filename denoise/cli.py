@@ -115,7 +115,11 @@ def data_creation(voice_dir, noise_dir, noise_classes, out_dir, nb_samples, samp
               show_default=True, help="Share of pairs held out for validation.")
 @click.option("--resume", is_flag=True, help="Continue from the last checkpoint in --out.")
 @click.option("--init-weights", type=click.Path(path_type=Path), help="Start from this model (fine-tuning).")
-@click.option("--base-filters", type=click.IntRange(min=1), default=16, show_default=True, help="Filters of the first level.")
+@click.option("--base-filters", type=click.IntRange(min=1), default=16, show_default=True,
+              help="Filters of the first level of a new model.")
+@click.option("--widen-to", type=click.IntRange(min=2),
+              help="With --init-weights: first widen that model to this many first-level filters; it "
+                   "computes the same at first and training grows the new filters.")
 @click.option("--depth", type=click.IntRange(2, 8), default=5, show_default=True, help="U-Net levels (5: 10 encoder convolutions).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--mixed-precision", is_flag=True, help="float16 compute on GPUs that support it.")
@@ -123,7 +127,7 @@ def data_creation(voice_dir, noise_dir, noise_classes, out_dir, nb_samples, samp
               help="noise: Huber on the noise target (the original method); noise+clean: also score "
                    "the clean estimate prediction makes, weighting loud speech bins more.")
 def train(data_dir, out, epochs, batch_size, learning_rate, validation_split, resume, init_weights,
-          base_filters, depth, seed, mixed_precision, loss) -> None:
+          base_filters, widen_to, depth, seed, mixed_precision, loss) -> None:
     """Train the U-Net to predict the noise in noisy spectrograms."""
     from .settings import ModelSettings
     from .train import TrainOptions, train as run_training
@@ -133,7 +137,7 @@ def train(data_dir, out, epochs, batch_size, learning_rate, validation_split, re
                            loss=loss)
     try:
         result = run_training(data_dir, out, options, ModelSettings(base_filters=base_filters, depth=depth),
-                              resume=resume, init_weights=init_weights, log=click.echo)
+                              resume=resume, init_weights=init_weights, widen_to=widen_to, log=click.echo)
     except DenoiseError as exc:
         _fail(exc)
     click.echo(f"Done: {result.epochs_done} epochs on {result.device}; best validation loss "

@@ -44,6 +44,47 @@ def build_unet(settings: Settings, model_settings: ModelSettings | None = None):
     return keras.Model(inputs, outputs, name="denoise_unet")
 
 
+def widen_unet(model, settings: Settings, model_settings: ModelSettings, base_filters: int):
+    """A copy of the trained U-Net ``model`` with ``base_filters`` filters in its first level
+    (doubling per level as before) that computes exactly what ``model`` computes.
+
+    Old filters keep their weights; new filters get He-normal incoming weights, and every weight
+    from a new channel into an old one is zero, so training starts from the trained model and
+    grows the new filters: more capacity without training from scratch.
+    """
+    import dataclasses
+
+    import numpy as np
+
+    if base_filters <= model_settings.base_filters:
+        raise ValueError(f"base_filters={base_filters} must exceed the model's {model_settings.base_filters}")
+    wider_settings = dataclasses.replace(model_settings, base_filters=base_filters)
+    wide = build_unet(settings, wider_settings)
+    rng = np.random.default_rng(0)
+
+    def convs(m):
+        return [layer for layer in m.layers if layer.__class__.__name__ == "Conv2D"]
+
+    for old, new in zip(convs(model), convs(wide), strict=True):
+        kernel, bias = old.get_weights()
+        size, _, n_in, n_out = kernel.shape
+        shape = new.get_weights()[0].shape
+        wide_in, wide_out = shape[2], shape[3]
+        # Where each old input channel sits in the new layer's input: after a skip concatenation
+        # (a 3x3 convolution reading twice its filters) the up-sampled half starts later.
+        if size == 3 and n_in == 2 * n_out and wide_in == 2 * wide_out:
+            rows = np.r_[np.arange(n_out), wide_out + np.arange(n_out)]
+        else:
+            rows = np.arange(n_in)
+        wide_kernel = rng.normal(0.0, np.sqrt(2.0 / (size * size * wide_in)), shape).astype(np.float32)
+        wide_kernel[..., :n_out] = 0.0
+        wide_kernel[:, :, rows, :n_out] = kernel
+        wide_bias = np.zeros(wide_out, np.float32)
+        wide_bias[:n_out] = bias
+        new.set_weights([wide_kernel, wide_bias])
+    return wide, wider_settings
+
+
 LOSSES = ("noise", "noise+clean")
 _CUSTOM: dict = {}
 

@@ -88,9 +88,9 @@ def input_rate(dataset, batch_size: int, batches: int = 20) -> float:
     return count * batch_size / max(time.perf_counter() - start, 1e-9)
 
 
-def _prepare_model(data_dir, out_dir, settings, options, model_settings, resume, init_weights, log):
+def _prepare_model(data_dir, out_dir, settings, options, model_settings, resume, init_weights, widen_to, log):
     """(model, model settings, epochs already done, best validation loss), compiled for fit."""
-    from .model import build_unet, compile_model
+    from .model import build_unet, compile_model, widen_unet
 
     last_path, state_path, log_path = out_dir / LAST, out_dir / STATE, out_dir / LOG
     if resume:
@@ -114,6 +114,13 @@ def _prepare_model(data_dir, out_dir, settings, options, model_settings, resume,
             raise ModelFileError(f"{loaded.path}: its settings differ from the dataset's in {data_dir}")
         model, model_settings = float32_copy(loaded), loaded.model_settings
         log(f"Fine-tuning from {loaded.path}")
+        if widen_to:
+            if widen_to <= model_settings.base_filters:
+                raise DataError(f"{loaded.path}: has {model_settings.base_filters} filters in its first level; "
+                                f"--widen-to {widen_to} must be more")
+            before = model.count_params()
+            model, model_settings = widen_unet(model, settings, model_settings, widen_to)
+            log(f"Widened to {widen_to} filters in the first level: {before:,} -> {model.count_params():,} parameters")
     else:
         model_settings = (model_settings or ModelSettings()).validate(settings)
         model = build_unet(settings, model_settings)
@@ -131,11 +138,13 @@ def train(
     init_weights: Path | None = None,
     log: Callable[[str], None] = print,
     verbose: int = 1,
+    widen_to: int | None = None,
 ) -> TrainResult:
     """Train on the shards in ``data_dir``, writing models, ``log.csv`` and ``loss.png`` to ``out_dir``.
 
     ``resume`` continues from ``out_dir/last.keras`` (same optimizer state, same epoch count);
-    ``init_weights`` starts from an existing model (fine-tuning) instead of random weights.
+    ``init_weights`` starts from an existing model (fine-tuning) instead of random weights;
+    ``widen_to`` first widens it to that many first-level filters (see ``model.widen_unet``).
     Several GPUs or workers are used through tf.distribute (see ``choose_strategy``).
     """
     if options.epochs < 1:
@@ -148,6 +157,8 @@ def train(
         raise DataError(f"loss={options.loss!r} must be one of {', '.join(LOSSES)}")
     if resume and init_weights:
         raise DataError("--resume and --init-weights cannot be used together")
+    if widen_to and not init_weights:
+        raise DataError("--widen-to needs --init-weights (a new model takes --base-filters)")
     shards = list_shards(data_dir)
     settings = load_dataset_settings(data_dir)
     every = max(2, round(1 / options.validation_split))
@@ -162,7 +173,7 @@ def train(
     out_dir.mkdir(parents=True, exist_ok=True)
     with run_folder_lock(out_dir):
         return _fit(data_dir, out_dir, shards, settings, every, n_train, n_val, options, model_settings,
-                    resume, init_weights, log, verbose)
+                    resume, init_weights, widen_to, log, verbose)
 
 
 @contextlib.contextmanager
@@ -184,7 +195,7 @@ def run_folder_lock(out_dir: Path) -> Iterator[None]:
 
 
 def _fit(data_dir, out_dir, shards, settings, every, n_train, n_val, options, model_settings, resume,
-         init_weights, log, verbose) -> TrainResult:
+         init_weights, widen_to, log, verbose) -> TrainResult:
     """The body of ``train`` once its checks passed and its folder is locked."""
     best_path, last_path, state_path, log_path = (out_dir / n for n in (BEST, LAST, STATE, LOG))
     tf = import_tensorflow()
@@ -197,7 +208,7 @@ def _fit(data_dir, out_dir, shards, settings, every, n_train, n_val, options, mo
     try:
         with strategy.scope():
             model, model_settings, initial_epoch, best_val = _prepare_model(
-                data_dir, out_dir, settings, options, model_settings, resume, init_weights, log)
+                data_dir, out_dir, settings, options, model_settings, resume, init_weights, widen_to, log)
     finally:
         keras.mixed_precision.set_global_policy("float32")
 
@@ -229,6 +240,8 @@ def _fit(data_dir, out_dir, shards, settings, every, n_train, n_val, options, mo
               "mixed_precision": options.mixed_precision, "loss": options.loss}
     if init_weights:
         recipe["init_weights"] = str(init_weights)
+    if widen_to:
+        recipe["widened_to"] = widen_to
 
     class Throughput(keras.callbacks.Callback):
         """Training samples per second each epoch, and the share of step time spent waiting for input,

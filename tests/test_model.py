@@ -58,3 +58,22 @@ def test_unknown_loss_is_refused():
 
     with pytest.raises(ValueError, match="noise\\+clean"):
         make_loss("clean", Settings())
+
+
+def test_widened_unet_computes_the_same_and_has_more_filters(rng):
+    import keras
+
+    from denoise.model import widen_unet
+
+    small = ModelSettings(base_filters=4, depth=3)
+    model = build_unet(TINY, small)
+    wide, wide_settings = widen_unet(model, TINY, small, 6)
+    assert wide_settings.base_filters == 6 and wide_settings.depth == 3
+    assert wide.count_params() > 2 * model.count_params()
+    x = rng.standard_normal((2, 16, 16, 1)).astype(np.float32)
+    np.testing.assert_allclose(np.asarray(wide(x)), np.asarray(model(x)), atol=1e-6)
+    # The new filters are live: their weights are not all zero, so training can use them.
+    first = [l for l in wide.layers if isinstance(l, keras.layers.Conv2D)][0]
+    assert np.abs(first.get_weights()[0][..., 4:]).sum() > 0
+    with pytest.raises(ValueError, match="must exceed"):
+        widen_unet(model, TINY, small, 4)

@@ -56,6 +56,19 @@ def test_init_weights_fine_tunes(trained, tmp_path):
     assert load_model(result.best_path).model_settings == TINY_MODEL
 
 
+def test_init_weights_can_be_widened(trained, tmp_path):
+    result = train(trained["data"], tmp_path / "wide", TrainOptions(epochs=1, batch_size=8),
+                   init_weights=trained["model"], widen_to=6, **QUIET)
+    loaded = load_model(result.best_path)
+    assert loaded.model_settings.base_filters == 6 and loaded.model_settings.depth == TINY_MODEL.depth
+    assert loaded.metadata["training"]["widened_to"] == 6
+    with pytest.raises(DataError, match="--widen-to 4 must be more"):
+        train(trained["data"], tmp_path / "narrow", TrainOptions(epochs=1, batch_size=8),
+              init_weights=trained["model"], widen_to=4, **QUIET)
+    with pytest.raises(DataError, match="--widen-to needs --init-weights"):
+        train(trained["data"], tmp_path / "none", TrainOptions(epochs=1), widen_to=6, **QUIET)
+
+
 def test_training_errors(trained, tmp_path):
     with pytest.raises(DataError, match="no dataset shards"):
         train(tmp_path, tmp_path / "out", **QUIET)
