@@ -171,6 +171,8 @@ def main() -> None:
                     help="Also score this model of ours (its rate must match), optionally with enhancement "
                          "options: NAME=PATH,overlap=0.25,strength=0.9; repeatable.")
     ap.add_argument("--no-peers", action="store_true", help="Only our models, the input and the oracle.")
+    ap.add_argument("--sources", default="held-out speakers and noises",
+                    help="What the validation set is made of, for the tables' headings.")
     ap.add_argument("--no-dnsmos", action="store_true", help="Skip DNSMOS (faster; its column shows nan).")
     ap.add_argument("--reuse", action="store_true",
                     help="Reuse the saved scores of the input, the peers and the oracle from an earlier run "
@@ -219,7 +221,7 @@ def main() -> None:
                   "as input (no noise); a transparent system scores like the input\n")
         else:
             what = " (speech reverberant, RT60 0.2-1.0 s; the reference is the dry speech)" if "reverb" in part else ""
-            print(f"\n## {part} validation set{what}: {n} files of 4 s, SNR -5..20 dB, held-out speakers and noises\n")
+            print(f"\n## {part} validation set{what}: {n} files of 4 s, SNR -5..20 dB, {args.sources}\n")
         # Speed is measured on a quiet machine by benchmarks/speed.py, not here.
         print(f"| system | {pesq} | STOI | SI-SDR dB | DNSMOS OVRL | DNSMOS SIG | DNSMOS BAK |")
         print("|---|---|---|---|---|---|---|")
