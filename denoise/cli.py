@@ -121,13 +121,16 @@ def data_creation(voice_dir, noise_dir, noise_classes, out_dir, nb_samples, samp
               help="With --init-weights: first widen that model to this many first-level filters; it "
                    "computes the same at first and training grows the new filters.")
 @click.option("--depth", type=click.IntRange(2, 8), default=5, show_default=True, help="U-Net levels (5: 10 encoder convolutions).")
+@click.option("--dropout", type=click.FloatRange(0, 1, max_open=True),
+              help="Dropout rate on the two deepest levels [default: 0.5, as in the original method; "
+                   "with --init-weights, that model's own].")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--mixed-precision", is_flag=True, help="float16 compute on GPUs that support it.")
 @click.option("--loss", type=click.Choice(["noise", "noise+clean"]), default="noise", show_default=True,
               help="noise: Huber on the noise target (the original method); noise+clean: also score "
                    "the clean estimate prediction makes, weighting loud speech bins more.")
 def train(data_dir, out, epochs, batch_size, learning_rate, validation_split, resume, init_weights,
-          base_filters, widen_to, depth, seed, mixed_precision, loss) -> None:
+          base_filters, widen_to, depth, dropout, seed, mixed_precision, loss) -> None:
     """Train the U-Net to predict the noise in noisy spectrograms."""
     from .settings import ModelSettings
     from .train import TrainOptions, train as run_training
@@ -136,8 +139,10 @@ def train(data_dir, out, epochs, batch_size, learning_rate, validation_split, re
                            validation_split=validation_split, seed=seed, mixed_precision=mixed_precision,
                            loss=loss)
     try:
-        result = run_training(data_dir, out, options, ModelSettings(base_filters=base_filters, depth=depth),
-                              resume=resume, init_weights=init_weights, widen_to=widen_to, log=click.echo)
+        new_model = ModelSettings(base_filters=base_filters, depth=depth,
+                                  **({} if dropout is None else {"dropout": dropout}))
+        result = run_training(data_dir, out, options, new_model, resume=resume, init_weights=init_weights,
+                              widen_to=widen_to, dropout=dropout if init_weights else None, log=click.echo)
     except DenoiseError as exc:
         _fail(exc)
     click.echo(f"Done: {result.epochs_done} epochs on {result.device}; best validation loss "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import time
 from dataclasses import dataclass
@@ -88,7 +89,7 @@ def input_rate(dataset, batch_size: int, batches: int = 20) -> float:
     return count * batch_size / max(time.perf_counter() - start, 1e-9)
 
 
-def _prepare_model(data_dir, out_dir, settings, options, model_settings, resume, init_weights, widen_to, log):
+def _prepare_model(data_dir, out_dir, settings, options, model_settings, resume, init_weights, widen_to, dropout, log):
     """(model, model settings, epochs already done, best validation loss), compiled for fit."""
     from .model import build_unet, compile_model, widen_unet
 
@@ -121,6 +122,12 @@ def _prepare_model(data_dir, out_dir, settings, options, model_settings, resume,
             before = model.count_params()
             model, model_settings = widen_unet(model, settings, model_settings, widen_to)
             log(f"Widened to {widen_to} filters in the first level: {before:,} -> {model.count_params():,} parameters")
+        if dropout is not None and dropout != model_settings.dropout:
+            for layer in model.layers:
+                if layer.__class__.__name__ == "Dropout":
+                    layer.rate = dropout
+            log(f"Dropout {model_settings.dropout} -> {dropout}")
+            model_settings = dataclasses.replace(model_settings, dropout=dropout)
     else:
         model_settings = (model_settings or ModelSettings()).validate(settings)
         model = build_unet(settings, model_settings)
@@ -139,12 +146,14 @@ def train(
     log: Callable[[str], None] = print,
     verbose: int = 1,
     widen_to: int | None = None,
+    dropout: float | None = None,
 ) -> TrainResult:
     """Train on the shards in ``data_dir``, writing models, ``log.csv`` and ``loss.png`` to ``out_dir``.
 
     ``resume`` continues from ``out_dir/last.keras`` (same optimizer state, same epoch count);
     ``init_weights`` starts from an existing model (fine-tuning) instead of random weights;
-    ``widen_to`` first widens it to that many first-level filters (see ``model.widen_unet``).
+    ``widen_to`` first widens it to that many first-level filters (see ``model.widen_unet``) and
+    ``dropout`` replaces its dropout rate (a new model takes both from ``model_settings``).
     Several GPUs or workers are used through tf.distribute (see ``choose_strategy``).
     """
     if options.epochs < 1:
@@ -159,6 +168,10 @@ def train(
         raise DataError("--resume and --init-weights cannot be used together")
     if widen_to and not init_weights:
         raise DataError("--widen-to needs --init-weights (a new model takes --base-filters)")
+    if dropout is not None and not init_weights:
+        raise DataError("dropout= is for --init-weights; a new model takes it from its model settings")
+    if dropout is not None and not 0 <= dropout < 1:
+        raise DataError(f"dropout={dropout} must be in [0, 1)")
     shards = list_shards(data_dir)
     settings = load_dataset_settings(data_dir)
     every = max(2, round(1 / options.validation_split))
@@ -173,7 +186,7 @@ def train(
     out_dir.mkdir(parents=True, exist_ok=True)
     with run_folder_lock(out_dir):
         return _fit(data_dir, out_dir, shards, settings, every, n_train, n_val, options, model_settings,
-                    resume, init_weights, widen_to, log, verbose)
+                    resume, init_weights, widen_to, dropout, log, verbose)
 
 
 @contextlib.contextmanager
@@ -195,7 +208,7 @@ def run_folder_lock(out_dir: Path) -> Iterator[None]:
 
 
 def _fit(data_dir, out_dir, shards, settings, every, n_train, n_val, options, model_settings, resume,
-         init_weights, widen_to, log, verbose) -> TrainResult:
+         init_weights, widen_to, dropout, log, verbose) -> TrainResult:
     """The body of ``train`` once its checks passed and its folder is locked."""
     best_path, last_path, state_path, log_path = (out_dir / n for n in (BEST, LAST, STATE, LOG))
     tf = import_tensorflow()
@@ -208,7 +221,7 @@ def _fit(data_dir, out_dir, shards, settings, every, n_train, n_val, options, mo
     try:
         with strategy.scope():
             model, model_settings, initial_epoch, best_val = _prepare_model(
-                data_dir, out_dir, settings, options, model_settings, resume, init_weights, widen_to, log)
+                data_dir, out_dir, settings, options, model_settings, resume, init_weights, widen_to, dropout, log)
     finally:
         keras.mixed_precision.set_global_policy("float32")
 
@@ -242,6 +255,8 @@ def _fit(data_dir, out_dir, shards, settings, every, n_train, n_val, options, mo
         recipe["init_weights"] = str(init_weights)
     if widen_to:
         recipe["widened_to"] = widen_to
+    if dropout is not None:
+        recipe["dropout"] = dropout
 
     class Throughput(keras.callbacks.Callback):
         """Training samples per second each epoch, and the share of step time spent waiting for input,

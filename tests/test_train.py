@@ -69,6 +69,18 @@ def test_init_weights_can_be_widened(trained, tmp_path):
         train(trained["data"], tmp_path / "none", TrainOptions(epochs=1), widen_to=6, **QUIET)
 
 
+def test_init_weights_dropout_can_be_replaced(trained, tmp_path):
+    result = train(trained["data"], tmp_path / "nodrop", TrainOptions(epochs=1, batch_size=8),
+                   init_weights=trained["model"], dropout=0.0, **QUIET)
+    loaded = load_model(result.best_path, runtime="keras")
+    assert TINY_MODEL.dropout == 0.5 and loaded.model_settings.dropout == 0.0
+    assert loaded.metadata["training"]["dropout"] == 0.0
+    rates = [l.rate for l in loaded.model.layers if l.__class__.__name__ == "Dropout"]
+    assert rates and all(r == 0.0 for r in rates)
+    with pytest.raises(DataError, match="dropout= is for --init-weights"):
+        train(trained["data"], tmp_path / "none", TrainOptions(epochs=1), dropout=0.0, **QUIET)
+
+
 def test_training_errors(trained, tmp_path):
     with pytest.raises(DataError, match="no dataset shards"):
         train(tmp_path, tmp_path / "out", **QUIET)
