@@ -116,18 +116,19 @@ def _prepare_model(data_dir, out_dir, settings, options, model_settings, resume,
         model, model_settings = float32_copy(loaded), loaded.model_settings
         log(f"Fine-tuning from {loaded.path}")
         if widen_to:
-            if widen_to <= model_settings.base_filters:
-                raise DataError(f"{loaded.path}: has {model_settings.base_filters} filters in its first level; "
-                                f"--widen-to {widen_to} must be more")
             before = model.count_params()
-            model, model_settings = widen_unet(model, settings, model_settings, widen_to)
+            try:
+                model, model_settings = widen_unet(model, settings, model_settings, widen_to)
+            except ValueError:
+                raise DataError(f"{loaded.path}: has {model_settings.base_filters} filters in its first level; "
+                                f"--widen-to {widen_to} must be more") from None
             log(f"Widened to {widen_to} filters in the first level: {before:,} -> {model.count_params():,} parameters")
         if dropout is not None and dropout != model_settings.dropout:
+            model_settings = dataclasses.replace(model_settings, dropout=dropout).validate(settings)
             for layer in model.layers:
                 if layer.__class__.__name__ == "Dropout":
                     layer.rate = dropout
-            log(f"Dropout {model_settings.dropout} -> {dropout}")
-            model_settings = dataclasses.replace(model_settings, dropout=dropout)
+            log(f"Dropout {loaded.model_settings.dropout} -> {dropout}")
     else:
         model_settings = (model_settings or ModelSettings()).validate(settings)
         model = build_unet(settings, model_settings)
@@ -170,8 +171,6 @@ def train(
         raise DataError("--widen-to needs --init-weights (a new model takes --base-filters)")
     if dropout is not None and not init_weights:
         raise DataError("dropout= is for --init-weights; a new model takes it from its model settings")
-    if dropout is not None and not 0 <= dropout < 1:
-        raise DataError(f"dropout={dropout} must be in [0, 1)")
     shards = list_shards(data_dir)
     settings = load_dataset_settings(data_dir)
     every = max(2, round(1 / options.validation_split))
