@@ -161,15 +161,17 @@ def sidecar_path(model_path: Path) -> Path:
 
 def provenance() -> dict[str, Any]:
     """Library versions and the date, recorded in every saved model."""
+    import importlib
+
     import keras
     import numpy
 
-    tf = import_tensorflow()
     from . import __version__
 
+    backend = keras.backend.backend()  # a model trained on JAX or PyTorch loads under TensorFlow too
     return {
         "denoise": __version__,
-        "tensorflow": tf.__version__,
+        backend: importlib.import_module(backend).__version__,
         "keras": keras.__version__,
         "numpy": numpy.__version__,
         "python": platform.python_version(),

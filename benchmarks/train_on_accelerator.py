@@ -1,0 +1,159 @@
+"""Train the denoise U-Net on a GPU machine that has JAX but no TensorFlow (Keras 3, JAX backend).
+
+Same model, scaling, loss and saved files as ``denoise train`` (the .keras file loads under
+TensorFlow as usual); only the input pipeline differs: the whole dataset is held in memory as
+float16 (a GPU machine has the room), and training runs in rounds of ``--round-pairs`` pairs
+until a wall-clock budget is spent, the learning rate falling on a cosine from ``--lr`` to
+``--lr-end`` over that budget. After each round the validation loss is measured and the best
+weights are kept (best.keras), so a run cut short loses nothing; last.keras and state.json let a
+later run go on (``--init-weights OUT/last.keras``). Used for the GPU rounds of weights/README.md:
+
+    KERAS_BACKEND=jax python benchmarks/train_on_accelerator.py --data-dir D --out-dir O \\
+        --init-weights weights/denoise_16k.keras --dropout 0 --budget-s 400
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import math
+import os
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from denoise.dataset import is_validation, list_shards, load_dataset_settings  # noqa: E402
+from denoise.settings import ModelSettings, write_json  # noqa: E402
+from denoise.spectrogram import noise_target_db, scale_input, scale_target  # noqa: E402
+
+
+def load_pairs(data_dir: Path, every: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(x_train, y_train, x_val, y_val), float16; y packs the scaled noise target and the input."""
+    settings = load_dataset_settings(data_dir)
+    shards = list_shards(data_dir)
+
+    def one(path: Path) -> tuple[np.ndarray, np.ndarray]:
+        with np.load(path) as data:
+            noisy = data["noisy_db"].astype(np.float32)
+            clean = data["clean_db"].astype(np.float32)
+        x = scale_input(noisy, settings)
+        t = scale_target(noise_target_db(noisy, clean), settings)
+        return x.astype(np.float16), t.astype(np.float16)
+
+    with ThreadPoolExecutor(min(16, os.cpu_count() or 1)) as pool:
+        parts = list(pool.map(one, shards))
+    x = np.concatenate([p[0] for p in parts])[..., None]
+    t = np.concatenate([p[1] for p in parts])[..., None]
+    y = np.concatenate([t, x], axis=-1)
+    val = is_validation(np.arange(len(x)), every)
+    return x[~val], y[~val], x[val], y[val]
+
+
+def prepare_model(args, settings):
+    """A new model, or --init-weights (float32 copy), optionally widened and with new dropout."""
+    import keras
+
+    from denoise.model import build_unet, custom_objects, widen_unet
+    from denoise.model_io import read_model_info
+
+    if not args.init_weights:
+        ms = ModelSettings(base_filters=args.base_filters, depth=args.depth, dropout=args.dropout or 0.0)
+        ms = ms.validate(settings)
+        return build_unet(settings, ms), ms, 0
+    init = Path(args.init_weights)
+    init_settings, ms, info = read_model_info(init)
+    if init_settings != settings:
+        sys.exit(f"{init}: its settings differ from the dataset's")
+    old = keras.saving.load_model(init, compile=False, custom_objects=custom_objects())
+    model = build_unet(settings, ms)
+    model.set_weights([w.astype("float32") for w in old.get_weights()])
+    if args.widen_to:
+        model, ms = widen_unet(model, settings, ms, args.widen_to)
+    if args.dropout is not None and args.dropout != ms.dropout:
+        ms = dataclasses.replace(ms, dropout=args.dropout).validate(settings)
+        fresh = build_unet(settings, ms)
+        fresh.set_weights(model.get_weights())
+        model = fresh
+    return model, ms, int(info.get("training", {}).get("seen_pairs", 0))
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data-dir", type=Path, required=True)
+    ap.add_argument("--out-dir", type=Path, required=True)
+    ap.add_argument("--init-weights", type=Path)
+    ap.add_argument("--widen-to", type=int)
+    ap.add_argument("--base-filters", type=int, default=16, help="a new model's first-level filters")
+    ap.add_argument("--depth", type=int, default=5, help="a new model's levels")
+    ap.add_argument("--dropout", type=float, help="default: a new model 0, --init-weights its own")
+    ap.add_argument("--loss", default="noise+clean")
+    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--lr", type=float, default=5e-5)
+    ap.add_argument("--lr-end", type=float, default=5e-6)
+    ap.add_argument("--budget-s", type=float, required=True, help="training wall-clock budget")
+    ap.add_argument("--round-pairs", type=int, default=20000)
+    ap.add_argument("--every", type=int, default=50, help="every N-th pair is held out for validation")
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args(argv)
+
+    import keras
+
+    from denoise.model import compile_model
+    from denoise.model_io import save_model
+
+    t0 = time.time()
+    settings = load_dataset_settings(args.data_dir)
+    x, y, xv, yv = load_pairs(args.data_dir, args.every)
+    print(f"loaded {len(x)} training and {len(xv)} validation pairs in {time.time() - t0:.0f} s", flush=True)
+    keras.utils.set_random_seed(args.seed)
+    model, ms, seen0 = prepare_model(args, settings)
+    compile_model(model, args.lr, args.loss, settings)
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    recipe = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
+    best = model.evaluate(xv, yv, batch_size=256, verbose=0)
+    print(f"start: {model.count_params():,} parameters, val loss {best:.5f}", flush=True)
+    rng = np.random.default_rng(args.seed)
+    log_path = args.out_dir / "log.csv"
+    with open(log_path, "w", newline="") as f:
+        csv.writer(f).writerow(["round", "seen_pairs", "elapsed_s", "learning_rate", "loss", "val_loss"])
+    start, seen, rounds, round_s = time.time(), 0, 0, 0.0
+    order = rng.permutation(len(x))
+    pos = 0
+    while time.time() - start + round_s <= args.budget_s:
+        frac = min(1.0, (time.time() - start) / args.budget_s)
+        lr = args.lr_end + 0.5 * (args.lr - args.lr_end) * (1 + math.cos(math.pi * frac))
+        model.optimizer.learning_rate.assign(lr)
+        if pos + args.round_pairs > len(order):
+            order, pos = rng.permutation(len(x)), 0
+        idx = np.sort(order[pos:pos + args.round_pairs])
+        pos += args.round_pairs
+        t = time.time()
+        hist = model.fit(x[idx], y[idx], batch_size=args.batch_size, epochs=1, shuffle=True, verbose=0)
+        val = model.evaluate(xv, yv, batch_size=256, verbose=0)
+        round_s = time.time() - t
+        rounds += 1
+        seen += len(idx)
+        loss = hist.history["loss"][-1]
+        with open(log_path, "a", newline="") as f:
+            csv.writer(f).writerow([rounds, seen, round(time.time() - start, 1), f"{lr:.3g}", f"{loss:.5f}", f"{val:.5f}"])
+        print(f"round {rounds}: {seen} pairs, {time.time() - start:.0f} s, lr {lr:.2g}, loss {loss:.5f}, "
+              f"val {val:.5f} ({len(idx) / round_s:.0f} pairs/s)", flush=True)
+        meta = {"training": {"recipe": recipe, "backend": keras.backend.backend(), "seen_pairs": seen0 + seen,
+                             "val_loss": float(val), "validation_pairs": len(xv), "train_pairs": len(x)}}
+        if val < best:
+            best = val
+            save_model(model, args.out_dir / "best.keras", settings, ms, meta)
+    save_model(model, args.out_dir / "last.keras", settings, ms, meta if rounds else None)
+    write_json(args.out_dir / "state.json", {"rounds": rounds, "seen_pairs": seen, "best_val_loss": float(best),
+                                            "train_s": round(time.time() - start, 1)})
+    print(f"done: {rounds} rounds, {seen} pairs in {time.time() - start:.0f} s, best val {best:.5f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,46 @@
+"""benchmarks/train_on_accelerator.py (the GPU-machine trainer) on the tiny dataset, under TensorFlow."""
+import csv
+import dataclasses
+import importlib.util
+from pathlib import Path
+
+from conftest import TINY, TINY_MODEL
+from denoise.model_io import load_model
+
+SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "train_on_accelerator.py"
+ONE_ROUND = ["--budget-s", "0.01", "--round-pairs", "8", "--batch-size", "4", "--every", "5"]
+
+
+def run_script(*args: str) -> None:
+    spec = importlib.util.spec_from_file_location("train_on_accelerator", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.main([str(a) for a in args])
+
+
+def test_new_model_trains_one_round_and_saves_loadable_models(trained, tmp_path):
+    out = tmp_path / "run"
+    run_script("--data-dir", trained["data"], "--out-dir", out, "--base-filters", "4", "--depth", "2",
+               "--lr", "1e-3", *ONE_ROUND)
+    last = load_model(out / "last.keras", runtime="keras")
+    assert last.settings == TINY
+    assert (last.model_settings.base_filters, last.model_settings.depth, last.model_settings.dropout) == (4, 2, 0.0)
+    assert last.metadata["training"]["seen_pairs"] == 8
+    assert last.metadata["training"]["backend"] == "tensorflow"
+    assert "tensorflow" in last.metadata["provenance"]  # the backend's version is recorded
+    with open(out / "log.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [r["round"] for r in rows] == ["1"] and float(rows[0]["val_loss"]) > 0
+    assert (out / "state.json").exists()
+
+
+def test_init_weights_keeps_the_model_and_replaces_its_dropout(trained, tmp_path):
+    out = tmp_path / "run"
+    run_script("--data-dir", trained["data"], "--out-dir", out, "--init-weights", trained["model"],
+               "--dropout", "0.2", "--lr", "1e-9", "--lr-end", "1e-9", *ONE_ROUND)
+    last = load_model(out / "last.keras", runtime="keras")
+    init = load_model(trained["model"], runtime="keras")
+    assert last.model_settings == dataclasses.replace(TINY_MODEL, dropout=0.2)
+    # A learning rate of 1e-9 leaves the weights where --init-weights put them.
+    for a, b in zip(last.model.get_weights(), init.model.get_weights()):
+        assert abs(a - b).max() < 1e-4
