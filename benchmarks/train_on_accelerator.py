@@ -6,7 +6,7 @@ float16 (a GPU machine has the room), and training runs in rounds of ``--round-p
 until a wall-clock budget is spent, the learning rate falling on a cosine from ``--lr`` to
 ``--lr-end`` over that budget. After each round the validation loss is measured and the best
 weights are kept (best.keras), so a run cut short loses nothing; last.keras and state.json let a
-later run go on (``--init-weights OUT/last.keras``). Used for the GPU rounds of weights/README.md:
+later run go on (``--init-weights OUT/last.keras``). Both are saved without optimizer state. Used for the GPU rounds of weights/README.md:
 
     KERAS_BACKEND=jax python benchmarks/train_on_accelerator.py --data-dir D --out-dir O \\
         --init-weights weights/denoise_16k.keras --dropout 0 --budget-s 400
@@ -83,6 +83,17 @@ def prepare_model(args, settings):
     return model, ms, int(info.get("training", {}).get("seen_pairs", 0))
 
 
+def save_weights_only(model, path: Path, settings, model_settings, meta) -> None:
+    """Save an uncompiled copy: no optimizer state, a third of the size (a later run starts its own
+    optimizer anyway), which matters when the files come back from a GPU machine."""
+    from denoise.model import build_unet
+    from denoise.model_io import save_model
+
+    copy = build_unet(settings, model_settings)
+    copy.set_weights(model.get_weights())
+    save_model(copy, path, settings, model_settings, meta)
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data-dir", type=Path, required=True)
@@ -105,7 +116,6 @@ def main(argv: list[str] | None = None) -> None:
     import keras
 
     from denoise.model import compile_model
-    from denoise.model_io import save_model
 
     t0 = time.time()
     settings = load_dataset_settings(args.data_dir)
@@ -148,8 +158,8 @@ def main(argv: list[str] | None = None) -> None:
                              "val_loss": float(val), "validation_pairs": len(xv), "train_pairs": len(x)}}
         if val < best:
             best = val
-            save_model(model, args.out_dir / "best.keras", settings, ms, meta)
-    save_model(model, args.out_dir / "last.keras", settings, ms, meta if rounds else None)
+            save_weights_only(model, args.out_dir / "best.keras", settings, ms, meta)
+    save_weights_only(model, args.out_dir / "last.keras", settings, ms, meta if rounds else None)
     write_json(args.out_dir / "state.json", {"rounds": rounds, "seen_pairs": seen, "best_val_loss": float(best),
                                             "train_s": round(time.time() - start, 1)})
     print(f"done: {rounds} rounds, {seen} pairs in {time.time() - start:.0f} s, best val {best:.5f}", flush=True)

@@ -2,7 +2,10 @@
 import csv
 import dataclasses
 import importlib.util
+import zipfile
 from pathlib import Path
+
+import h5py
 
 from conftest import TINY, TINY_MODEL
 from denoise.model_io import load_model
@@ -32,6 +35,9 @@ def test_new_model_trains_one_round_and_saves_loadable_models(trained, tmp_path)
         rows = list(csv.DictReader(fh))
     assert [r["round"] for r in rows] == ["1"] and float(rows[0]["val_loss"]) > 0
     assert (out / "state.json").exists()
+    with zipfile.ZipFile(out / "last.keras") as archive, archive.open("model.weights.h5") as fh:
+        with h5py.File(fh) as weights:
+            assert "optimizer" not in weights  # weights only: a third of the size
 
 
 def test_init_weights_keeps_the_model_and_replaces_its_dropout(trained, tmp_path):
