@@ -50,3 +50,22 @@ def test_init_weights_keeps_the_model_and_replaces_its_dropout(trained, tmp_path
     # A learning rate of 1e-9 leaves the weights where --init-weights put them.
     for a, b in zip(last.model.get_weights(), init.model.get_weights()):
         assert abs(a - b).max() < 1e-4
+
+
+def test_init_weights_from_another_rate_needs_other_rate(trained, tmp_path):
+    import json
+    import shutil
+
+    import pytest
+
+    data = tmp_path / "data16k"  # the tiny dataset relabelled 16 kHz: same geometry in samples
+    shutil.copytree(trained["data"], data)
+    settings = json.loads((data / "settings.json").read_text())
+    (data / "settings.json").write_text(json.dumps({**settings, "sample_rate": 16000}))
+    common = ["--data-dir", data, "--init-weights", trained["model"], "--lr", "1e-9", "--lr-end", "1e-9", *ONE_ROUND]
+    with pytest.raises(SystemExit, match="--other-rate"):
+        run_script("--out-dir", tmp_path / "refused", *common)
+    run_script("--out-dir", tmp_path / "run", "--other-rate", *common)
+    last = load_model(tmp_path / "run" / "last.keras", runtime="keras")
+    assert last.settings == dataclasses.replace(TINY, sample_rate=16000)
+    assert last.metadata["training"]["recipe"]["other_rate"] is True
