@@ -75,9 +75,10 @@ def prepare_model(args, settings):
     init = Path(args.init_weights)
     init_settings, ms, info = read_model_info(init)
     if init_settings != settings:
-        if not (args.other_rate and dataclasses.replace(init_settings, sample_rate=settings.sample_rate) == settings):
-            sys.exit(f"{init}: its settings differ from the dataset's"
-                     + ("" if args.other_rate else " (--other-rate allows a different sample rate only)"))
+        only_rate = dataclasses.replace(init_settings, sample_rate=settings.sample_rate) == settings
+        if not (args.other_rate and only_rate):
+            hint = "" if args.other_rate else " (--other-rate allows a different sample rate only)"
+            sys.exit(f"{init}: its settings differ from the dataset's{hint}")
         print(f"{init}: trained at {init_settings.sample_rate} Hz, goes on at {settings.sample_rate} Hz", flush=True)
     old = keras.saving.load_model(init, compile=False, custom_objects=custom_objects())
     model = build_unet(settings, ms)

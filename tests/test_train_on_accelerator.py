@@ -2,10 +2,13 @@
 import csv
 import dataclasses
 import importlib.util
+import json
+import shutil
 import zipfile
 from pathlib import Path
 
 import h5py
+import pytest
 
 from conftest import TINY, TINY_MODEL
 from denoise.model_io import load_model
@@ -53,11 +56,6 @@ def test_init_weights_keeps_the_model_and_replaces_its_dropout(trained, tmp_path
 
 
 def test_init_weights_from_another_rate_needs_other_rate(trained, tmp_path):
-    import json
-    import shutil
-
-    import pytest
-
     data = tmp_path / "data16k"  # the tiny dataset relabelled 16 kHz: same geometry in samples
     shutil.copytree(trained["data"], data)
     settings = json.loads((data / "settings.json").read_text())
