@@ -65,7 +65,7 @@ def prepare_model(args, settings):
     """A new model, or --init-weights (float32 copy), optionally widened and with new dropout."""
     import keras
 
-    from denoise.model import build_unet, custom_objects, widen_unet
+    from denoise.model import build_unet, custom_objects, widen_unet, with_dropout
     from denoise.model_io import read_model_info
 
     if not args.init_weights:
@@ -86,10 +86,7 @@ def prepare_model(args, settings):
     if args.widen_to:
         model, ms = widen_unet(model, settings, ms, args.widen_to)
     if args.dropout is not None and args.dropout != ms.dropout:
-        ms = dataclasses.replace(ms, dropout=args.dropout).validate(settings)
-        fresh = build_unet(settings, ms)
-        fresh.set_weights(model.get_weights())
-        model = fresh
+        model, ms = with_dropout(model, settings, ms, args.dropout)
     return model, ms, int(info.get("training", {}).get("seen_pairs", 0))
 
 

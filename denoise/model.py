@@ -89,6 +89,17 @@ LOSSES = ("noise", "noise+clean")
 _CUSTOM: dict = {}
 
 
+def with_dropout(model, settings: Settings, model_settings: ModelSettings, dropout: float):
+    """(model, model settings): a float32 copy of ``model`` whose Dropout layers use ``dropout``
+    (fine-tuning a model with more or less regularisation than it was trained with)."""
+    import dataclasses
+
+    new_settings = dataclasses.replace(model_settings, dropout=dropout).validate(settings)
+    copy = build_unet(settings, new_settings)
+    copy.set_weights([w.astype("float32") for w in model.get_weights()])
+    return copy, new_settings
+
+
 def custom_objects() -> dict:
     """Keras objects of ours that saved models may name (the noise+clean loss), registered once."""
     if _CUSTOM:

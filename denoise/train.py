@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import math
 import time
 from dataclasses import dataclass
@@ -91,7 +90,7 @@ def input_rate(dataset, batch_size: int, batches: int = 20) -> float:
 
 def _prepare_model(data_dir, out_dir, settings, options, model_settings, resume, init_weights, widen_to, dropout, log):
     """(model, model settings, epochs already done, best validation loss), compiled for fit."""
-    from .model import build_unet, compile_model, widen_unet
+    from .model import build_unet, compile_model, widen_unet, with_dropout
 
     last_path, state_path, log_path = out_dir / LAST, out_dir / STATE, out_dir / LOG
     if resume:
@@ -124,10 +123,7 @@ def _prepare_model(data_dir, out_dir, settings, options, model_settings, resume,
                                 f"--widen-to {widen_to} must be more") from None
             log(f"Widened to {widen_to} filters in the first level: {before:,} -> {model.count_params():,} parameters")
         if dropout is not None and dropout != model_settings.dropout:
-            model_settings = dataclasses.replace(model_settings, dropout=dropout).validate(settings)
-            for layer in model.layers:
-                if layer.__class__.__name__ == "Dropout":
-                    layer.rate = dropout
+            model, model_settings = with_dropout(model, settings, model_settings, dropout)
             log(f"Dropout {loaded.model_settings.dropout} -> {dropout}")
     else:
         model_settings = (model_settings or ModelSettings()).validate(settings)

@@ -77,3 +77,18 @@ def test_widened_unet_computes_the_same_and_has_more_filters(rng):
     assert np.abs(first.get_weights()[0][..., 4:]).sum() > 0
     with pytest.raises(ValueError, match="must exceed"):
         widen_unet(model, TINY, small, 4)
+
+
+def test_with_dropout_keeps_the_weights_and_changes_only_the_rate(rng):
+    import keras
+
+    from denoise.model import with_dropout
+
+    small = ModelSettings(base_filters=4, depth=3, dropout=0.0)
+    model = build_unet(TINY, small)
+    copy, copy_settings = with_dropout(model, TINY, small, 0.3)
+    assert copy_settings == ModelSettings(base_filters=4, depth=3, dropout=0.3)
+    rates = [l.rate for l in copy.layers if isinstance(l, keras.layers.Dropout)]
+    assert rates and all(r == 0.3 for r in rates)
+    x = rng.standard_normal((2, 16, 16, 1)).astype(np.float32)
+    np.testing.assert_allclose(np.asarray(copy(x)), np.asarray(model(x)), atol=1e-6)
