@@ -11,6 +11,8 @@ Deterministic (no randomness in the split; a fixed seed for the validation mixes
   OUT/valset/{16k,8k}/{clean,noisy}/snr+XX/CLASS-SPEAKER-N.wav   noisy/clean pairs, 4 s each
   OUT/valset/16k_reverb/...   the same pairs with the speech reverberant (a simulated room, RT60
                               0.2-1.0 s) before the noise is added; the clean side is the dry speech
+  OUT/valset/{16k,8k}_high/... the same pairs with the speech played 1.19-1.5 times as fast (3-7
+                              semitones higher, formants too: voices like children's) before mixing
   OUT/split.json              which file went where
 Every fifth speaker (sorted by id) and every fifth noise file of each class is held out; the two
 noise classes that are one long recording each are cut in time (first 70 % train, last 30 % val).
@@ -32,6 +34,7 @@ import soxr
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from denoise.mixing import shift_pitch  # noqa: E402
 from denoise.reverb import reverberate, room_impulse_response  # noqa: E402
 
 SNRS = (-5, 0, 5, 10, 15, 20)
@@ -106,6 +109,7 @@ def make_valset(val_dir: Path, out: Path, seed: int) -> None:
     """4-second noisy/clean pairs of held-out speakers and noises at each SNR band, 16 and 8 kHz."""
     rng = np.random.default_rng(seed)
     room_rng = np.random.default_rng(seed + 1)  # its own stream: the dry pairs stay as they were
+    speed_rng = np.random.default_rng(seed + 2)  # and so on for each added part
     rate = 16000
     seg = int(SEGMENT_S * rate)
     noises = sorted((val_dir / "noise").rglob("*.flac"))
@@ -145,6 +149,16 @@ def make_valset(val_dir: Path, out: Path, seed: int) -> None:
                 dst = out / "16k_reverb" / kind / name
                 dst.parent.mkdir(parents=True, exist_ok=True)
                 sf.write(str(dst), signal.astype(np.float32), rate, subtype="PCM_16")
+            high = shift_pitch(voice, start, seg, float(speed_rng.uniform(3.0, 7.0)))
+            if high is not None:
+                noisy_high = high + noise * rms(high) / rms(clean)  # the same SNR against the faster voice
+                gain_high = min(gain * rms(noisy) / rms(noisy_high), 0.9 / np.max(np.abs(noisy_high)))
+                for sr in (16000, 8000):
+                    for kind, signal in (("clean", high * gain_high), ("noisy", noisy_high * gain_high)):
+                        dst = out / f"{sr // 1000}k_high" / kind / name
+                        dst.parent.mkdir(parents=True, exist_ok=True)
+                        data = signal if sr == rate else soxr.resample(signal, rate, sr, quality="HQ")
+                        sf.write(str(dst), data.astype(np.float32), sr, subtype="PCM_16")
             count += 1
     print(f"validation set: {count} pairs of {SEGMENT_S:.0f} s in {out}")
 

@@ -3,7 +3,7 @@ noisereduce, the noisy input, the oracle (clean magnitude with the noisy phase a
 geometry: the ceiling of this design) and the clean reference itself.
 
     python benchmarks/corpus_split.py --corpus ../shared/corpus --out work_data   # once
-    python benchmarks/quality.py --valset work_data/valset --rates 16k,8k,16k_reverb | tee benchmarks/quality.txt
+    python benchmarks/quality.py --valset work_data/valset --rates 16k,8k,16k_reverb,16k_high,8k_high | tee benchmarks/quality.txt
     # other models of ours beside the shipped one (e.g. an ablation), any number:
     python benchmarks/quality.py --rates 16k --model "noise+clean=runs/abl/noise_clean/best.keras"
     # enhancement options after commas: --model "overlap 0.25=weights/denoise_16k.keras,overlap=0.25"
@@ -220,7 +220,9 @@ def main() -> None:
             print(f"\n## {part}: the {n} clean references of the {base} validation set "
                   "as input (no noise); a transparent system scores like the input\n")
         else:
-            what = " (speech reverberant, RT60 0.2-1.0 s; the reference is the dry speech)" if "reverb" in part else ""
+            what = {"reverb": " (speech reverberant, RT60 0.2-1.0 s; the reference is the dry speech)",
+                    "high": " (speech played 1.19-1.5 times as fast: 3-7 semitones higher, formants too, "
+                            "like children's voices)"}.get(part.partition("_")[2], "")
             print(f"\n## {part} validation set{what}: {n} files of 4 s, SNR -5..20 dB, {args.sources}\n")
         # Speed is measured on a quiet machine by benchmarks/speed.py, not here.
         print(f"| system | {pesq} | STOI | SI-SDR dB | DNSMOS OVRL | DNSMOS SIG | DNSMOS BAK |")

@@ -55,6 +55,8 @@ class MixOptions:
     max_noises: int = 1  # each pair mixes 1..max_noises noise windows, the extra ones 0-10 dB quieter
     snr_weighting: str = "uniform"  # "uniform", or "hard": density falling linearly from low to high SNR
     clean_share: float = 0.0  # share of pairs with no noise added, so the model learns to leave clean speech alone
+    pitch_share: float = 0.0  # share of pairs whose (dry) speech is played faster or slower, see shift_pitch
+    pitch_semitones: tuple[float, float] = (-2.0, 7.0)  # range the shift is drawn from, uniformly
 
 
 @dataclass
@@ -213,6 +215,24 @@ def _match_level(signal: np.ndarray, reference: np.ndarray, gain_db: float) -> n
     return (signal * ratio * 10.0 ** (gain_db / 20.0)).astype(np.float32)
 
 
+def shift_pitch(voice: np.ndarray, start: int, length: int, semitones: float) -> np.ndarray | None:
+    """``length`` samples of ``voice`` from ``start`` played 2**(semitones/12) times as fast.
+
+    Pitch and formants move together, as from an adult's voice to a child's (a phase vocoder
+    would keep the formants but smear the phase, which the model learns to remove). None when
+    the recording is too short for the frame.
+    """
+    up = 64  # the speed factor down / up is within 1 % of 2 ** (semitones / 12)
+    down = max(1, round(up * 2.0 ** (semitones / 12.0)))
+    span = -(-length * down // up) + 2
+    if voice.shape[0] < span:
+        return None
+    start = min(start, voice.shape[0] - span)
+    from scipy.signal import resample_poly
+
+    return resample_poly(voice[start : start + span], up, down)[:length].astype(np.float32)
+
+
 def _rir_bank(index: int, settings: Settings, options: MixOptions) -> list[np.ndarray]:
     """Shard ``index``'s room impulse responses (none without reverberation), seeded like the shard."""
     if options.reverb_share <= 0:
@@ -242,6 +262,7 @@ def make_shard(
     room_rng = np.random.default_rng([options.seed, index, 2])
     extra_rng = np.random.default_rng([options.seed, index, 3])
     clean_rng = np.random.default_rng([options.seed, index, 4])
+    pitch_rng = np.random.default_rng([options.seed, index, 5])
     qc: list[list[np.ndarray]] = [[], [], []]
     qc_samples = int(options.qc_seconds * settings.sample_rate) if index == 0 else 0
     for i in range(size):
@@ -249,9 +270,13 @@ def make_shard(
         nsrc, nsig, nstarts = noise_pool[rng.integers(len(noise_pool))]
         vs = vstarts[rng.integers(len(vstarts))]
         ns = nstarts[rng.integers(len(nstarts))]
+        voice = vsig[vs : vs + settings.frame_length]
         heard = None
         if rirs and room_rng.uniform() < options.reverb_share:
             heard = reverberate(vsig, vs, settings.frame_length, rirs[room_rng.integers(len(rirs))])
+        elif options.pitch_share > 0 and pitch_rng.uniform() < options.pitch_share:
+            shifted = shift_pitch(vsig, vs, settings.frame_length, float(pitch_rng.uniform(*options.pitch_semitones)))
+            voice = voice if shifted is None else shifted
         noise = nsig[ns : ns + settings.frame_length]
         for _ in range(int(extra_rng.integers(options.max_noises))):
             xsrc, xsig, xstarts = noise_pool[extra_rng.integers(len(noise_pool))]
@@ -262,7 +287,7 @@ def make_shard(
         if options.clean_share > 0 and clean_rng.uniform() < options.clean_share:
             noise = np.zeros_like(noise)
         triple = mix_pair(
-            vsig[vs : vs + settings.frame_length],
+            voice,
             noise,
             snr,
             float(rng.uniform(*options.level_db)),
@@ -316,6 +341,10 @@ def create_dataset(
         raise DataError(f"reverb share {options.reverb_share} must be between 0 and 1")
     if not 0 <= options.clean_share <= 1:
         raise DataError(f"clean share {options.clean_share} must be between 0 and 1")
+    if not 0 <= options.pitch_share <= 1:
+        raise DataError(f"pitch share {options.pitch_share} must be between 0 and 1")
+    if not -12 <= options.pitch_semitones[0] <= options.pitch_semitones[1] <= 12:
+        raise DataError(f"pitch range {options.pitch_semitones} must be (low, high) semitones within -12..12")
     if not 0 < options.rt60[0] <= options.rt60[1]:
         raise DataError(f"RT60 range {options.rt60} must be (low, high) seconds with 0 < low <= high")
     if options.reverb_share > 0:
@@ -382,6 +411,8 @@ def create_dataset(
         "max_noises": options.max_noises,
         "snr_weighting": options.snr_weighting,
         "clean_share": options.clean_share,
+        "pitch_share": options.pitch_share,
+        "pitch_semitones": list(options.pitch_semitones),
         "rt60": list(options.rt60),
         "part": f"{shard_index + 1} of {num_shards}",
     }

@@ -6,7 +6,7 @@ import soundfile as sf
 
 from conftest import TINY, speech_like, write
 from denoise.errors import AudioError, DataError
-from denoise.mixing import MixOptions, create_dataset, mix_pair, speech_frames
+from denoise.mixing import MixOptions, create_dataset, mix_pair, shift_pitch, speech_frames
 from denoise.settings import Settings, load_settings
 
 
@@ -169,3 +169,37 @@ def test_clean_share_leaves_pairs_without_noise(tmp_path, corpus):
     assert manifest["options"]["clean_share"] == 0.5
     with pytest.raises(DataError, match="clean share 1.5"):
         create_dataset(voice, noise, tmp_path / "x", TINY, MixOptions(nb_samples=2, clean_share=1.5))
+
+
+def test_shift_pitch_plays_the_voice_faster_or_slower():
+    rate = 8000
+    tone = np.sin(2 * np.pi * 200 * np.arange(rate) / rate).astype(np.float32)
+
+    def peak_hz(x):
+        return np.argmax(np.abs(np.fft.rfft(x * np.hanning(x.shape[0])))) * rate / x.shape[0]
+
+    for semitones, expected in [(12.0, 400.0), (7.0, 200 * 2 ** (7 / 12)), (-2.0, 200 * 2 ** (-2 / 12))]:
+        shifted = shift_pitch(tone, 100, 2048, semitones)
+        assert shifted.shape == (2048,) and shifted.dtype == np.float32
+        assert peak_hz(shifted) == pytest.approx(expected, rel=0.02)
+    late = shift_pitch(tone, rate - 10, 2048, 7.0)  # a start too late for the span moves back
+    assert late.shape == (2048,)
+    assert shift_pitch(tone[:2500], 0, 2048, 7.0) is None  # too short for a frame at 1.5x speed
+
+
+def test_pitch_share_shifts_some_pairs_and_leaves_the_others(tmp_path, corpus):
+    voice, noise = corpus
+    create_dataset(voice, noise, tmp_path / "base", TINY, MixOptions(nb_samples=40, shard_size=40))
+    create_dataset(voice, noise, tmp_path / "pitch", TINY,
+                   MixOptions(nb_samples=40, shard_size=40, pitch_share=0.5, pitch_semitones=(4.0, 7.0)))
+    with np.load(tmp_path / "base" / "shard-00000.npz") as a, np.load(tmp_path / "pitch" / "shard-00000.npz") as b:
+        same = np.all(a["clean_db"] == b["clean_db"], axis=(1, 2))
+        assert 8 <= (~same).sum() <= 32  # about half were shifted
+        # The others are the same draws as without the option (its own random stream).
+        assert np.array_equal(a["noisy_db"][same], b["noisy_db"][same])
+    manifest = json.loads((tmp_path / "pitch" / "manifest.json").read_text())
+    assert manifest["options"]["pitch_share"] == 0.5 and manifest["options"]["pitch_semitones"] == [4.0, 7.0]
+    with pytest.raises(DataError, match="pitch share 2"):
+        create_dataset(voice, noise, tmp_path / "x", TINY, MixOptions(nb_samples=2, pitch_share=2.0))
+    with pytest.raises(DataError, match="pitch range"):
+        create_dataset(voice, noise, tmp_path / "x", TINY, MixOptions(nb_samples=2, pitch_semitones=(7.0, 2.0)))

@@ -75,9 +75,11 @@ def test_cli_reverb_options(tmp_path, corpus):
         "data-creation", "--voice-dir", str(voice), "--noise-dir", str(noise), "--out-dir", str(out),
         "--nb-samples", "4", "--sample-rate", "8000", "--frame-length", "128", "--n-fft", "31",
         "--hop-length", "8", "--reverb", "--reverb-share", "0.5", "--rt60-range", "0.3", "0.6",
-        "--max-noises", "2", "--snr-weighting", "hard", "--clean-share", "0.25"])
+        "--max-noises", "2", "--snr-weighting", "hard", "--clean-share", "0.25",
+        "--pitch-share", "0.3", "--pitch-range", "0", "5"])
     assert result.exit_code == 0, result.output
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["options"]["reverb_share"] == 0.5 and manifest["options"]["rt60"] == [0.3, 0.6]
     assert manifest["options"]["max_noises"] == 2 and manifest["options"]["snr_weighting"] == "hard"
     assert manifest["options"]["clean_share"] == 0.25
+    assert manifest["options"]["pitch_share"] == 0.3 and manifest["options"]["pitch_semitones"] == [0.0, 5.0]
