@@ -1,19 +1,20 @@
 #!/usr/bin/env bash
-# Ship the best models of runs/s3/nc16k_g (16 kHz) and runs/s4/i8k (8 kHz) (see the recipe in weights/README.md;
-# benchmarks/ablations.sh makes runs/abl), then run every benchmark,
+# Ship the tenth stage's models, runs/s10/p16/last.keras (16 kHz) and runs/s10/p8/best.keras (8 kHz) (see the
+# recipe in weights/README.md; benchmarks/ablations.sh makes runs/abl), then run every benchmark,
 # each output kept in benchmarks/ with the command that produced it. Needs the benchmark peers:
 # pip install -r benchmarks/requirements.txt (then reinstall this project last, see README).
 set -e
 source .venv/bin/activate
 if [ "${1:-}" != "--benchmarks-only" ]; then
-python -m denoise export runs/s3/nc16k_g/best.keras --compact-to weights/denoise_16k.keras --lite-weights int8
-python -m denoise export runs/s4/i8k/best.keras --compact-to weights/denoise_8k.keras --lite-weights int8
+python -m denoise export runs/s10/p16/last.keras --compact-to weights/denoise_16k.keras --lite-weights int8
+python -m denoise export runs/s10/p8/best.keras --compact-to weights/denoise_8k.keras --lite-weights int8
 for m in 16k 8k; do
   { echo '$ denoise evaluate --clean-dir work_data/valset/'$m'/clean --noisy-dir work_data/valset/'$m'/noisy --out work_data/eval_'$m
     python -m denoise evaluate --clean-dir work_data/valset/$m/clean --noisy-dir work_data/valset/$m/noisy --out work_data/eval_$m 2>>/tmp/bench_errors.log; } > benchmarks/validation_$m.txt
 done
 fi
-{ echo '$ python benchmarks/quality.py --valset work_data/valset --rates 16k,16k_reverb,16k_clean,8k,8k_clean'; python benchmarks/quality.py --valset work_data/valset --rates 16k,16k_reverb,16k_clean,8k,8k_clean 2>>/tmp/bench_errors.log; } > benchmarks/quality.txt
+PARTS=16k,16k_reverb,16k_clean,16k_high,16k_high_clean,8k,8k_clean,8k_high,8k_high_clean
+{ echo '$ python benchmarks/quality.py --valset work_data/valset --rates '$PARTS; python benchmarks/quality.py --valset work_data/valset --rates $PARTS 2>>/tmp/bench_errors.log; } > benchmarks/quality.txt
 { echo '$ python benchmarks/high_band.py --valset work_data/valset --weights weights/denoise_8k.keras'; python benchmarks/high_band.py --valset work_data/valset --weights weights/denoise_8k.keras 2>>/tmp/bench_errors.log; } > benchmarks/high_band.txt
 { echo '$ python benchmarks/speed.py --runs 5'; python benchmarks/speed.py --runs 5 2>>/tmp/bench_errors.log; } > benchmarks/RESULTS.md
 { echo '$ python benchmarks/long_file.py --minutes 60 --rate 44100 --channels 2'; python benchmarks/long_file.py --minutes 60 --rate 44100 --channels 2 2>>/tmp/bench_errors.log; } > benchmarks/long_file.txt
