@@ -105,6 +105,17 @@ def main() -> None:
         print(part, {k: len(v) for k, v in split[part].items()})
 
 
+def write_pair(out: Path, part: str, name: str, pair: tuple[np.ndarray, np.ndarray], rate: int,
+               rates: tuple[int, ...]) -> None:
+    """Write (clean, noisy) at ``rate`` Hz as 16-bit files under OUT/{N}k{part}/{clean,noisy}/name, one set per rate."""
+    for sr in rates:
+        for kind, signal in zip(("clean", "noisy"), pair):
+            dst = out / f"{sr // 1000}k{part}" / kind / name
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            data = signal if sr == rate else soxr.resample(signal, rate, sr, quality="HQ")
+            sf.write(str(dst), data.astype(np.float32), sr, subtype="PCM_16")
+
+
 def make_valset(val_dir: Path, out: Path, seed: int) -> None:
     """4-second noisy/clean pairs of held-out speakers and noises at each SNR band, 16 and 8 kHz."""
     rng = np.random.default_rng(seed)
@@ -135,30 +146,17 @@ def make_valset(val_dir: Path, out: Path, seed: int) -> None:
             gain = 10 ** (rng.uniform(-32, -20) / 20) / rms(noisy)
             gain = min(gain, 0.9 / np.max(np.abs(noisy)))
             name = f"snr{snr:+03d}/{noise_path.parent.name}-{voice_path.parent.name}-{k}.wav"
-            for sr in (16000, 8000):
-                for kind, signal in (("clean", clean * gain), ("noisy", noisy * gain)):
-                    dst = out / f"{sr // 1000}k" / kind / name
-                    dst.parent.mkdir(parents=True, exist_ok=True)
-                    data = signal if sr == rate else soxr.resample(signal, rate, sr, quality="HQ")
-                    sf.write(str(dst), data.astype(np.float32), sr, subtype="PCM_16")
+            write_pair(out, "", name, (clean * gain, noisy * gain), rate, (16000, 8000))
             rir = room_impulse_response(room_rng, rate, float(room_rng.uniform(0.2, 1.0)))
             wet = reverberate(voice, start, seg, rir)
             noisy_wet = wet + noise * rms(wet) / rms(clean)  # the same SNR against the reverberant voice
             gain_wet = min(gain * rms(noisy) / rms(noisy_wet), 0.9 / np.max(np.abs(noisy_wet)))
-            for kind, signal in (("clean", clean * gain_wet), ("noisy", noisy_wet * gain_wet)):
-                dst = out / "16k_reverb" / kind / name
-                dst.parent.mkdir(parents=True, exist_ok=True)
-                sf.write(str(dst), signal.astype(np.float32), rate, subtype="PCM_16")
+            write_pair(out, "_reverb", name, (clean * gain_wet, noisy_wet * gain_wet), rate, (16000,))
             high = shift_pitch(voice, start, seg, float(speed_rng.uniform(3.0, 7.0)))
             if high is not None:
                 noisy_high = high + noise * rms(high) / rms(clean)  # the same SNR against the faster voice
                 gain_high = min(gain * rms(noisy) / rms(noisy_high), 0.9 / np.max(np.abs(noisy_high)))
-                for sr in (16000, 8000):
-                    for kind, signal in (("clean", high * gain_high), ("noisy", noisy_high * gain_high)):
-                        dst = out / f"{sr // 1000}k_high" / kind / name
-                        dst.parent.mkdir(parents=True, exist_ok=True)
-                        data = signal if sr == rate else soxr.resample(signal, rate, sr, quality="HQ")
-                        sf.write(str(dst), data.astype(np.float32), sr, subtype="PCM_16")
+                write_pair(out, "_high", name, (high * gain_high, noisy_high * gain_high), rate, (16000, 8000))
             count += 1
     print(f"validation set: {count} pairs of {SEGMENT_S:.0f} s in {out}")
 
