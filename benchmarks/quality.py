@@ -7,6 +7,7 @@ geometry: the ceiling of this design) and the clean reference itself.
     # other models of ours beside the shipped one (e.g. an ablation), any number:
     python benchmarks/quality.py --rates 16k --model "noise+clean=runs/abl/noise_clean/best.keras"
     # enhancement options after commas: --model "overlap 0.25=weights/denoise_16k.keras,overlap=0.25"
+    # an ensemble: paths joined by "+" average the models' predicted noise (dB), at the cost of all of them
     # after a first full run, --reuse skips re-running and re-scoring the input, the peers and the oracle
     # a part named RATE_clean (16k_clean, 8k_clean) feeds each system the clean references themselves:
     # a transparent denoiser gives them back unchanged, so every point lost there is damage to speech
@@ -81,11 +82,21 @@ def noisereduce_fn(audio: np.ndarray, rate: int) -> np.ndarray:
 
 
 def ours(weights: Path, **options):
-    """Our model on one channel; ``options`` as for ``denoise.enhance.enhance_signal``."""
-    loaded = load_model(weights)
+    """Our model on one channel; ``options`` as for ``denoise.enhance.enhance_signal``.
+
+    ``weights`` may join several models' paths with "+": an ensemble that averages their predicted
+    noise shares (in dB), for measuring what one model distilled from them could reach.
+    """
+    members = [load_model(Path(p)) for p in str(weights).split("+")]
+    for m in members[1:]:
+        if m.settings != members[0].settings:
+            sys.exit(f"{m.path}: its settings differ from {members[0].path}'s")
+
+    def predict(x: np.ndarray) -> np.ndarray:
+        return np.mean([m.predict(x) for m in members], axis=0) if len(members) > 1 else members[0].predict(x)
 
     def run(audio: np.ndarray, rate: int) -> np.ndarray:
-        return enhance_signal(audio[:, None], rate, loaded.settings, loaded.predict, **options)[:, 0]
+        return enhance_signal(audio[:, None], rate, members[0].settings, predict, **options)[:, 0]
 
     return run
 
