@@ -168,7 +168,9 @@ def main(argv: list[str] | None = None) -> None:
         if val < best:
             best = val
             save_weights_only(model, args.out_dir / "best.keras", settings, ms, meta)
-    save_weights_only(model, args.out_dir / "last.keras", settings, ms, meta if rounds else None)
+        save_weights_only(model, args.out_dir / "last.keras", settings, ms, meta)  # a stopped run keeps its last round
+    if not rounds:
+        save_weights_only(model, args.out_dir / "last.keras", settings, ms, None)
     write_json(args.out_dir / "state.json", {"rounds": rounds, "seen_pairs": seen, "best_val_loss": float(best),
                                             "train_s": round(time.time() - start, 1)})
     print(f"done: {rounds} rounds, {seen} pairs in {time.time() - start:.0f} s, best val {best:.5f}", flush=True)

@@ -31,10 +31,9 @@ def silent_teacher(tmp_path_factory) -> Path:
     return save_model(zero_noise_model(), tmp_path_factory.mktemp("teacher") / "silent.keras", TINY, TINY_MODEL)
 
 
-def test_training_targets_become_the_teachers_average(trained, tmp_path):
+def test_training_targets_become_the_teachers_output(trained, tmp_path):
     out = tmp_path / "labelled"
-    run_script("--data-dir", trained["data"], "--out-dir", out,
-               "--teacher", trained["model"])
+    run_script("--data-dir", trained["data"], "--out-dir", out, "--teacher", trained["model"])
     x, y = training_targets(out)
     teacher = load_model(trained["model"], runtime="keras")
     expected = np.clip(teacher.predict(x), -1, 1)  # scaled noise share, what the student must output
