@@ -93,7 +93,7 @@ def ours(weights: Path, **options):
             sys.exit(f"{m.path}: its settings differ from {members[0].path}'s")
 
     def predict(x: np.ndarray) -> np.ndarray:
-        return np.mean([m.predict(x) for m in members], axis=0) if len(members) > 1 else members[0].predict(x)
+        return np.mean([m.predict(x) for m in members], axis=0)
 
     def run(audio: np.ndarray, rate: int) -> np.ndarray:
         return enhance_signal(audio[:, None], rate, members[0].settings, predict, **options)[:, 0]
