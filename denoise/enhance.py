@@ -208,16 +208,16 @@ def _model_stage(
     n_valid = max(0, min(n_local, total_frames - frame0))
     padded = np.concatenate([np.zeros(pad, np.float32), seg, np.zeros(pad + settings.n_fft, np.float32)])
     spec = stft(padded, settings, center=False)[:, :n_valid]
-    floor = float(scale_input(np.float32(settings.floor_db), settings))
     scaled = scale_input(magnitude_db(spec, settings), settings)
     block, step = settings.n_frames, options.block_step(settings)
-    last_start = block_starts(total_frames, block, step)[-1]
     first_frame = math.floor((need[0] - pad) / hop) - 1
     last_frame = math.floor((need[1] + pad) / hop) + 1
-    starts = [s for s in range(0, n_valid, step)
-              if frame0 + s <= last_start and first_frame < s + block and s <= last_frame]
+    # The global block grid (the last block ends on the recording's last frame), in local frames;
+    # only blocks inside this segment that touch the needed samples.
+    starts = [g - frame0 for g in block_starts(total_frames, block, step)
+              if 0 <= g - frame0 < n_valid and first_frame < g - frame0 + block and g - frame0 <= last_frame]
     todo = [s for s in starts if frame0 + s not in cache]
-    fresh = dict(zip(todo, predict(split_blocks(scaled, todo, block, fill=floor)[..., None])[..., 0])) if todo else {}
+    fresh = dict(zip(todo, predict(split_blocks(scaled, todo, block)[..., None])[..., 0])) if todo else {}
     predicted = [cache[frame0 + s] if frame0 + s in cache else fresh[s] for s in starts]
     cache.clear()
     cache.update({frame0 + s: p for s, p in zip(starts, predicted)

@@ -107,12 +107,18 @@ def unscale_target(scaled: np.ndarray, settings: Settings) -> np.ndarray:
 def block_starts(total_frames: int, block: int, hop: int) -> list[int]:
     """Start frames of overlapping blocks of ``block`` frames covering ``total_frames``.
 
-    The last block may run past the end; callers pad. At least one block is returned.
+    A regular grid every ``hop`` frames, and a last block that ends on the last frame, so that no
+    block runs past the end: the network only ever saw blocks of real frames, and a block padded
+    past the end (with near-silence, before the thirteenth stage) made it leave the last half second
+    of a recording noisy. A recording shorter than one block gets the one block [0], which
+    :func:`split_blocks` pads.
     """
     if total_frames <= block:
         return [0]
-    count = int(np.ceil((total_frames - block) / hop)) + 1
-    return [i * hop for i in range(count)]
+    starts = list(range(0, total_frames - block + 1, hop))
+    if starts[-1] != total_frames - block:
+        starts.append(total_frames - block)
+    return starts
 
 
 def crossfade_window(block: int) -> np.ndarray:
@@ -141,10 +147,13 @@ def overlap_add(blocks: np.ndarray, starts: list[int], total_frames: int) -> np.
     return out.astype(np.float32)
 
 
-def split_blocks(values: np.ndarray, starts: list[int], block: int, fill: float) -> np.ndarray:
-    """Cut (n_bins, n_frames) into (n_blocks, n_bins, block), padding past the end with ``fill``."""
+def split_blocks(values: np.ndarray, starts: list[int], block: int) -> np.ndarray:
+    """Cut (n_bins, n_frames) into (n_blocks, n_bins, block).
+
+    Past the end (a recording shorter than one block) the frames are mirrored, so the network sees
+    the recording's own sound there rather than a level it never met in training.
+    """
     n_bins, total = values.shape
     span = max(total, starts[-1] + block)
-    padded = np.full((n_bins, span), fill, dtype=np.float32)
-    padded[:, :total] = values
+    padded = np.pad(values, ((0, 0), (0, span - total)), mode="symmetric").astype(np.float32, copy=False)
     return np.stack([padded[:, s : s + block] for s in starts])

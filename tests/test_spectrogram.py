@@ -54,11 +54,21 @@ def test_scalings_invert(rng):
 @pytest.mark.parametrize("total", [1, 127, 128, 129, 200, 640])
 def test_blocks_cover_every_frame_and_overlap_add_is_identity(rng, total):
     starts = block_starts(total, 128, 64)
-    assert starts[0] == 0 and starts[-1] + 128 >= total
+    assert starts[0] == 0
+    # No block runs past the end of a recording longer than one block: the last one ends on its last frame.
+    assert starts[-1] + 128 == max(total, 128)
+    assert all(b - a <= 64 for a, b in zip(starts, starts[1:]))
     values = rng.standard_normal((4, total)).astype(np.float32)
-    blocks = split_blocks(values, starts, 128, fill=-9.0)
+    blocks = split_blocks(values, starts, 128)
     assert blocks.shape == (len(starts), 4, 128)
     assert np.allclose(overlap_add(blocks, starts, total), values, atol=1e-5)
+
+
+def test_a_block_past_the_end_is_padded_with_the_recordings_own_frames():
+    values = np.arange(10, dtype=np.float32)[None, :]
+    block = split_blocks(values, block_starts(10, 16, 8), 16)[0, 0]
+    assert np.array_equal(block[:10], values[0])
+    assert np.array_equal(block[10:], values[0, ::-1][:6])  # mirrored, never a constant fill
 
 
 def test_overlap_add_cross_fades_between_blocks():
