@@ -174,7 +174,12 @@ def train(data_dir, out, epochs, batch_size, learning_rate, validation_split, re
               help="Share of each 128-frame block predicted again by the next block and cross-faded: "
                    "more is slower (0.5 predicts every frame twice), 0 is fastest but leaves seams "
                    "(see benchmarks/quality_speed_options.txt).")
-def predict(paths, out_dir, weights, overwrite, mono, plot, high_band, runtime, strength, floor_db, overlap) -> None:
+@click.option("--match-level/--no-match-level", default=True, show_default=True,
+              help="Judge a recording quieter than -35 dBFS or louder than -20 dBFS (RMS) as if it were "
+                   "at the nearest end of that range, where the models were trained; the output keeps "
+                   "the input's level.")
+def predict(paths, out_dir, weights, overwrite, mono, plot, high_band, runtime, strength, floor_db, overlap,
+            match_level) -> None:
     """Denoise recordings: 'denoise predict IN OUT', or many files, folders and globs with --out-dir.
 
     Outputs keep the input's length, sample rate, channels and (where the format allows) sample
@@ -198,6 +203,7 @@ def predict(paths, out_dir, weights, overwrite, mono, plot, high_band, runtime, 
     with tqdm(total=len(jobs), unit="file", desc="Denoising", disable=len(jobs) < 2) as bar:
         report = enhance_batch(jobs, chooser.for_rate, overwrite=overwrite, mono=mono, plot=plot,
                                high_band=high_band, strength=strength, floor_db=floor_db, overlap=overlap,
+                               match_level=match_level,
                                make_dirs=out_dir is not None, progress=bar.update)
     report.failed = problems + report.failed
     if out_dir is None:  # one file: its problem is the command's error

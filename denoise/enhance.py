@@ -13,6 +13,11 @@ the gain the model applied to its own top band (see ``HIGH_BAND_SHARE``).
 Long recordings are processed in chunks aligned to the block grid, each read with enough margin that
 every output sample depends on exactly the same input as when the recording is processed whole, so
 memory stays bounded and the result does not depend on the chunk size.
+
+The network judges noise by absolute level (its input is dB relative to full scale), and it was
+trained on mixtures at -35 to -15 dBFS. A recording far quieter or louder is judged as if it were at
+the nearest end of ``LEVEL_RANGE_DB`` (``match_level``); the gains are then applied to the recording
+as it is, so the output keeps its level.
 """
 
 from __future__ import annotations
@@ -45,6 +50,10 @@ HIGH_BAND_SHARE = 8
 HIGH_BAND_MODES = ("gain", "keep", "drop")
 CHUNK_SECONDS = 30.0
 FLOOR_DB = -40.0  # the most prediction attenuates any bin by default (training's noise+clean loss too)
+# Recording levels (RMS over the non-silent half seconds, dBFS) the network judges as they are: inside
+# the training mixtures' -35..-15 dBFS, and the held-out validation set's -34..-20.
+LEVEL_RANGE_DB = (-35.0, -20.0)
+SILENT_WINDOW_DB = -70.0
 
 
 def keras_predict_fn(model, batch_size: int = 4) -> PredictFn:
@@ -115,6 +124,8 @@ class EnhanceOptions:
     overlap: share of each block's frames also predicted by the next block, where the two are
       cross-faded (0.5: every frame is predicted twice, 1.5 times the work of 0.25 for no measured
       gain; 0 is fastest but leaves seams; benchmarks/quality_speed_options.txt).
+    match_level: judge a recording whose level is outside ``LEVEL_RANGE_DB`` as if it were at the
+      nearest end of that range (the output keeps the input's level).
     """
 
     strength: float = 1.0
@@ -122,6 +133,7 @@ class EnhanceOptions:
     high_band: str = "gain"
     chunk_seconds: float = CHUNK_SECONDS
     overlap: float = 0.25
+    match_level: bool = True
 
     def block_step(self, settings: Settings) -> int:
         """Frames from one block's start to the next's."""
@@ -191,9 +203,31 @@ def _resample_tail(up: int, down: int) -> int:
     return 0 if up == down else 10 * max(up, down) // down + 2
 
 
+def level_shift_db(read: Callable[[int, int], np.ndarray], n: int, rate: int, chunk: int) -> float:
+    """dB to add to a recording's level so that the network sees it inside ``LEVEL_RANGE_DB``.
+
+    The level is the RMS over all channels and the half-second windows that are not digital
+    silence; 0 when the level is inside the range or the recording is silent.
+    """
+    window = max(1, rate // 2)
+    power, count = 0.0, 0
+    for a in range(0, n, chunk):
+        seg = read(a, min(n, a + chunk)).astype(np.float64)
+        for w in range(0, seg.shape[0], window):
+            mean_square = float(np.mean(np.square(seg[w : w + window])))
+            if mean_square > 10.0 ** (SILENT_WINDOW_DB / 10.0):
+                power, count = power + mean_square, count + 1
+    if not count:
+        return 0.0
+    level = 10.0 * math.log10(power / count)
+    low, high = LEVEL_RANGE_DB
+    return float(np.clip(level, low, high) - level)
+
+
 def _model_stage(
     seg: np.ndarray, frame0: int, total_frames: int, settings: Settings, predict: PredictFn,
     options: EnhanceOptions, need: tuple[float, float], trusted: tuple[float, float], cache: dict[int, np.ndarray],
+    shift_db: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Enhance a segment at the model's rate whose first sample is global frame ``frame0``'s centre.
 
@@ -201,6 +235,7 @@ def _model_stage(
     is not meaningful. Blocks that read only ``trusted`` samples (those equal to the whole
     recording's) are the same in the next chunk: they are kept in ``cache`` by global start frame,
     and blocks found there are not predicted again.
+    ``shift_db``: the level the network judges the segment at, relative to its own.
     Returns (enhanced segment, per-frame gain of the top band at each frame centre).
     """
     hop, pad = settings.hop_length, settings.n_fft // 2
@@ -208,7 +243,7 @@ def _model_stage(
     n_valid = max(0, min(n_local, total_frames - frame0))
     padded = np.concatenate([np.zeros(pad, np.float32), seg, np.zeros(pad + settings.n_fft, np.float32)])
     spec = stft(padded, settings, center=False)[:, :n_valid]
-    scaled = scale_input(magnitude_db(spec, settings), settings)
+    scaled = scale_input(magnitude_db(spec * np.float32(10.0 ** (shift_db / 20.0)), settings), settings)
     block, step = settings.n_frames, options.block_step(settings)
     first_frame = math.floor((need[0] - pad) / hop) - 1
     last_frame = math.floor((need[1] + pad) / hop) + 1
@@ -237,7 +272,7 @@ def _model_stage(
 
 def _process(
     seg: np.ndarray, start: int, keep: tuple[int, int], plan: ChunkPlan, settings: Settings, predict: PredictFn,
-    options: EnhanceOptions, cache: dict[int, np.ndarray],
+    options: EnhanceOptions, cache: dict[int, np.ndarray], shift_db: float = 0.0,
 ) -> np.ndarray:
     """Denoise one channel's segment (input rate) that starts at input sample ``start``.
 
@@ -252,7 +287,8 @@ def _process(
     trusted = (tail if start > 0 else -math.inf,
                seg_model.shape[0] - tail if start + seg.shape[0] < plan.n else math.inf)
     enhanced, band_gain = _model_stage(
-        seg_model, model_start // settings.hop_length, total_frames, settings, predict, options, need, trusted, cache
+        seg_model, model_start // settings.hop_length, total_frames, settings, predict, options, need, trusted, cache,
+        shift_db,
     )
     if plan.up == plan.down:
         return enhanced
@@ -286,6 +322,7 @@ def enhance_chunks(
     """
     options.validate()
     plan = plan_chunks(n, rate, settings, options.chunk_seconds, options.block_step(settings))
+    shift_db = level_shift_db(read, n, rate, plan.chunk) if options.match_level else 0.0
     caches: list[dict[int, np.ndarray]] = []
     for a in range(0, n, plan.chunk):
         b = min(n, a + plan.chunk)
@@ -293,7 +330,7 @@ def enhance_chunks(
         seg = read(lo, hi)
         audio_io.check_audio(seg, "input")
         caches += [{} for _ in range(seg.shape[1] - len(caches))]
-        out = np.stack([_process(seg[:, ch], lo, (a - lo, b - lo), plan, settings, predict, options, caches[ch])
+        out = np.stack([_process(seg[:, ch], lo, (a - lo, b - lo), plan, settings, predict, options, caches[ch], shift_db)
                         for ch in range(seg.shape[1])], axis=1)
         yield out[a - lo : b - lo]
 
@@ -302,7 +339,8 @@ def enhance_signal(audio: np.ndarray, rate: int, settings: Settings, predict: Pr
     """Denoise audio at any rate, each channel on its own.
 
     audio: float32, shape (n_samples, channels), at ``rate`` Hz. Returns the same shape and rate.
-    ``options``: the fields of EnhanceOptions (strength, floor_db, high_band, chunk_seconds, overlap).
+    ``options``: the fields of EnhanceOptions (strength, floor_db, high_band, chunk_seconds, overlap,
+    match_level).
     """
     audio = np.asarray(audio, dtype=np.float32)
     if audio.shape[0] == 0:

@@ -121,10 +121,6 @@ def test_the_end_of_a_recording_is_denoised_like_its_middle(rng):
     as much from the end of steady noise as from its middle: no block reaches past the end into
     padding (padded with near-silence, the trained models left the last half second noisy)."""
     x = (0.1 * rng.standard_normal(int(TINY.sample_rate * 2.3))).astype(np.float32)
-
-    def by_level(blocks):  # the louder the block on average, the more it removes
-        return np.broadcast_to(np.clip(blocks.mean(axis=(1, 2, 3), keepdims=True), 0.0, 1.0), blocks.shape)
-
     y = enhance(x, TINY, by_level)
     part = len(x) // 8
 
@@ -134,6 +130,30 @@ def test_the_end_of_a_recording_is_denoised_like_its_middle(rng):
     middle, end = change_db(3 * part, 4 * part), change_db(len(x) - part, len(x))
     assert middle < -6  # the stand-in really removes something
     assert end == pytest.approx(middle, abs=1.0)
+
+
+def by_level(blocks):
+    """A stand-in that removes more, the louder its block is on average (the network judges noise by level)."""
+    return np.broadcast_to(np.clip(blocks.mean(axis=(1, 2, 3), keepdims=True), 0.0, 1.0), blocks.shape)
+
+
+def test_quiet_and_loud_recordings_are_judged_at_a_trained_level(rng):
+    x = (0.05 * rng.standard_normal((8000 * 2, 1))).astype(np.float32)  # -26 dBFS: inside the range
+
+    def run(gain_db, **options):
+        return enhance_signal(x * np.float32(10.0 ** (gain_db / 20.0)), 8000, TINY, by_level, **options)
+
+    # Inside the range nothing changes.
+    assert error_db(run(0.0, match_level=False), run(0.0)) < -100
+    # Two quiet versions (-66 and -46 dBFS) are both judged at -35 dBFS, so their outputs are scaled
+    # copies of each other. Judged at its own level, the quieter one would be left as it is.
+    assert error_db(run(-40.0) * 10, run(-20.0)) < -50
+    quiet = x * np.float32(0.01)
+    assert error_db(run(-40.0, match_level=False), quiet) < -60
+    assert 20 * np.log10(np.linalg.norm(run(-40.0)) / np.linalg.norm(quiet)) < -2
+    # A loud version (-6 dBFS) is judged at -20 dBFS, as the version at -20 dBFS is.
+    assert error_db(run(20.0) * np.float32(10.0 ** (-14 / 20)), run(6.0)) < -50
+    assert error_db(run(20.0, match_level=False) * np.float32(10.0 ** (-14 / 20)), run(6.0)) > -40
 
 
 def test_high_band_modes(rng):
