@@ -52,6 +52,9 @@ def main() -> None:
               help="Mix 1 to this many noise recordings into each pair (the extra ones 0-10 dB quieter).")
 @click.option("--clean-share", type=click.FloatRange(0, 1), default=0.0, show_default=True,
               help="Share of pairs with no noise added, so the model learns to leave clean speech alone.")
+@click.option("--noise-only-share", type=click.FloatRange(0, 1), default=0.0, show_default=True,
+              help="Share of pairs with noise alone, no speech (as in a pause), so the model learns to "
+                   "remove noise where nobody speaks.")
 @click.option("--pitch-share", type=click.FloatRange(0, 1), default=0.0, show_default=True,
               help="Share of pairs whose speech is played faster or slower (pitch and formants move "
                    "together), so high voices such as children's are not taken for noise.")
@@ -74,8 +77,9 @@ def main() -> None:
 @click.option("--shard-index", type=click.IntRange(min=0), default=0, show_default=True,
               help="Which part this job creates (0 .. --num-shards - 1).")
 def data_creation(voice_dir, noise_dir, noise_classes, out_dir, nb_samples, sample_rate, frame_length, n_fft,
-                  hop_length, snr_range, snr_weighting, max_noises, clean_share, pitch_share, pitch_range, reverb, reverb_share, rt60_range, seed,
-                  shard_size, overwrite, workers, num_shards, shard_index) -> None:
+                  hop_length, snr_range, snr_weighting, max_noises, clean_share, noise_only_share, pitch_share,
+                  pitch_range, reverb, reverb_share, rt60_range, seed, shard_size, overwrite, workers, num_shards,
+                  shard_index) -> None:
     """Blend clean speech with noise at random SNRs into spectrogram shards for training."""
     from tqdm import tqdm
 
@@ -90,7 +94,8 @@ def data_creation(voice_dir, noise_dir, noise_classes, out_dir, nb_samples, samp
                              noise_classes=parse_classes(noise_classes or ""),
                              reverb_share=reverb_share if reverb else 0.0, rt60=rt60_range,
                              snr_weighting=snr_weighting, max_noises=max_noises,
-                             clean_share=clean_share, pitch_share=pitch_share, pitch_semitones=pitch_range)
+                             clean_share=clean_share, noise_only_share=noise_only_share, pitch_share=pitch_share,
+                             pitch_semitones=pitch_range)
         start = time.perf_counter()
         with tqdm(total=None if num_shards > 1 else nb_samples, unit="pair", desc="Creating pairs") as bar:
             report = create_dataset(voice_dir, noise_dir, out_dir, settings, options, overwrite, bar.update,

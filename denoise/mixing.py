@@ -57,6 +57,7 @@ class MixOptions:
     clean_share: float = 0.0  # share of pairs with no noise added, so the model learns to leave clean speech alone
     pitch_share: float = 0.0  # share of pairs whose (dry) speech is played faster or slower, see shift_pitch
     pitch_semitones: tuple[float, float] = (-2.0, 7.0)  # range the shift is drawn from, uniformly
+    noise_only_share: float = 0.0  # share of pairs with the speech left out: noise alone, as in a pause
 
 
 @dataclass
@@ -140,7 +141,8 @@ def mix_pair(
     (with reverberation, "noise" includes the room's echo).
     """
     heard = voice if heard is None else heard
-    noise = noise * (_rms(heard) / (max(_rms(noise), 1e-12) * 10.0 ** (snr_db / 20.0)))
+    if _rms(heard) > 0:  # no speech (a noise-only pair): the noise alone sets the level
+        noise = noise * (_rms(heard) / (max(_rms(noise), 1e-12) * 10.0 ** (snr_db / 20.0)))
     noisy = heard + noise
     noise = noisy - voice
     gain = 10.0 ** (level_db / 20.0) / max(math.sqrt(float(np.mean(np.square(noisy)))), 1e-12)
@@ -263,6 +265,7 @@ def make_shard(
     extra_rng = np.random.default_rng([options.seed, index, 3])
     clean_rng = np.random.default_rng([options.seed, index, 4])
     pitch_rng = np.random.default_rng([options.seed, index, 5])
+    pause_rng = np.random.default_rng([options.seed, index, 6])
     qc: list[list[np.ndarray]] = [[], [], []]
     qc_samples = int(options.qc_seconds * settings.sample_rate) if index == 0 else 0
     for i in range(size):
@@ -286,6 +289,8 @@ def make_shard(
         snr = draw_snr(rng, options.snr_db, options.snr_weighting)
         if options.clean_share > 0 and clean_rng.uniform() < options.clean_share:
             noise = np.zeros_like(noise)
+        elif options.noise_only_share > 0 and pause_rng.uniform() < options.noise_only_share:
+            voice, heard = np.zeros_like(voice), None
         triple = mix_pair(
             voice,
             noise,
@@ -343,6 +348,8 @@ def create_dataset(
         raise DataError(f"clean share {options.clean_share} must be between 0 and 1")
     if not 0 <= options.pitch_share <= 1:
         raise DataError(f"pitch share {options.pitch_share} must be between 0 and 1")
+    if not 0 <= options.noise_only_share <= 1 or options.clean_share + options.noise_only_share > 1:
+        raise DataError(f"noise-only share {options.noise_only_share} must be between 0 and 1 - clean share")
     if not -12 <= options.pitch_semitones[0] <= options.pitch_semitones[1] <= 12:
         raise DataError(f"pitch range {options.pitch_semitones} must be (low, high) semitones within -12..12")
     if not 0 < options.rt60[0] <= options.rt60[1]:
@@ -413,6 +420,7 @@ def create_dataset(
         "clean_share": options.clean_share,
         "pitch_share": options.pitch_share,
         "pitch_semitones": list(options.pitch_semitones),
+        "noise_only_share": options.noise_only_share,
         "rt60": list(options.rt60),
         "part": f"{shard_index + 1} of {num_shards}",
     }

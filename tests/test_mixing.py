@@ -171,6 +171,24 @@ def test_clean_share_leaves_pairs_without_noise(tmp_path, corpus):
         create_dataset(voice, noise, tmp_path / "x", TINY, MixOptions(nb_samples=2, clean_share=1.5))
 
 
+def test_noise_only_share_leaves_pairs_without_speech(tmp_path, corpus):
+    voice, noise = corpus
+    create_dataset(voice, noise, tmp_path / "base", TINY, MixOptions(nb_samples=40, shard_size=40))
+    create_dataset(voice, noise, tmp_path / "pause", TINY,
+                   MixOptions(nb_samples=40, shard_size=40, noise_only_share=0.5))
+    with np.load(tmp_path / "base" / "shard-00000.npz") as a, np.load(tmp_path / "pause" / "shard-00000.npz") as b:
+        speechless = np.all(b["clean_db"] <= TINY.floor_db + 1e-3, axis=(1, 2))
+        assert 8 <= speechless.sum() <= 32  # about half
+        assert np.array_equal(b["noisy_db"][speechless], b["noise_db"][speechless])  # noise alone
+        assert np.all(b["noisy_db"][speechless].max(axis=(1, 2)) > TINY.floor_db + 40)  # at a speech-like level
+        assert np.array_equal(a["noisy_db"][~speechless], b["noisy_db"][~speechless])  # the others: same draws
+    manifest = json.loads((tmp_path / "pause" / "manifest.json").read_text())
+    assert manifest["options"]["noise_only_share"] == 0.5
+    with pytest.raises(DataError, match="noise-only share 0.8"):
+        create_dataset(voice, noise, tmp_path / "x", TINY, MixOptions(nb_samples=2, noise_only_share=0.8,
+                                                                        clean_share=0.5))
+
+
 def test_shift_pitch_plays_the_voice_faster_or_slower():
     rate = 8000
     tone = np.sin(2 * np.pi * 200 * np.arange(rate) / rate).astype(np.float32)
