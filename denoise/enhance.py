@@ -22,6 +22,8 @@ as it is, so the output keeps its level.
 
 from __future__ import annotations
 
+import bisect
+import functools
 import math
 from dataclasses import dataclass
 from fractions import Fraction
@@ -224,6 +226,12 @@ def level_shift_db(read: Callable[[int, int], np.ndarray], n: int, rate: int, ch
     return float(np.clip(level, low, high) - level)
 
 
+@functools.lru_cache(maxsize=4)
+def _block_grid(total_frames: int, block: int, step: int) -> tuple[int, ...]:
+    """The recording's block starts (global frames), made once per recording, not once per chunk."""
+    return tuple(block_starts(total_frames, block, step))
+
+
 def _model_stage(
     seg: np.ndarray, frame0: int, total_frames: int, settings: Settings, predict: PredictFn,
     options: EnhanceOptions, need: tuple[float, float], trusted: tuple[float, float], cache: dict[int, np.ndarray],
@@ -249,8 +257,9 @@ def _model_stage(
     last_frame = math.floor((need[1] + pad) / hop) + 1
     # The global block grid (the last block ends on the recording's last frame), in local frames;
     # only blocks inside this segment that touch the needed samples.
-    starts = [g - frame0 for g in block_starts(total_frames, block, step)
-              if 0 <= g - frame0 < n_valid and first_frame < g - frame0 + block and g - frame0 <= last_frame]
+    grid = _block_grid(total_frames, block, step)
+    inside = grid[bisect.bisect_left(grid, frame0) : bisect.bisect_left(grid, frame0 + n_valid)]
+    starts = [g - frame0 for g in inside if first_frame < g - frame0 + block and g - frame0 <= last_frame]
     todo = [s for s in starts if frame0 + s not in cache]
     fresh = dict(zip(todo, predict(split_blocks(scaled, todo, block)[..., None])[..., 0])) if todo else {}
     predicted = [cache[frame0 + s] if frame0 + s in cache else fresh[s] for s in starts]

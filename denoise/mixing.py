@@ -141,8 +141,9 @@ def mix_pair(
     (with reverberation, "noise" includes the room's echo).
     """
     heard = voice if heard is None else heard
-    if _rms(heard) > 0:  # no speech (a noise-only pair): the noise alone sets the level
-        noise = noise * (_rms(heard) / (max(_rms(noise), 1e-12) * 10.0 ** (snr_db / 20.0)))
+    speech_rms = _rms(heard)
+    if speech_rms > 0:  # no speech (a noise-only pair): the noise alone sets the level
+        noise = noise * (speech_rms / (max(_rms(noise), 1e-12) * 10.0 ** (snr_db / 20.0)))
     noisy = heard + noise
     noise = noisy - voice
     gain = 10.0 ** (level_db / 20.0) / max(math.sqrt(float(np.mean(np.square(noisy)))), 1e-12)
