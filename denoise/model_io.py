@@ -130,28 +130,125 @@ def export_lite(model_path: Path, weights: str = "float32") -> Path:
     return out
 
 
-def save_compact(model_path: Path, out_path: Path, lite_weights: str = "float16") -> Path:
-    """Save a small copy for shipping: weights stored in float16 (half the size) in ``out_path``
-    (.keras) with its settings, and its float16 LiteRT export beside it.
+KERAS_WEIGHTS = ("float16", "int8")
+INT8_MEMBER = "weights.int8.npz"  # in a .keras archive, instead of Keras's model.weights.h5
 
-    The Keras copy computes in float16 (a fallback; fine-tuning and export use a float32 copy).
+
+def save_compact(model_path: Path, out_path: Path, lite_weights: str = "float16",
+                 keras_weights: str = "float16") -> Path:
+    """Save a small copy for shipping in ``out_path`` (.keras) with its settings, and its LiteRT
+    export beside it.
+
+    ``keras_weights``: "float16" (half the size; the copy computes in float16, a fallback) or
+    "int8" (a quarter of the size: int8 weights with one float32 scale per output channel,
+    expanded to a float32 model when loaded; only ``load_model`` reads it). Fine-tuning and
+    export always use a float32 copy.
     """
+    if keras_weights not in KERAS_WEIGHTS:
+        raise ModelFileError(f"keras_weights={keras_weights!r} must be one of {', '.join(KERAS_WEIGHTS)}")
     import keras
 
     loaded = load_model(model_path, runtime="keras")
     from .model import build_unet
 
-    keras.mixed_precision.set_global_policy("float16")
-    try:
-        compact = build_unet(loaded.settings, loaded.model_settings)
-    finally:
-        keras.mixed_precision.set_global_policy("float32")
-    compact.set_weights([w.astype("float16") for w in loaded.model.get_weights()])
     meta = {k: v for k, v in loaded.metadata.items() if k not in ("settings", "model", "provenance")}
-    meta["weights_dtype"] = "float16"
-    save_model(compact, out_path, loaded.settings, loaded.model_settings, meta)
+    meta["weights_dtype"] = keras_weights
+    if keras_weights == "int8":
+        save_model(float32_copy(loaded), out_path, loaded.settings, loaded.model_settings, meta)
+        _quantise_archive(Path(out_path))
+    else:
+        keras.mixed_precision.set_global_policy("float16")
+        try:
+            compact = build_unet(loaded.settings, loaded.model_settings)
+        finally:
+            keras.mixed_precision.set_global_policy("float32")
+        compact.set_weights([w.astype("float16") for w in loaded.model.get_weights()])
+        save_model(compact, out_path, loaded.settings, loaded.model_settings, meta)
     export_lite(out_path, lite_weights)
     return Path(out_path)
+
+
+def quantise_int8(weights: Any) -> tuple[Any, Any]:
+    """Symmetric per-output-channel (last axis) int8: ``weights ~= q * scale``."""
+    import numpy as np
+
+    w = np.asarray(weights, dtype=np.float32)
+    scale = np.abs(w.reshape(-1, w.shape[-1])).max(axis=0) / 127.0
+    scale[scale == 0] = 1.0
+    return np.clip(np.round(w / scale), -127, 127).astype(np.int8), scale.astype(np.float32)
+
+
+def _quantise_archive(path: Path) -> None:
+    """Rewrite a saved float32 .keras archive in place with int8 kernels (biases stay float32)."""
+    import io
+    import zipfile
+
+    import keras
+    import numpy as np
+
+    from .model import custom_objects
+
+    with zipfile.ZipFile(path) as archive:
+        members = {name: archive.read(name) for name in archive.namelist() if not name.startswith("model.weights")}
+    model = keras.saving.load_model(path, compile=False, custom_objects=custom_objects())
+    arrays = {}
+    for i, w in enumerate(model.get_weights()):
+        if w.ndim >= 2:
+            arrays[f"q{i:03d}"], arrays[f"s{i:03d}"] = quantise_int8(w)
+        else:
+            arrays[f"w{i:03d}"] = w.astype(np.float32)
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **arrays)
+    members[INT8_MEMBER] = buffer.getvalue()
+    tmp = path.with_name(f".{path.stem}.tmp{MODEL_SUFFIX}")
+    try:
+        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as archive:
+            for name, data in members.items():
+                archive.writestr(name, data)
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise ModelFileError(f"{path}: cannot save model ({exc})") from None
+
+
+def _int8_archive(path: Path) -> bool:
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return INT8_MEMBER in archive.namelist()
+    except (OSError, zipfile.BadZipFile):
+        return False
+
+
+def _load_int8_archive(path: Path):
+    """A float32 Keras model from an archive written by ``save_compact(keras_weights="int8")``."""
+    import io
+    import zipfile
+
+    import keras
+    import numpy as np
+
+    from .model import custom_objects
+
+    with zipfile.ZipFile(path) as archive:
+        config = archive.read("config.json").decode()
+        stored = np.load(io.BytesIO(archive.read(INT8_MEMBER)))
+        arrays = {name: stored[name] for name in stored.files}
+    with keras.saving.custom_object_scope(custom_objects()):
+        model = keras.models.model_from_json(config)
+    weights = []
+    for i in range(len(model.weights)):
+        if f"q{i:03d}" in arrays:
+            weights.append(arrays[f"q{i:03d}"].astype(np.float32) * arrays[f"s{i:03d}"])
+        elif f"w{i:03d}" in arrays:
+            weights.append(arrays[f"w{i:03d}"])
+        else:
+            raise ValueError(f"weight {i} of {len(model.weights)} missing")
+    if len(arrays) != sum(1 if w.ndim < 2 else 2 for w in weights):
+        raise ValueError("more weights stored than the model has")
+    model.set_weights(weights)
+    return model
 
 
 def sidecar_path(model_path: Path) -> Path:
@@ -303,7 +400,10 @@ def load_model(path: Path, compile: bool = False, runtime: str = "auto") -> Load
     from .model import custom_objects
 
     try:
-        model = keras.saving.load_model(path, compile=compile, custom_objects=custom_objects())
+        if _int8_archive(path):
+            model = _load_int8_archive(path)
+        else:
+            model = keras.saving.load_model(path, compile=compile, custom_objects=custom_objects())
     except Exception as exc:  # Keras raises many kinds for a bad file
         raise ModelFileError(f"{path}: cannot load model ({str(exc).splitlines()[0]})") from None
     expected = (None, settings.n_bins, settings.n_frames, 1)

@@ -12,7 +12,7 @@ from conftest import TINY, TINY_MODEL, speech_like, zero_noise_model
 from denoise.cli import main
 from denoise.enhance import enhance
 from denoise.errors import ModelFileError
-from denoise.model_io import export_lite, lite_path, load_model, save_model
+from denoise.model_io import export_lite, lite_path, load_model, quantise_int8, save_compact, save_model
 
 
 def test_lite_and_keras_give_the_same_output(trained, rng):
@@ -72,6 +72,49 @@ def test_compact_copy_for_shipping(trained, tmp_path, rng):
     out = train(trained["data"], tmp_path / "ft", TrainOptions(epochs=1, batch_size=8),
                 init_weights=tmp_path / "small.keras", log=lambda _: None, verbose=0)
     assert load_model(out.best_path, runtime="keras").model.get_weights()[0].dtype == np.float32
+
+
+def test_int8_compact_copy_keeps_every_weight_to_half_a_step(trained, tmp_path, rng):
+    small = tmp_path / "q.keras"
+    result = CliRunner().invoke(main, ["export", str(trained["model"]), "--compact-to", str(small),
+                                       "--keras-weights", "int8", "--lite-weights", "int8"])
+    assert result.exit_code == 0, result.output
+    full, quantised = load_model(trained["model"], runtime="keras"), load_model(small, runtime="keras")
+    assert quantised.metadata["weights_dtype"] == "int8" and quantised.settings == full.settings
+    for original, restored in zip(full.model.get_weights(), quantised.model.get_weights(), strict=True):
+        assert restored.dtype == np.float32 and restored.shape == original.shape
+        step = np.abs(original.reshape(-1, original.shape[-1])).max(axis=0) / 127 if original.ndim > 1 else 0
+        assert np.all(np.abs(original - restored) <= step / 2 + 1e-7)
+    blocks = rng.uniform(-1, 0.5, size=(3, 16, 16, 1)).astype(np.float32)
+    assert np.max(np.abs(quantised.predict(blocks) - full.predict(blocks))) < 0.05
+    assert load_model(small).runtime == "lite"
+    # plain Keras refuses the file instead of loading the int8 values as weights
+    import keras
+
+    with pytest.raises(ValueError):
+        keras.saving.load_model(small)
+    # fine-tuning from the int8 copy trains in float32
+    from denoise.train import TrainOptions, train
+
+    out = train(trained["data"], tmp_path / "ft", TrainOptions(epochs=1, batch_size=8),
+                init_weights=small, log=lambda _: None, verbose=0)
+    assert load_model(out.best_path, runtime="keras").model.get_weights()[0].dtype == np.float32
+
+
+def test_int8_compact_copy_is_half_the_float16_copy(tmp_path):
+    from denoise.model import build_unet
+    from denoise.settings import ModelSettings
+
+    wide = ModelSettings(base_filters=16, depth=3)
+    path = save_model(build_unet(TINY, wide), tmp_path / "m.keras", TINY, wide)
+    half = save_compact(path, tmp_path / "half.keras").stat().st_size
+    quarter = save_compact(path, tmp_path / "quarter.keras", keras_weights="int8").stat().st_size
+    assert quarter < 0.6 * half
+    with pytest.raises(ModelFileError, match="keras_weights='int4' must be one of"):
+        save_compact(path, tmp_path / "x.keras", keras_weights="int4")
+    q, scale = quantise_int8(np.array([[0.0, 2.54], [-1.27, -0.01]], dtype=np.float32))
+    assert q.dtype == np.int8 and q.tolist() == [[0, 127], [-127, 0]]
+    assert np.allclose(scale, [0.01, 0.02])
 
 
 def test_int8_export_is_smaller_and_close(tmp_path, rng):
