@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# Ship the models: runs/s12/q16b/last.keras (16 kHz, twelfth stage, shipped in the thirteenth) and
+# Ship the models: runs/s15/sc24p/last.keras (16 kHz, fifteenth stage, shipped in the sixteenth; int8 weights) and
 # runs/s10/p8/best.keras (8 kHz, tenth stage) (see the recipe in weights/README.md; benchmarks/ablations.sh
 # makes runs/abl), then run every benchmark, each output kept in benchmarks/ with the command that produced it. Needs the benchmark peers:
 # pip install -r benchmarks/requirements.txt (then reinstall this project last, see README).
 set -e
 source .venv/bin/activate
 if [ "${1:-}" != "--benchmarks-only" ]; then
-python -m denoise export runs/s12/q16b/last.keras --compact-to weights/denoise_16k.keras --lite-weights int8
+python -m denoise export runs/s15/sc24p/last.keras --compact-to weights/denoise_16k.keras --keras-weights int8 --lite-weights int8
 python -m denoise export runs/s10/p8/best.keras --compact-to weights/denoise_8k.keras --lite-weights int8
 for m in 16k 8k; do
   { echo '$ denoise evaluate --clean-dir work_data/valset/'$m'/clean --noisy-dir work_data/valset/'$m'/noisy --out work_data/eval_'$m
@@ -25,7 +25,7 @@ PARTS=16k,16k_reverb,16k_clean,16k_high,16k_high_clean,8k,8k_clean,8k_high,8k_hi
   cmp work_data/dc_w1/shard-00007.npz work_data/dc_w2/shard-00007.npz && echo "shard-00007.npz identical for 1 and 2 workers"
 } > benchmarks/data_creation.txt
 rm -rf work_data/train_speed
-{ echo '$ denoise train --data-dir work_data/dc_w1 --out work_data/train_speed --epochs 1 --batch-size 16'
+{ echo '$ denoise train --data-dir work_data/dc_w1 --out work_data/train_speed --epochs 1 --batch-size 16 --learning-rate 3e-4'
   python -m denoise train --data-dir work_data/dc_w1 --out work_data/train_speed --epochs 1 --batch-size 16 --learning-rate 3e-4 2>/dev/null | tr '\r' '\n' | grep -E "^Training on|^Input pipeline|^Epoch 1:|^Exported|^Done"; } > benchmarks/training_speed.txt
 python benchmarks/figure.py  # the README's figure, docs/example_spectrograms.png
 echo FINAL DONE
