@@ -24,18 +24,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from denoise.dataset import list_shards  # noqa: E402
 from denoise.errors import DenoiseError  # noqa: E402
-from denoise.model_io import read_model_info  # noqa: E402
+from denoise.model_io import read_keras_model, read_model_info  # noqa: E402
 from denoise.spectrogram import scale_input, unscale_target  # noqa: E402
 
 
 def load_teacher(path: Path):
     """(settings, Keras model) of a saved model, without TensorFlow if another backend is set."""
-    import keras
-
-    from denoise.model import custom_objects
-
     settings, _, _ = read_model_info(path)
-    return settings, keras.saving.load_model(path, compile=False, custom_objects=custom_objects())
+    return settings, read_keras_model(path)
 
 
 def teacher_share(noisy_db: np.ndarray, teachers: list, settings, batch_size: int = 32) -> np.ndarray:

@@ -63,10 +63,8 @@ def load_pairs(data_dir: Path, every: int) -> tuple[np.ndarray, np.ndarray, np.n
 
 def prepare_model(args, settings):
     """A new model, or --init-weights (float32 copy), optionally widened and with new dropout."""
-    import keras
-
-    from denoise.model import build_unet, custom_objects, widen_unet, with_dropout
-    from denoise.model_io import read_model_info
+    from denoise.model import build_unet, widen_unet, with_dropout
+    from denoise.model_io import read_keras_model, read_model_info
 
     if not args.init_weights:
         ms = ModelSettings(base_filters=args.base_filters, depth=args.depth, dropout=args.dropout or 0.0)
@@ -80,7 +78,7 @@ def prepare_model(args, settings):
             hint = "" if args.other_rate else " (--other-rate allows a different sample rate only)"
             sys.exit(f"{init}: its settings differ from the dataset's{hint}")
         print(f"{init}: trained at {init_settings.sample_rate} Hz, goes on at {settings.sample_rate} Hz", flush=True)
-    old = keras.saving.load_model(init, compile=False, custom_objects=custom_objects())
+    old = read_keras_model(init)  # an int8-stored shipped model too
     model = build_unet(settings, ms)
     model.set_weights([w.astype("float32") for w in old.get_weights()])
     if args.widen_to:

@@ -211,6 +211,21 @@ def _quantise_archive(path: Path) -> None:
         raise ModelFileError(f"{path}: cannot save model ({exc})") from None
 
 
+def read_keras_model(path: Path, compile: bool = False):
+    """The Keras model in a .keras file, an int8-stored one expanded to float32.
+
+    Imports Keras only (any backend: the JAX trainer and labeller use it too); ``load_model`` adds
+    the settings and the checks.
+    """
+    import keras
+
+    from .model import custom_objects
+
+    if _int8_archive(path):
+        return _load_int8_archive(path)
+    return keras.saving.load_model(path, compile=compile, custom_objects=custom_objects())
+
+
 def _int8_archive(path: Path) -> bool:
     import zipfile
 
@@ -395,15 +410,8 @@ def load_model(path: Path, compile: bool = False, runtime: str = "auto") -> Load
                 "the LiteRT runtime is not installed (pip install ai-edge-litert)"
             raise ModelFileError(f"{lite_path(path)}: {reason}")
     import_tensorflow()
-    import keras
-
-    from .model import custom_objects
-
     try:
-        if _int8_archive(path):
-            model = _load_int8_archive(path)
-        else:
-            model = keras.saving.load_model(path, compile=compile, custom_objects=custom_objects())
+        model = read_keras_model(path, compile=compile)
     except Exception as exc:  # Keras raises many kinds for a bad file
         raise ModelFileError(f"{path}: cannot load model ({str(exc).splitlines()[0]})") from None
     expected = (None, settings.n_bins, settings.n_frames, 1)

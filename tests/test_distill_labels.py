@@ -87,3 +87,14 @@ def test_bad_inputs_name_the_problem(trained, tmp_path):
         run_script("--data-dir", tmp_path, "--out-dir", tmp_path / "o", "--teacher", trained["model"])
     with pytest.raises(SystemExit, match="missing.keras"):
         run_script("--data-dir", trained["data"], "--out-dir", tmp_path / "o", "--teacher", tmp_path / "missing.keras")
+
+
+def test_an_int8_stored_teacher_is_read_as_float(trained, tmp_path):
+    from denoise.model_io import save_compact
+
+    small = save_compact(trained["model"], tmp_path / "q.keras", keras_weights="int8")  # as the shipped 16 kHz model
+    run_script("--data-dir", trained["data"], "--out-dir", tmp_path / "float", "--teacher", trained["model"])
+    run_script("--data-dir", trained["data"], "--out-dir", tmp_path / "int8", "--teacher", small)
+    _, y_float = training_targets(tmp_path / "float")
+    _, y_int8 = training_targets(tmp_path / "int8")
+    assert 0 < np.abs(y_int8 - y_float).max() < 0.05

@@ -67,3 +67,15 @@ def test_init_weights_from_another_rate_needs_other_rate(trained, tmp_path):
     last = load_model(tmp_path / "run" / "last.keras", runtime="keras")
     assert last.settings == dataclasses.replace(TINY, sample_rate=16000)
     assert last.metadata["training"]["recipe"]["other_rate"] is True
+
+
+def test_init_weights_from_an_int8_stored_model(trained, tmp_path):
+    from denoise.model_io import save_compact
+
+    small = save_compact(trained["model"], tmp_path / "q.keras", keras_weights="int8")  # as the shipped 16 kHz model
+    out = tmp_path / "run"
+    run_script("--data-dir", trained["data"], "--out-dir", out, "--init-weights", small,
+               "--lr", "1e-9", "--lr-end", "1e-9", *ONE_ROUND)
+    last = load_model(out / "last.keras", runtime="keras")
+    for a, b in zip(last.model.get_weights(), load_model(small, runtime="keras").model.get_weights(), strict=True):
+        assert abs(a - b).max() < 1e-4
