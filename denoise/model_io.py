@@ -222,6 +222,8 @@ def read_keras_model(path: Path, compile: bool = False):
     from .model import custom_objects
 
     if _int8_archive(path):
+        if compile:
+            raise ValueError("int8 weights for shipping, no optimizer state to resume: fine-tune it with --init-weights")
         return _load_int8_archive(path)
     return keras.saving.load_model(path, compile=compile, custom_objects=custom_objects())
 

@@ -93,6 +93,8 @@ def test_int8_compact_copy_keeps_every_weight_to_half_a_step(trained, tmp_path, 
 
     with pytest.raises(ValueError):
         keras.saving.load_model(small)
+    with pytest.raises(ModelFileError, match="q.keras: cannot load model .int8 weights for shipping"):
+        load_model(small, compile=True)  # what train --resume asks for
     # fine-tuning from the int8 copy trains in float32
     from denoise.train import TrainOptions, train
 
