@@ -16,7 +16,11 @@ fi
 PARTS=16k,16k_reverb,16k_clean,16k_high,16k_high_clean,8k,8k_clean,8k_high,8k_high_clean
 { echo '$ python benchmarks/quality.py --valset work_data/valset --rates '$PARTS; python benchmarks/quality.py --valset work_data/valset --rates $PARTS 2>>/tmp/bench_errors.log; } > benchmarks/quality.txt
 { echo '$ python benchmarks/high_band.py --valset work_data/valset --weights weights/denoise_8k.keras'; python benchmarks/high_band.py --valset work_data/valset --weights weights/denoise_8k.keras 2>>/tmp/bench_errors.log; } > benchmarks/high_band.txt
-{ echo '$ python benchmarks/speed.py --runs 5'; python benchmarks/speed.py --runs 5 2>>/tmp/bench_errors.log; } > benchmarks/RESULTS.md
+# The new speed run goes on top of RESULTS.md; the earlier runs below it are kept (first line: the command).
+speed_new=$(mktemp)
+python benchmarks/speed.py --runs 5 2>>/tmp/bench_errors.log > "$speed_new"
+{ echo '$ python benchmarks/speed.py --runs 5'; echo; echo "## benchmarks/run_all.sh, $(date -u +%F)"; cat "$speed_new"; echo; tail -n +2 benchmarks/RESULTS.md; } > "$speed_new.md"
+mv "$speed_new.md" benchmarks/RESULTS.md && rm -f "$speed_new"
 { echo '$ python benchmarks/long_file.py --minutes 60 --rate 44100 --channels 2'; python benchmarks/long_file.py --minutes 60 --rate 44100 --channels 2 2>>/tmp/bench_errors.log; } > benchmarks/long_file.txt
 { for w in 1 2; do
     echo '$ time denoise data-creation --voice-dir work_data/split/train/speech_16k --noise-dir work_data/split/train/noise --out-dir work_data/dc_w'$w' --nb-samples 4000 --shard-size 500 --workers '$w' --overwrite'
