@@ -141,7 +141,7 @@ def save_compact(model_path: Path, out_path: Path, lite_weights: str = "float16"
 
     ``keras_weights``: "float16" (half the size; the copy computes in float16, a fallback) or
     "int8" (a quarter of the size: int8 weights with one float32 scale per output channel,
-    expanded to a float32 model when loaded; only ``load_model`` reads it). Fine-tuning and
+    expanded to a float32 model when loaded; only ``read_keras_model`` reads it). Fine-tuning and
     export always use a float32 copy.
     """
     if keras_weights not in KERAS_WEIGHTS:
@@ -154,8 +154,9 @@ def save_compact(model_path: Path, out_path: Path, lite_weights: str = "float16"
     meta = {k: v for k, v in loaded.metadata.items() if k not in ("settings", "model", "provenance")}
     meta["weights_dtype"] = keras_weights
     if keras_weights == "int8":
-        save_model(float32_copy(loaded), out_path, loaded.settings, loaded.model_settings, meta)
-        _quantise_archive(Path(out_path))
+        model = float32_copy(loaded)
+        save_model(model, out_path, loaded.settings, loaded.model_settings, meta)
+        _quantise_archive(Path(out_path), model.get_weights())
     else:
         keras.mixed_precision.set_global_policy("float16")
         try:
@@ -178,21 +179,18 @@ def quantise_int8(weights: Any) -> tuple[Any, Any]:
     return np.clip(np.round(w / scale), -127, 127).astype(np.int8), scale.astype(np.float32)
 
 
-def _quantise_archive(path: Path) -> None:
-    """Rewrite a saved float32 .keras archive in place with int8 kernels (biases stay float32)."""
+def _quantise_archive(path: Path, weights: list) -> None:
+    """Rewrite the .keras archive just saved from a model with these float32 ``weights`` in place,
+    its weights file replaced by int8 kernels (biases stay float32)."""
     import io
     import zipfile
 
-    import keras
     import numpy as np
-
-    from .model import custom_objects
 
     with zipfile.ZipFile(path) as archive:
         members = {name: archive.read(name) for name in archive.namelist() if not name.startswith("model.weights")}
-    model = keras.saving.load_model(path, compile=False, custom_objects=custom_objects())
     arrays = {}
-    for i, w in enumerate(model.get_weights()):
+    for i, w in enumerate(weights):
         if w.ndim >= 2:
             arrays[f"q{i:03d}"], arrays[f"s{i:03d}"] = quantise_int8(w)
         else:
