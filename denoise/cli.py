@@ -16,8 +16,8 @@ from .errors import DenoiseError
 
 EXISTING_DIR = click.Path(file_okay=False, path_type=Path)
 ANY_PATH = click.Path(path_type=Path)
-WEIGHTS_HELP = ("Model file (.keras) or training folder. Default: the shipped 8 kHz model for audio "
-                "at 8 kHz or below, the 16 kHz model otherwise.")
+WEIGHTS_HELP = ("Model file (.keras, or its .tflite export alone, each with its .json) or training folder. "
+                "Default: the shipped 8 kHz model for audio at 8 kHz or below, the 16 kHz model otherwise.")
 
 
 def _fail(exc: DenoiseError) -> None:
@@ -205,11 +205,14 @@ def predict(paths, out_dir, weights, overwrite, mono, plot, high_band, runtime, 
     except OSError as exc:
         raise click.ClickException(f"{out_dir}: cannot create output folder ({exc.strerror})")
     chooser = ModelChooser(weights, runtime)
-    with tqdm(total=len(jobs), unit="file", desc="Denoising", disable=len(jobs) < 2) as bar:
-        report = enhance_batch(jobs, chooser.for_rate, overwrite=overwrite, mono=mono, plot=plot,
-                               high_band=high_band, strength=strength, floor_db=floor_db, overlap=overlap,
-                               match_level=match_level,
-                               make_dirs=out_dir is not None, progress=bar.update)
+    try:
+        with tqdm(total=len(jobs), unit="file", desc="Denoising", disable=len(jobs) < 2) as bar:
+            report = enhance_batch(jobs, chooser.for_rate, overwrite=overwrite, mono=mono, plot=plot,
+                                   high_band=high_band, strength=strength, floor_db=floor_db, overlap=overlap,
+                                   match_level=match_level,
+                                   make_dirs=out_dir is not None, progress=bar.update)
+    except DenoiseError as exc:  # the model or the options: every file would fail alike
+        _fail(exc)
     report.failed = problems + report.failed
     if out_dir is None:  # one file: its problem is the command's error
         if report.skipped:

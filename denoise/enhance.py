@@ -33,7 +33,7 @@ from typing import Callable, Iterator
 import numpy as np
 
 from . import audio as audio_io
-from .errors import AudioError, DenoiseError
+from .errors import AudioError, DenoiseError, ModelFileError
 from .settings import Settings
 from .spectrogram import (
     block_starts,
@@ -81,8 +81,12 @@ def keras_predict_fn(model, batch_size: int = 4) -> PredictFn:
     return predict
 
 
-def lite_predict_fn(path: Path, batch_size: int = 4, threads: int | None = None) -> PredictFn:
-    """Run an exported LiteRT model (no TensorFlow import): same contract as keras_predict_fn."""
+def lite_predict_fn(path: Path, batch_size: int = 4, threads: int | None = None,
+                    block_shape: tuple[int, ...] | None = None) -> PredictFn:
+    """Run an exported LiteRT model (no TensorFlow import): same contract as keras_predict_fn.
+
+    ``block_shape`` (n_bins, n_frames, 1), when given, is checked against the model's input.
+    """
     import os
 
     from ai_edge_litert.interpreter import Interpreter
@@ -96,7 +100,10 @@ def lite_predict_fn(path: Path, batch_size: int = 4, threads: int | None = None)
             interpreter.resize_tensor_input(inp["index"], [batch_size, *inp["shape"][1:]])
             interpreter.allocate_tensors()
     except (ValueError, RuntimeError) as exc:
-        raise DenoiseError(f"{path}: cannot load the LiteRT model ({exc})") from None
+        raise ModelFileError(f"{path}: cannot load the LiteRT model ({exc})") from None
+    if block_shape is not None and tuple(inp["shape"][1:]) != tuple(block_shape):
+        raise ModelFileError(f"{path}: model input {tuple(inp['shape'][1:])} does not match its settings "
+                             f"{tuple(block_shape)}")
 
     def predict(x: np.ndarray) -> np.ndarray:
         result = np.empty_like(x, dtype=np.float32)
@@ -532,8 +539,10 @@ def enhance_batch(
     Existing outputs are skipped unless ``overwrite``; an output equal to its input is refused.
     ``make_dirs`` creates missing output folders (for --out-dir); otherwise a missing one is an error.
     ``model_for_rate(rate)`` gives the loaded model for a file's sample rate (loaded once each);
-    ``options`` are EnhanceOptions fields.
+    ``options`` are EnhanceOptions fields. Bad options or a model that cannot be loaded or run stop
+    the whole batch (DenoiseError): they are no single file's problem.
     """
+    EnhanceOptions(**options).validate()
     report = BatchReport([], [], [])
     for src, dst in jobs:
         try:
@@ -555,6 +564,10 @@ def enhance_batch(
 
                     plot_before_after(src, dst, dst.with_suffix(".png"))
                 report.done.append(result)
+        except ModelFileError as exc:
+            if report.done:
+                raise ModelFileError(f"{exc} (stopped; {len(report.done)} of {len(jobs)} files were written)") from None
+            raise
         except DenoiseError as exc:
             report.failed.append(str(exc))
         if progress is not None:

@@ -53,7 +53,8 @@ class LoadedModel:
             from .enhance import keras_predict_fn, lite_predict_fn
 
             self.__dict__["_predict"] = (
-                lite_predict_fn(lite_path(self.path)) if self.runtime == "lite" else keras_predict_fn(self.model)
+                lite_predict_fn(lite_path(self.path), block_shape=(self.settings.n_bins, self.settings.n_frames, 1))
+                if self.runtime == "lite" else keras_predict_fn(self.model)
             )
         return self.__dict__["_predict"](x)
 
@@ -367,14 +368,14 @@ class ModelChooser:
 
 
 def resolve_model_path(path: Path) -> Path:
-    """A model file, or a training folder (its best model)."""
+    """A model file (``.keras``, or its ``.tflite`` export alone), or a training folder (its best model)."""
     path = Path(path)
     if path.is_dir():
         path = path / DEFAULT_MODEL_NAME
     if not path.exists():
         raise ModelFileError(f"{path}: model file not found")
-    if path.suffix != MODEL_SUFFIX:
-        raise ModelFileError(f"{path}: not a Keras model file (expected {MODEL_SUFFIX})")
+    if path.suffix not in (MODEL_SUFFIX, LITE_SUFFIX):
+        raise ModelFileError(f"{path}: not a model file (expected {MODEL_SUFFIX}, or its {LITE_SUFFIX} export)")
     return path
 
 
@@ -396,12 +397,20 @@ def load_model(path: Path, compile: bool = False, runtime: str = "auto") -> Load
     """Load a model and its settings; ModelFileError names the file on any problem.
 
     runtime "auto" uses the LiteRT export beside the model when it exists and the runtime is
-    installed (no TensorFlow import), else Keras; "lite" and "keras" insist on one.
+    installed (no TensorFlow import), else Keras; "lite" and "keras" insist on one. ``path`` may
+    also be the ``.tflite`` export alone (with its ``.json``): a deployment without the Keras file.
     """
     if runtime not in RUNTIMES:
         raise ModelFileError(f"runtime={runtime!r} must be one of {', '.join(RUNTIMES)}")
     path = resolve_model_path(path)
     settings, model_settings, info = read_model_info(path)
+    if path.suffix == LITE_SUFFIX:  # the export alone (with its .json): prediction only
+        if runtime == "keras" or compile:
+            raise ModelFileError(f"{path}: a LiteRT export can only predict; training, export and "
+                                 f"--runtime keras need its {MODEL_SUFFIX} model")
+        if not lite_runtime_available():
+            raise ModelFileError(f"{path}: the LiteRT runtime is not installed (pip install ai-edge-litert)")
+        return LoadedModel(None, settings, model_settings, path, info, runtime="lite")
     if runtime != "keras" and not compile:
         if lite_path(path).exists() and lite_runtime_available():
             return LoadedModel(None, settings, model_settings, path, info, runtime="lite")

@@ -135,3 +135,59 @@ def test_int8_export_is_smaller_and_close(tmp_path, rng):
     assert 0 < np.max(difference) < 0.05  # quantised, but close
     with pytest.raises(ModelFileError, match="weights='int4' must be one of"):
         export_lite(path, "int4")
+
+
+def test_the_lite_export_alone_predicts_without_tensorflow(trained, tmp_path, rng):
+    """A deployment may ship only NAME.tflite and NAME.json: predict takes the .tflite itself."""
+    import shutil
+
+    alone = tmp_path / "deploy"
+    alone.mkdir()
+    shutil.copy(lite_path(trained["model"]), alone / "m.tflite")
+    shutil.copy(trained["model"].with_suffix(".json"), alone / "m.json")
+    src = tmp_path / "in.wav"
+    sf.write(str(src), speech_like(rng, 0.5, 8000), 8000)
+    code = (
+        "import sys; from denoise.cli import main\n"
+        "for out, weights in (('a.wav', {a!r}), ('b.wav', {b!r})):\n"
+        "    try:\n"
+        f"        main(['predict', {str(src)!r}, {str(tmp_path)!r} + '/' + out, '--weights', weights])\n"
+        "    except SystemExit as e:\n"
+        "        assert not e.code, e.code\n"
+        "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules, 'TensorFlow was imported'\n"
+    ).format(a=str(alone / "m.tflite"), b=str(trained["model"]))
+    subprocess.run([sys.executable, "-c", code], check=True)
+    a, _ = sf.read(str(tmp_path / "a.wav"))
+    b, _ = sf.read(str(tmp_path / "b.wav"))
+    assert np.array_equal(a, b)  # the same export as the one beside the .keras
+    for args in (["export", str(alone / "m.tflite")],
+                 ["predict", str(src), str(tmp_path / "c.wav"), "--weights", str(alone / "m.tflite"),
+                  "--runtime", "keras"],
+                 ["train", "--data-dir", str(trained["data"]), "--out", str(tmp_path / "ft"),
+                  "--init-weights", str(alone / "m.tflite")]):
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 1 and "a LiteRT export can only predict" in result.output, (args, result.output)
+    (alone / "m.json").unlink()
+    result = CliRunner().invoke(main, ["predict", str(src), str(tmp_path / "d.wav"), "--weights", str(alone / "m.tflite")])
+    assert result.exit_code == 1 and "m.json: settings file missing" in result.output
+
+
+def test_a_model_that_cannot_load_stops_a_batch_in_one_line(tmp_path, rng):
+    """The model is no single file's problem: one error, not one per file."""
+    import json
+
+    (tmp_path / "in").mkdir()
+    for i in range(3):
+        sf.write(str(tmp_path / "in" / f"{i}.wav"), speech_like(rng, 0.3, 8000), 8000)
+    (tmp_path / "bad.tflite").write_bytes(b"not a flatbuffer")
+    (tmp_path / "bad.json").write_text(json.dumps({"settings": TINY.to_dict(), "model": {}}))
+    (tmp_path / "out").mkdir()
+    result = CliRunner().invoke(main, ["predict", str(tmp_path / "in"), "--out-dir", str(tmp_path / "out"),
+                                       "--weights", str(tmp_path / "bad.tflite")])
+    assert result.exit_code == 1
+    assert result.output.count("bad.tflite: cannot load the LiteRT model") == 1, result.output
+    assert not list((tmp_path / "out").rglob("*.wav"))
+    result = CliRunner().invoke(main, ["evaluate", "--clean-dir", str(tmp_path / "in"), "--noisy-dir",
+                                       str(tmp_path / "in"), "--out", str(tmp_path / "out"),
+                                       "--weights", str(tmp_path / "bad.tflite")])
+    assert result.exit_code == 1 and result.output.count("cannot load the LiteRT model") == 1, result.output
