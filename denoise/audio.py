@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +45,29 @@ def audio_info(path: Path) -> tuple[int, int, int]:
     except Exception as exc:  # soundfile raises several types for unreadable files
         raise AudioError(f"{path}: cannot read audio ({short_error(exc)})") from None
     return int(info.frames), int(info.samplerate), int(info.channels)
+
+
+_PROMISED = re.compile(r"^\s*(?:data|SSND)\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MULTILINE)
+
+
+def truncation(path: Path) -> str | None:
+    """A WAV or AIFF whose header promises more audio than the file holds: what is missing, else None.
+
+    libsndfile reads such a file up to where it ends, without an error; a recording cut short (a
+    crash, a full card) often looks like this.
+    """
+    import soundfile as sf
+
+    try:
+        info = sf.info(str(path))
+        found = _PROMISED.search(info.extra_info)
+    except Exception:
+        return None
+    if not found or int(found.group(1)) <= int(found.group(2)) or int(found.group(2)) == 0:
+        return None
+    held = info.frames / info.samplerate
+    promised = held * int(found.group(1)) / int(found.group(2))
+    return f"{path}: truncated: its header promises {promised:.1f} s, the file holds {held:.1f} s"
 
 
 def read_audio(path: Path, start: int = 0, stop: int | None = None) -> tuple[np.ndarray, int]:
@@ -125,11 +149,28 @@ def write_audio(path: Path, audio: np.ndarray, rate: int, subtype: str | None = 
     tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
     fmt = format_for(path)
     try:
-        sf.write(str(tmp), audio, rate, subtype=subtype, format=fmt)
+        subtype = subtype or sf.default_subtype(fmt)
+        sf.write(str(tmp), to_integer_pcm(audio, subtype), rate, subtype=subtype, format=fmt)
         os.replace(tmp, path)
     except Exception as exc:
         tmp.unlink(missing_ok=True)
         raise AudioError(f"{path}: cannot write audio ({short_error(exc)})") from None
+
+
+# Integer sample formats: (bits kept, container dtype bits). libsndfile truncates floats toward minus
+# infinity when it converts them (a -0.5 LSB bias, and an input given back off by one), so they are
+# rounded here and handed over as integers it stores exactly (its top bits).
+_PCM_BITS = {"PCM_S8": (8, 16), "PCM_U8": (8, 16), "PCM_16": (16, 16), "PCM_24": (24, 32), "PCM_32": (32, 32)}
+
+
+def to_integer_pcm(audio: np.ndarray, subtype: str | None) -> np.ndarray:
+    """Float audio rounded to the nearest step of an integer ``subtype`` (others: unchanged)."""
+    if subtype not in _PCM_BITS or not np.issubdtype(np.asarray(audio).dtype, np.floating):
+        return audio
+    bits, container = _PCM_BITS[subtype]
+    top = 2 ** (bits - 1)
+    steps = np.clip(np.round(np.asarray(audio, dtype=np.float64) * top), -top, top - 1)
+    return (steps.astype(np.int64) << (container - bits)).astype(np.int16 if container == 16 else np.int32)
 
 
 def output_subtype(in_path: Path, out_path: Path) -> str | None:

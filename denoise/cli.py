@@ -220,6 +220,8 @@ def predict(paths, out_dir, weights, overwrite, mono, plot, high_band, runtime, 
         if report.failed:
             raise click.ClickException(report.failed[0])
     for result in report.done:
+        if result.truncated:
+            click.echo(f"  note: {result.truncated}; denoised what it holds", err=True)
         if result.scaled_db < 0:
             click.echo(f"  note: {result.output}: scaled by {result.scaled_db:.2f} dB to avoid clipping", err=True)
     if out_dir is None:

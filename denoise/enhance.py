@@ -383,6 +383,7 @@ class FileResult:
     channels: int
     scaled_db: float = 0.0  # gain applied to avoid clipping (0: none)
     processing_s: float = 0.0
+    truncated: str | None = None  # the input's header promised more audio than it holds: what is missing
 
 
 MIN_RATE, MAX_RATE = 8000, 192000
@@ -452,7 +453,7 @@ def enhance_file(
             str(tmp_final), "w", rate, out_channels, subtype=subtype, format=out_format
         ) as dst:
             for block in src.blocks(blocksize=1 << 18, dtype="float32", always_2d=True):
-                dst.write(block * scale if scale != 1.0 else block)
+                dst.write(audio_io.to_integer_pcm(block * scale if scale != 1.0 else block, dst.subtype))
         tmp_final.replace(out_path)
     except DenoiseError:
         tmp_final.unlink(missing_ok=True)
@@ -463,7 +464,7 @@ def enhance_file(
     finally:
         tmp_float.unlink(missing_ok=True)
     return FileResult(in_path, out_path, n / rate, rate, out_channels,
-                      20 * math.log10(scale), time.perf_counter() - started)
+                      20 * math.log10(scale), time.perf_counter() - started, audio_io.truncation(in_path))
 
 
 GLOB_CHARS = set("*?[")

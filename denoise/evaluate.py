@@ -177,7 +177,10 @@ def read_pair(clean_path: Path, test_path: Path) -> tuple[np.ndarray, np.ndarray
         raise audio_io.AudioError(
             f"{test_path}: {test.shape[0]} samples, the clean file {clean_path.name} has {clean.shape[0]}"
         )
-    pesq_rate(rate)
+    try:
+        pesq_rate(rate)
+    except audio_io.AudioError as exc:
+        raise audio_io.AudioError(f"{clean_path}: {exc}") from None
     return audio_io.to_mono(clean), audio_io.to_mono(test), rate
 
 
@@ -193,9 +196,9 @@ def evaluate(
     for key, clean_path, noisy_path in pairs:
         enhanced_path = _find(enhanced_dir, key, noisy_path.suffix)
         try:
-            if enhanced_path is None:
-                raise audio_io.AudioError(f"{enhanced_dir / key}: no enhanced file for {noisy_path}")
             clean, noisy, rate = read_pair(clean_path, noisy_path)
+            if enhanced_path is None:
+                raise audio_io.AudioError(f"{noisy_path}: no denoised file for it in {enhanced_dir}")
             _, enhanced, _ = read_pair(clean_path, enhanced_path)
         except audio_io.AudioError as exc:
             report.problems.append(str(exc))
@@ -224,7 +227,7 @@ def evaluate_without_reference(
         enhanced_path = _find(enhanced_dir, key, noisy_path.suffix)
         try:
             if enhanced_path is None:
-                raise audio_io.AudioError(f"{enhanced_dir / key}: no enhanced file for {noisy_path}")
+                raise audio_io.AudioError(f"{noisy_path}: no denoised file for it in {enhanced_dir}")
             signals = {}
             for side, path in (("input", noisy_path), ("output", enhanced_path)):
                 data, rate = _read_checked(path)
@@ -286,10 +289,12 @@ def format_table(report: Report) -> str:
     groups = report.groups()
     if len(groups) > 1 or (groups and "." not in groups):
         sections += list(groups.items())
-    rate = report.rows[0]["sample_rate"] if report.rows else 16000
-    labels = {**LABELS, "pesq": "PESQ-WB" if rate >= 16000 else "PESQ-NB"}
     lines = [f"{'group':<22}{'files':>6}  {'metric':<12}{'input':>8}{'output':>8}{'change':>8}"]
     for name, avg in sections:
+        rows = report.rows if name == "all files" else [r for r in report.rows if r["group"] == name]
+        modes = {pesq_rate(r["sample_rate"])[1] for r in rows if "sample_rate" in r}
+        labels = {**LABELS, "pesq": {frozenset({"nb"}): "PESQ-NB", frozenset({"wb", "nb"}): "PESQ-WB+NB"}.get(
+            frozenset(modes), "PESQ-WB")}
         for i, metric in enumerate(report.metrics):
             head = f"{name:<22}{avg['files']:>6}" if i == 0 else " " * 28
             lines.append(f"{head}  {labels[metric]:<12}{avg[f'{metric}_input']:>8.3f}{avg[f'{metric}_output']:>8.3f}"

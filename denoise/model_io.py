@@ -11,6 +11,7 @@ import contextlib
 import datetime as _dt
 import os
 import platform
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,8 @@ RUNTIMES = ("auto", "lite", "keras")
 def import_tensorflow():
     """Import TensorFlow quietly (lazily: the CLI's help and light paths never pay for it)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import tensorflow as tf
+    with quiet_stderr():  # TensorFlow 2.21 logs from C++ on import whatever TF_CPP_MIN_LOG_LEVEL says
+        import tensorflow as tf
 
     return tf
 
@@ -418,6 +420,8 @@ def load_model(path: Path, compile: bool = False, runtime: str = "auto") -> Load
             reason = "not exported (run 'denoise export')" if not lite_path(path).exists() else \
                 "the LiteRT runtime is not installed (pip install ai-edge-litert)"
             raise ModelFileError(f"{lite_path(path)}: {reason}")
+    if not zipfile.is_zipfile(path):
+        raise ModelFileError(f"{path}: not a Keras model file (a .keras file is a zip archive)")
     import_tensorflow()
     try:
         model = read_keras_model(path, compile=compile)

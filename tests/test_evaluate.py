@@ -123,7 +123,7 @@ def test_cli_evaluate_without_clean_references_uses_dnsmos(evalset, tmp_path):
     write(evalset["noisy"] / "lonely.wav", np.zeros(8000, np.float32), 8000)
     report = evaluate_without_reference(evalset["noisy"], evalset["enhanced"])
     assert len(report.rows) == 4 and any("4000 Hz is below 8000 Hz" in p for p in report.problems)
-    assert any("lonely: no enhanced file" in p for p in report.problems)
+    assert any("lonely.wav: no denoised file for it in" in p for p in report.problems)
     assert report.averages()["dnsmos_bak_delta"] > 0
     result = CliRunner().invoke(main, ["evaluate", "--noisy-dir", str(evalset["noisy"]), "--enhanced-dir",
                                        str(evalset["enhanced"]), "--out", str(tmp_path / "rep")])
@@ -133,3 +133,23 @@ def test_cli_evaluate_without_clean_references_uses_dnsmos(evalset, tmp_path):
     assert header.startswith("file,group,sample_rate,dnsmos_sig_input,dnsmos_sig_output")
     summary = json.loads((tmp_path / "rep" / "summary.json").read_text())
     assert summary["clean_dir"] is None and summary["average"]["files"] == 4
+
+
+def test_mixed_rates_are_labelled_per_group_and_problems_name_the_file(evalset, rng):
+    for i in range(2):  # an 8 kHz group beside the two 16 kHz ones: scored narrow-band
+        clean = speech_like(rng, 2.0, 8000)
+        noisy = clean + 0.05 * rng.standard_normal(clean.shape[0]).astype(np.float32)
+        write(evalset["clean"] / "phone" / f"p{i}.wav", clean, 8000)
+        write(evalset["noisy"] / "phone" / f"p{i}.wav", noisy, 8000)
+        write(evalset["enhanced"] / "phone" / f"p{i}.wav", noisy, 8000)
+    write(evalset["clean"] / "low" / "l.wav", np.zeros(4000, np.float32), 4000)
+    write(evalset["noisy"] / "low" / "l.wav", np.zeros(4000, np.float32), 4000)
+    write(evalset["clean"] / "gone" / "g.wav", speech_like(rng, 1.0, 16000), 16000)
+    write(evalset["noisy"] / "gone" / "g.wav", speech_like(rng, 1.0, 16000), 16000)
+    report = evaluate(evalset["clean"], evalset["noisy"], evalset["enhanced"])
+    assert any(p.endswith("l.wav: sample rate 4000 Hz is below 8000 Hz, which PESQ does not support")
+               for p in report.problems), report.problems
+    assert any("g.wav: no denoised file for it in" in p for p in report.problems), report.problems
+    labels = {line.split()[0]: [w for w in line.split() if "PESQ" in w][0]
+              for line in format_table(report).splitlines() if "PESQ" in line}
+    assert labels == {"all": "PESQ-WB+NB", "phone": "PESQ-NB", "snr+00": "PESQ-WB", "snr+10": "PESQ-WB"}, labels

@@ -183,3 +183,38 @@ def test_disk_full_leaves_no_output(tmp_path, rng, monkeypatch):
     with pytest.raises(AudioError, match="out.wav: cannot write audio .*No space left"):
         enhance_file(src, tmp_path / "out.wav", TINY, block_dependent)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.wav"]
+
+
+@pytest.mark.parametrize("ext, subtype", [("wav", "PCM_16"), ("flac", "PCM_24"), ("aiff", "PCM_16")])
+def test_removing_nothing_gives_back_integer_samples_exactly(tmp_path, rng, ext, subtype):
+    """Floats are rounded to the nearest integer step, not truncated (libsndfile's own conversion
+    floors: a -0.5 LSB bias, and a third of the samples of an untouched input off by one)."""
+    src = tmp_path / f"in.{ext}"
+    sf.write(str(src), 0.3 * rng.uniform(-1, 1, (4000, 2)), 16000, subtype=subtype)
+    enhance_file(src, tmp_path / f"out.{ext}", TINY, block_dependent, strength=0.0)
+    given, _ = sf.read(str(src), dtype="int32")
+    back, _ = sf.read(str(tmp_path / f"out.{ext}"), dtype="int32")
+    assert np.array_equal(given, back)
+
+
+def test_integer_output_is_rounded_without_bias(rng):
+    from denoise.audio import to_integer_pcm
+
+    x = rng.uniform(-0.99, 0.99, 100_000)
+    steps = to_integer_pcm(x, "PCM_16").astype(np.float64)
+    assert np.max(np.abs(steps - x * 32768)) <= 0.5 and abs(np.mean(steps - x * 32768)) < 0.01
+    assert list(to_integer_pcm(np.array([1.0, -1.0, 2.0]), "PCM_16")) == [32767, -32768, 32767]
+    assert to_integer_pcm(x, "FLOAT") is x
+
+
+def test_a_wav_cut_short_is_denoised_as_far_as_it_goes_with_a_note(tmp_path, rng, weights):
+    full = tmp_path / "full.wav"
+    sf.write(str(full), speech_like(rng, 3.0, 16000), 16000, subtype="PCM_16")
+    cut = tmp_path / "cut.wav"
+    cut.write_bytes(full.read_bytes()[:20000])  # the header still promises 3 s
+    result = run("predict", cut, tmp_path / "out.wav", *weights)
+    assert result.exit_code == 0, result.output
+    assert "cut.wav: truncated: its header promises 3.0 s, the file holds 0.6 s; denoised what it holds" in result.output
+    assert sf.info(str(tmp_path / "out.wav")).frames == sf.info(str(cut)).frames
+    result = run("predict", full, tmp_path / "out2.wav", *weights)
+    assert "truncated" not in result.output
