@@ -102,8 +102,8 @@ def format_for(path: Path) -> str:
     ext = Path(path).suffix.lower().lstrip(".")
     fmt = {"oga": "OGG", "aif": "AIFF", "mp3": "MP3"}.get(ext, ext.upper())
     if fmt not in sf.available_formats():
-        raise AudioError(f"{path}: cannot write the '{Path(path).suffix}' format "
-                         f"(use one of {', '.join(e for e in AUDIO_EXTENSIONS)})")
+        what = f"cannot write the '{Path(path).suffix}' format" if ext else "no extension to choose the format by"
+        raise AudioError(f"{path}: {what} (use one of {', '.join(e for e in AUDIO_EXTENSIONS)})")
     return fmt
 
 

@@ -230,9 +230,10 @@ def predict(paths, out_dir, weights, overwrite, mono, plot, high_band, runtime, 
                    f"real-time factor {r.processing_s / max(r.seconds, 1e-9):.3f})")
     else:
         rtf = report.processing_seconds / max(report.audio_seconds, 1e-9)
+        speed = (f"; {report.audio_seconds:.1f} s of audio in {report.processing_seconds:.1f} s "
+                 f"(real-time factor {rtf:.3f})") if report.done else ""
         click.echo(f"Done {len(report.done)}, skipped {len(report.skipped)}, failed {len(report.failed)} "
-                   f"of {len(jobs) + len(problems)}; {report.audio_seconds:.1f} s of audio in "
-                   f"{report.processing_seconds:.1f} s (real-time factor {rtf:.3f})")
+                   f"of {len(jobs) + len(problems)}{speed}")
     for line in report.skipped:
         click.echo(f"  skipped: {line}", err=True)
     if report.failed:

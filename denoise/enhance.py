@@ -101,9 +101,9 @@ def lite_predict_fn(path: Path, batch_size: int = 4, threads: int | None = None,
             interpreter.allocate_tensors()
     except (ValueError, RuntimeError) as exc:
         raise ModelFileError(f"{path}: cannot load the LiteRT model ({exc})") from None
-    if block_shape is not None and tuple(inp["shape"][1:]) != tuple(block_shape):
-        raise ModelFileError(f"{path}: model input {tuple(inp['shape'][1:])} does not match its settings "
-                             f"{tuple(block_shape)}")
+    found = tuple(int(d) for d in inp["shape"][1:])
+    if block_shape is not None and found != tuple(block_shape):
+        raise ModelFileError(f"{path}: model input {found} does not match its settings {tuple(block_shape)}")
 
     def predict(x: np.ndarray) -> np.ndarray:
         result = np.empty_like(x, dtype=np.float32)

@@ -149,6 +149,7 @@ def save_compact(model_path: Path, out_path: Path, lite_weights: str = "float16"
     """
     if keras_weights not in KERAS_WEIGHTS:
         raise ModelFileError(f"keras_weights={keras_weights!r} must be one of {', '.join(KERAS_WEIGHTS)}")
+    _check_destination(Path(out_path))  # before minutes of loading and converting
     import keras
 
     loaded = load_model(model_path, runtime="keras")
@@ -294,6 +295,14 @@ def provenance() -> dict[str, Any]:
     }
 
 
+def _check_destination(path: Path) -> None:
+    """ModelFileError unless ``path`` can be a model file: a .keras name in an existing folder."""
+    if path.suffix != MODEL_SUFFIX:
+        raise ModelFileError(f"{path}: model files must end in {MODEL_SUFFIX}")
+    if not path.parent.is_dir():
+        raise ModelFileError(f"{path}: output folder {path.parent} does not exist")
+
+
 def save_model(
     model: Any,
     path: Path,
@@ -303,8 +312,7 @@ def save_model(
 ) -> Path:
     """Save ``model`` to ``path`` (must end in .keras) and its settings beside it; return path."""
     path = Path(path)
-    if path.suffix != MODEL_SUFFIX:
-        raise ModelFileError(f"{path}: model files must end in {MODEL_SUFFIX}")
+    _check_destination(path)
     tmp = path.with_name(f".{path.stem}.tmp{MODEL_SUFFIX}")
     try:
         model.save(tmp)
@@ -373,7 +381,8 @@ def resolve_model_path(path: Path) -> Path:
     """A model file (``.keras``, or its ``.tflite`` export alone), or a training folder (its best model)."""
     path = Path(path)
     if path.is_dir():
-        path = path / DEFAULT_MODEL_NAME
+        best = path / DEFAULT_MODEL_NAME
+        path = best if best.exists() or not best.with_suffix(LITE_SUFFIX).exists() else best.with_suffix(LITE_SUFFIX)
     if not path.exists():
         raise ModelFileError(f"{path}: model file not found")
     if path.suffix not in (MODEL_SUFFIX, LITE_SUFFIX):
@@ -388,7 +397,9 @@ def read_model_info(path: Path) -> tuple[Settings, ModelSettings, dict[str, Any]
         raise ModelFileError(f"{side}: settings file missing beside the model {Path(path).name}")
     try:
         info = read_json(side)
-        settings = Settings.from_dict(info.get("settings", {}), source=str(side))
+        if not isinstance(info, dict) or not isinstance(info.get("settings"), dict):
+            raise ModelFileError(f"{side}: no \"settings\" in it (not the settings file of a denoise model)")
+        settings = Settings.from_dict(info["settings"], source=str(side))
         model_settings = ModelSettings.from_dict(info.get("model", {}), source=str(side))
     except SettingsError as exc:
         raise ModelFileError(str(exc)) from None

@@ -80,6 +80,11 @@ class Settings:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+    def differences(self, other: "Settings") -> str:
+        """Where two settings differ, e.g. "sample_rate 8000 vs 16000" (empty if they do not)."""
+        return ", ".join(f"{f.name} {getattr(self, f.name)} vs {getattr(other, f.name)}"
+                         for f in dataclasses.fields(self) if getattr(self, f.name) != getattr(other, f.name))
+
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = "settings") -> "Settings":
         return _from_dict(cls, data, source).validate()

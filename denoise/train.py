@@ -98,7 +98,8 @@ def _prepare_model(data_dir, out_dir, settings, options, model_settings, resume,
             raise ModelFileError(f"{last_path}: no checkpoint to resume from")
         saved_settings, model_settings, info = read_model_info(last_path)
         if saved_settings != settings:
-            raise DataError(f"{data_dir}: dataset settings differ from the checkpoint's in {out_dir}")
+            raise DataError(f"{data_dir}: dataset settings differ from the checkpoint's in {out_dir} "
+                            f"({settings.differences(saved_settings)})")
         saved_loss = info.get("training", {}).get("loss", "noise")
         if saved_loss != options.loss:
             raise DataError(f"{last_path}: trained with --loss {saved_loss}, not {options.loss}; resume with the same loss")
@@ -111,7 +112,8 @@ def _prepare_model(data_dir, out_dir, settings, options, model_settings, resume,
     if init_weights:
         loaded = load_model(init_weights, runtime="keras")
         if loaded.settings != settings:
-            raise ModelFileError(f"{loaded.path}: its settings differ from the dataset's in {data_dir}")
+            raise ModelFileError(f"{loaded.path}: its settings differ from the dataset's in {data_dir} "
+                                 f"({loaded.settings.differences(settings)})")
         model, model_settings = float32_copy(loaded), loaded.model_settings
         log(f"Fine-tuning from {loaded.path}")
         if widen_to:

@@ -167,6 +167,11 @@ def test_the_lite_export_alone_predicts_without_tensorflow(trained, tmp_path, rn
                   "--init-weights", str(alone / "m.tflite")]):
         result = CliRunner().invoke(main, args)
         assert result.exit_code == 1 and "a LiteRT export can only predict" in result.output, (args, result.output)
+    folder = tmp_path / "run"  # a training folder holding only the export of its best model
+    folder.mkdir()
+    shutil.copy(alone / "m.tflite", folder / "best.tflite")
+    shutil.copy(alone / "m.json", folder / "best.json")
+    assert load_model(folder).path == folder / "best.tflite"
     (alone / "m.json").unlink()
     result = CliRunner().invoke(main, ["predict", str(src), str(tmp_path / "d.wav"), "--weights", str(alone / "m.tflite")])
     assert result.exit_code == 1 and "m.json: settings file missing" in result.output

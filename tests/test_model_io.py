@@ -21,7 +21,18 @@ def test_model_file_errors(tmp_path):
     save_model(zero_noise_model(), tmp_path / "m.keras", TINY, TINY_MODEL)
     (tmp_path / "bad.keras").write_text("not a zip")
     (tmp_path / "bad.json").write_text((tmp_path / "m.json").read_text())
+    with pytest.raises(ModelFileError, match="bad.keras: not a Keras model file"):
+        load_model(tmp_path / "bad.keras")
+    import zipfile
+
+    with zipfile.ZipFile(tmp_path / "bad.keras", "w") as archive:  # a zip, but not Keras's
+        archive.writestr("readme.txt", "hello")
     with pytest.raises(ModelFileError, match="bad.keras: cannot load model"):
+        load_model(tmp_path / "bad.keras")
+    with pytest.raises(ModelFileError, match="output folder .*nowhere does not exist"):
+        save_model(zero_noise_model(), tmp_path / "nowhere" / "m.keras", TINY, TINY_MODEL)
+    (tmp_path / "bad.json").write_text("{}")
+    with pytest.raises(ModelFileError, match='bad.json: no "settings" in it'):
         load_model(tmp_path / "bad.keras")
     (tmp_path / "m.json").unlink()
     with pytest.raises(ModelFileError, match="m.json: settings file missing beside the model m.keras"):

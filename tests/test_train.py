@@ -161,3 +161,15 @@ def test_two_trainings_never_write_one_folder(trained, tmp_path):
     # Released: a training can use the folder now.
     train(trained["data"], out, TrainOptions(epochs=1, batch_size=8), TINY_MODEL, **QUIET)
     assert (out / "best.keras").exists()
+
+
+def test_init_weights_from_another_geometry_says_which_setting_differs(trained, tmp_path):
+    from dataclasses import replace
+
+    from denoise.model_io import save_model
+    from denoise.model import build_unet
+
+    other = replace(TINY, sample_rate=16000)
+    path = save_model(build_unet(other, TINY_MODEL), tmp_path / "m16.keras", other, TINY_MODEL)
+    with pytest.raises(ModelFileError, match=r"m16.keras: its settings differ .* \(sample_rate 16000 vs 8000\)"):
+        train(trained["data"], tmp_path / "ft", TrainOptions(epochs=1), init_weights=path, **QUIET)
