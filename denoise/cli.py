@@ -97,9 +97,19 @@ def data_creation(voice_dir, noise_dir, noise_classes, out_dir, nb_samples, samp
                              clean_share=clean_share, noise_only_share=noise_only_share, pitch_share=pitch_share,
                              pitch_semitones=pitch_range)
         start = time.perf_counter()
-        with tqdm(total=None if num_shards > 1 else nb_samples, unit="pair", desc="Creating pairs") as bar:
-            report = create_dataset(voice_dir, noise_dir, out_dir, settings, options, overwrite, bar.update,
+        bars = []  # the progress bar appears once every input has been checked
+
+        def progress(pairs: int) -> None:
+            if not bars:
+                bars.append(tqdm(total=None if num_shards > 1 else nb_samples, unit="pair", desc="Creating pairs"))
+            bars[0].update(pairs)
+
+        try:
+            report = create_dataset(voice_dir, noise_dir, out_dir, settings, options, overwrite, progress,
                                     workers=workers, num_shards=num_shards, shard_index=shard_index)
+        finally:
+            for bar in bars:
+                bar.close()
     except DenoiseError as exc:
         _fail(exc)
     elapsed = time.perf_counter() - start
@@ -283,14 +293,19 @@ def evaluate(clean_dir, noisy_dir, enhanced_dir, out, weights) -> None:
 
     from .audio import find_audio_files
     from .enhance import enhance_tree
-    from .evaluate import (evaluate as run_evaluation, evaluate_without_reference, format_table, require_dnsmos,
-                           require_metrics, write_report)
+    from .evaluate import (evaluate as run_evaluation, evaluate_without_reference, format_table, pair_files,
+                           require_dnsmos, require_metrics, write_report)
     from .model_io import ModelChooser
 
     extra = {"clean_dir": str(clean_dir) if clean_dir else None, "noisy_dir": str(noisy_dir)}
     try:
         require_metrics() if clean_dir else require_dnsmos()  # before spending minutes denoising
         n_files = len(find_audio_files(noisy_dir))
+        if not n_files:
+            raise DenoiseError(f"{noisy_dir}: no audio files found")
+        if clean_dir and not pair_files(clean_dir, noisy_dir)[0]:
+            raise DenoiseError(f"{noisy_dir}: no file has a clean partner in {clean_dir} "
+                               "(same relative path and name; any audio extension)")
         if enhanced_dir is None:
             chooser = ModelChooser(weights)
             enhanced_dir = out / "enhanced"

@@ -330,7 +330,8 @@ def create_dataset(
     ``workers`` processes share the shards; ``num_shards``/``shard_index`` make this run create only
     part ``shard_index`` of a ``num_shards``-part dataset (shards whose number modulo num_shards is
     shard_index), so K independent jobs can create one dataset together.
-    ``progress`` is called with the number of pairs written since its last call.
+    ``progress`` is called with 0 once every input has been checked, then with the number of pairs
+    written since its last call.
     """
     settings.validate()
     if options.nb_samples < 1:
@@ -380,6 +381,8 @@ def create_dataset(
     save_settings(settings, out_dir)
 
     results = []
+    if progress is not None:
+        progress(0)  # every check passed: the work starts
     if workers == 1:
         for index in mine:
             results.append(make_shard(index, voices, noises, out_dir, settings, options))

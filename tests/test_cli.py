@@ -27,8 +27,11 @@ def test_data_creation_train_predict_end_to_end(tmp_path, corpus, rng):
     result = run("data-creation", "--voice-dir", voice, "--noise-dir", noise, "--out-dir", data,
                  "--nb-samples", 20, "--shard-size", 8, "--snr-range", -5, 10, "--seed", 1, *TINY_CLI)
     assert result.exit_code == 0, result.output
-    assert "Wrote 20 pairs in 3 shard(s)" in result.output
+    assert "Wrote 20 pairs in 3 shard(s)" in result.output and "Creating pairs" in result.output
     assert "voice files: 4 found, 4 used" in result.output
+    result = run("data-creation", "--voice-dir", voice, "--noise-dir", noise, "--out-dir", data,
+                 "--nb-samples", 20, *TINY_CLI)  # shards exist: refused before any progress bar
+    assert result.exit_code == 1 and "already exists" in result.output and "Creating pairs" not in result.output
 
     result = run("train", "--data-dir", data, "--out", out, "--epochs", 1, "--batch-size", 4, "--depth", 2,
                  "--base-filters", 4)

@@ -104,7 +104,12 @@ def test_cli_evaluate_errors(tmp_path):
     result = CliRunner().invoke(main, ["evaluate", "--clean-dir", str(tmp_path / "c"), "--noisy-dir",
                                        str(tmp_path / "n"), "--enhanced-dir", str(tmp_path / "n"),
                                        "--out", str(tmp_path / "r")])
-    assert result.exit_code == 1 and "no file could be scored" in result.output
+    assert result.exit_code == 1 and "n: no audio files found" in result.output
+    write(tmp_path / "n" / "a.wav", np.zeros(8000, np.float32), 8000)
+    write(tmp_path / "c" / "b.wav", np.zeros(8000, np.float32), 8000)
+    result = CliRunner().invoke(main, ["evaluate", "--clean-dir", str(tmp_path / "c"), "--noisy-dir",
+                                       str(tmp_path / "n"), "--out", str(tmp_path / "r"), "--weights", "nowhere"])
+    assert result.exit_code == 1 and "n: no file has a clean partner in" in result.output  # before denoising
 
 
 def test_dnsmos_ranks_clean_above_noisy_at_any_rate(rng):
