@@ -174,7 +174,8 @@ def to_integer_pcm(audio: np.ndarray, subtype: str | None) -> np.ndarray:
 
 
 def output_subtype(in_path: Path, out_path: Path) -> str | None:
-    """The input's sample format (e.g. PCM_16) when the output's format can hold it, else None."""
+    """The input's sample format (e.g. PCM_16) when the output's format can hold it (float input: 24-bit
+    where only integers fit), else None (the format's default)."""
     import soundfile as sf
 
     try:
@@ -185,7 +186,11 @@ def output_subtype(in_path: Path, out_path: Path) -> str | None:
         fmt = format_for(out_path)
     except AudioError:
         return None
-    return subtype if sf.check_format(fmt, subtype) else None
+    if sf.check_format(fmt, subtype):
+        return subtype
+    if subtype in ("FLOAT", "DOUBLE") and sf.check_format(fmt, "PCM_24"):
+        return "PCM_24"  # float into FLAC, say: the finest integer format it holds, not the 16-bit default
+    return None
 
 
 def rms_db(audio: np.ndarray) -> float:

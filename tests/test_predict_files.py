@@ -31,6 +31,7 @@ def weights(trained):
         ("wav", "FLOAT", "wav", "FLOAT"),
         ("flac", "PCM_24", "flac", "PCM_24"),
         ("flac", "PCM_16", "wav", "PCM_16"),
+        ("wav", "FLOAT", "flac", "PCM_24"),
         ("ogg", "VORBIS", "ogg", "VORBIS"),
         ("mp3", "MPEG_LAYER_III", "mp3", "MPEG_LAYER_III"),
         ("wav", "PCM_16", "mp3", "MPEG_LAYER_III"),
