@@ -354,11 +354,15 @@ def enhance_chunks(
 def enhance_signal(audio: np.ndarray, rate: int, settings: Settings, predict: PredictFn, **options) -> np.ndarray:
     """Denoise audio at any rate, each channel on its own.
 
-    audio: float32, shape (n_samples, channels), at ``rate`` Hz. Returns the same shape and rate.
-    ``options``: the fields of EnhanceOptions (strength, floor_db, high_band, chunk_seconds, overlap,
-    match_level).
+    audio: float32, shape (n_samples, channels) or (n_samples,), at ``rate`` Hz. Returns the same
+    shape and rate. ``options``: the fields of EnhanceOptions (strength, floor_db, high_band,
+    chunk_seconds, overlap, match_level).
     """
     audio = np.asarray(audio, dtype=np.float32)
+    if audio.ndim == 1:
+        return enhance_signal(audio[:, None], rate, settings, predict, **options)[:, 0]
+    if audio.ndim != 2:
+        raise AudioError(f"audio of shape {audio.shape}: expected (n_samples, channels) or (n_samples,)")
     if audio.shape[0] == 0:
         return audio.copy()
     pieces = enhance_chunks(lambda a, b: audio[a:b], audio.shape[0], rate, settings, predict,

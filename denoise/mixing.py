@@ -378,6 +378,11 @@ def create_dataset(
     existing = [SHARD_PATTERN.format(i) for i in mine if (out_dir / SHARD_PATTERN.format(i)).exists()]
     if existing and not overwrite:
         raise DataError(f"{out_dir / existing[0]}: already exists (use --overwrite to replace the dataset)")
+    if overwrite:  # shards of this part beyond the new count belong to the old dataset: training reads every shard
+        for stale in out_dir.glob("shard-*.npz"):
+            index = stale.stem.split("-")[-1]
+            if index.isdigit() and int(index) % num_shards == shard_index and int(index) not in mine:
+                stale.unlink()
     save_settings(settings, out_dir)
 
     results = []

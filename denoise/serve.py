@@ -30,7 +30,8 @@ from typing import Any, Callable, Iterator
 import anyio
 import numpy as np
 from fastapi import FastAPI, HTTPException, Query, Request
-from fastapi.responses import FileResponse, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
 from python_multipart.multipart import MultipartParser, parse_options_header
@@ -140,6 +141,7 @@ class Denoised:
     processing_seconds: float
     scaled_db: float
     spectrograms: dict[str, bytes] | None = None
+    truncated: str | None = None  # the upload's header promised more audio than it held
 
 
 def display_name(filename: str | None) -> str:
@@ -161,8 +163,8 @@ class _TooLarge(Exception):
 async def receive_upload(request: Request, dest: Path, limits: Limits) -> Upload:
     """Stream the multipart field ``file`` of ``request`` into ``dest``; other fields are ignored.
 
-    The size limit is checked against Content-Length first, then against the bytes as they arrive,
-    so an oversized upload is never stored whole.
+    The size limit is checked against Content-Length first, then against the bytes as they arrive
+    (the file's and the whole body's), so an oversized upload is never stored or read whole.
     """
     ctype, params = parse_options_header(request.headers.get("content-type"))
     if ctype != b"multipart/form-data" or not params.get(b"boundary"):
@@ -218,8 +220,12 @@ async def receive_upload(request: Request, dest: Path, limits: Limits) -> Upload
         "on_header_end": on_header_end, "on_headers_finished": on_headers_finished,
         "on_part_data": on_part_data, "on_part_end": on_part_end,
     })
+    received = 0
     try:
         async for chunk in request.stream():
+            received += len(chunk)  # the whole body too: a chunked one has no Content-Length to check
+            if received > limits.max_upload_bytes + FORM_OVERHEAD:
+                raise _TooLarge
             parser.write(chunk)
         parser.finalize()
     except _TooLarge:
@@ -279,8 +285,9 @@ def denoise_upload(upload: Upload, models: SharedModels, limits: Limits, spectro
     except DenoiseError as exc:
         raise HTTPException(422, public(exc)) from None
     stem = name.rsplit(".", 1)[0] if "." in name else name
+    truncated = result.truncated.replace(str(src), name) if result.truncated else None
     return Denoised(data, media_type, f"{stem}-denoised{ext}", rate, result.channels, seconds,
-                    result.processing_s, result.scaled_db, images)
+                    result.processing_s, result.scaled_db, images, truncated)
 
 
 def _settings_and_predict(models: SharedModels, rate: int) -> tuple[Any, Callable]:
@@ -324,6 +331,7 @@ class Analysis(BaseModel):
     processing_seconds: float
     scaled_db: float
     spectrograms: SpectrogramImages
+    truncated: str | None = None
 
 
 UPLOAD_BODY = {
@@ -391,6 +399,12 @@ def create_app(
     app.state.workdir = workdir
     app.state.limits = limits
     app.add_middleware(SecurityHeadersMiddleware)
+
+    @app.exception_handler(RequestValidationError)
+    async def one_line_validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        """A bad query value (strength=2) answers {"detail": "one line"} like every other error."""
+        problems = [f"{'.'.join(str(part) for part in e['loc'][1:]) or 'request'}: {e['msg']}" for e in exc.errors()]
+        return JSONResponse({"detail": "; ".join(problems)}, status_code=422)
     app.mount("/static", StaticFiles(directory=WEB_DIR), name="static")
 
     async def run_job(request: Request, spectrograms: bool, strength: float) -> Denoised:
@@ -425,6 +439,7 @@ def create_app(
             "x-processing-seconds": f"{result.processing_seconds:.3f}",
             "x-audio-seconds": f"{result.seconds:.3f}",
             "x-scaled-db": f"{result.scaled_db:.2f}",
+            **({"x-truncated": result.truncated} if result.truncated else {}),
         })
 
     @app.post("/api/analyze", summary="Denoise a recording; answers with the audio and both spectrograms",
@@ -437,6 +452,7 @@ def create_app(
             "sample_rate": result.sample_rate, "channels": result.channels, "seconds": result.seconds,
             "processing_seconds": result.processing_seconds, "scaled_db": result.scaled_db,
             "spectrograms": {k: b64(v) for k, v in result.spectrograms.items()},
+            "truncated": result.truncated,
         }
 
     return app

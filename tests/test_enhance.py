@@ -37,6 +37,8 @@ def test_output_keeps_rate_length_channels_and_level(rng, rate):
     assert error_db(y, x) < -40  # nothing removed: identical, high band included
     quieter = enhance_signal(x[:, :1], 8000, TINY, constant_noise(6.0, TINY))
     assert 20 * np.log10(np.linalg.norm(quieter) / np.linalg.norm(x[:, :1])) == pytest.approx(-6.0, abs=0.01)
+    one_d = enhance_signal(x[:, 0], 8000, TINY, constant_noise(6.0, TINY))  # (n_samples,) in, the same out
+    assert one_d.shape == x[:, 0].shape and np.allclose(one_d, quieter[:, 0])
 
 
 def test_no_seams_where_blocks_meet(rng):

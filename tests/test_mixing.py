@@ -95,6 +95,11 @@ def test_existing_dataset_is_not_overwritten(tmp_path, corpus):
     with pytest.raises(DataError, match="already exists"):
         create_dataset(voice, noise, tmp_path / "out", TINY, MixOptions(nb_samples=3))
     create_dataset(voice, noise, tmp_path / "out", TINY, MixOptions(nb_samples=3, seed=1), overwrite=True)
+    # a smaller dataset over a larger one: the old shards beyond the new count go (training reads them all)
+    create_dataset(voice, noise, tmp_path / "big", TINY, MixOptions(nb_samples=7, shard_size=2))
+    assert len(list((tmp_path / "big").glob("shard-*.npz"))) == 4
+    create_dataset(voice, noise, tmp_path / "big", TINY, MixOptions(nb_samples=3, shard_size=2), overwrite=True)
+    assert sorted(p.name for p in (tmp_path / "big").glob("shard-*.npz")) == ["shard-00000.npz", "shard-00001.npz"]
 
 
 def test_workers_and_parts_give_the_same_dataset(tmp_path, corpus):

@@ -86,8 +86,10 @@ def test_strength_sets_how_much_is_removed(client):
         levels[strength] = float(np.sqrt(np.mean(out**2)))
     assert levels[0.0] == pytest.approx(float(np.sqrt(np.mean(audio**2))), rel=1e-3)  # nothing removed
     assert levels[0.0] > levels[0.5] > levels[1.0]
-    response = client.post("/api/analyze?strength=1.5", files={"file": ("t.wav", data, "audio/wav")})
-    assert response.status_code == 422 and "strength" in response.text
+    for bad in ("1.5", "-1", "abc"):  # one line, as every other error: the page shows body.detail
+        response = client.post(f"/api/analyze?strength={bad}", files={"file": ("t.wav", data, "audio/wav")})
+        assert response.status_code == 422 and isinstance(response.json()["detail"], str), response.text
+        assert response.json()["detail"].startswith("strength: ") and "\n" not in response.json()["detail"]
 
 
 def test_flac_upload_gives_flac_with_the_same_rate_and_channels(client):
@@ -166,6 +168,28 @@ def test_an_oversized_stream_is_refused_while_it_arrives(client):
                            headers={"content-type": f"multipart/form-data; boundary={boundary}"})
     assert response.status_code == 413 and "larger than the limit" in response.text
     assert "content-length" not in response.request.headers
+
+    def big_field_first():  # a field that is not the file counts too: the whole body is capped
+        yield f"--{boundary}\r\nContent-Disposition: form-data; name=\"note\"\r\n\r\n".encode()
+        for _ in range(50):
+            yield b"x" * 65536
+        yield (f"\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.wav\"\r\n"
+               f"Content-Type: audio/wav\r\n\r\n").encode() + encode(noisy(0.3, 16000), 16000)
+        yield f"\r\n--{boundary}--\r\n".encode()
+
+    response = client.post("/api/denoise", content=big_field_first(),
+                           headers={"content-type": f"multipart/form-data; boundary={boundary}"})
+    assert response.status_code == 413 and "larger than the limit" in response.text
+
+
+def test_a_wav_cut_short_is_denoised_with_a_note(client):
+    whole = encode(noisy(1.0, 16000), 16000, subtype="PCM_16")
+    response = post(client, whole[: len(whole) // 3], "cut.wav")
+    assert response.status_code == 200, response.text
+    assert response.headers["x-truncated"].startswith("cut.wav: truncated: its header promises 1.0 s")
+    response = post(client, whole[: len(whole) // 3], "cut.wav", path="/api/analyze")
+    assert response.status_code == 200 and response.json()["truncated"].startswith("cut.wav: truncated")
+    assert "x-truncated" not in post(client, whole, "whole.wav").headers
 
 
 def test_uploaded_names_never_become_paths(client, server):

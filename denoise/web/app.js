@@ -83,7 +83,8 @@ async function enhance() {
     const roundTrip = (performance.now() - started) / 1000;
     $("timing").textContent = body.seconds.toFixed(1) + " s of audio denoised in " +
       body.processing_seconds.toFixed(2) + " s (" + roundTrip.toFixed(2) + " s with upload and images)" +
-      (body.scaled_db < 0 ? "; scaled by " + body.scaled_db.toFixed(2) + " dB to avoid clipping" : "");
+      (body.scaled_db < 0 ? "; scaled by " + body.scaled_db.toFixed(2) + " dB to avoid clipping" : "") +
+      (body.truncated ? "; note: " + body.truncated + ", denoised what it holds" : "");
     $("download").href = url;
     $("download").download = body.filename;
     $("download").hidden = false;
