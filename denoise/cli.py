@@ -130,7 +130,8 @@ def data_creation(voice_dir, noise_dir, noise_classes, out_dir, nb_samples, samp
 @click.option("--out", type=EXISTING_DIR, required=True, help="Folder for models, log and plot.")
 @click.option("--epochs", type=click.IntRange(min=1), default=10, show_default=True, help="Total epochs (counting resumed ones).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True)
-@click.option("--learning-rate", type=click.FloatRange(min=0, min_open=True), default=1e-4, show_default=True)
+@click.option("--learning-rate", type=click.FloatRange(min=0, min_open=True),
+              help="Adam's learning rate [default: 1e-4; with --resume, the checkpoint's].")
 @click.option("--validation-split", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.1,
               show_default=True, help="Share of pairs held out for validation.")
 @click.option("--resume", is_flag=True, help="Continue from the last checkpoint in --out.")
@@ -146,15 +147,25 @@ def data_creation(voice_dir, noise_dir, noise_classes, out_dir, nb_samples, samp
                    "with --init-weights, that model's own].")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--mixed-precision", is_flag=True, help="float16 compute on GPUs that support it.")
-@click.option("--loss", type=click.Choice(["noise", "noise+clean"]), default="noise", show_default=True,
+@click.option("--loss", type=click.Choice(["noise", "noise+clean"]),
               help="noise: Huber on the noise target (the original method); noise+clean: also score "
-                   "the clean estimate prediction makes, weighting loud speech bins more.")
+                   "the clean estimate prediction makes, weighting loud speech bins more "
+                   "[default: noise; with --resume, the checkpoint's].")
 def train(data_dir, out, epochs, batch_size, learning_rate, validation_split, resume, init_weights,
           base_filters, widen_to, depth, dropout, seed, mixed_precision, loss) -> None:
     """Train the U-Net to predict the noise in noisy spectrograms."""
-    from .settings import ModelSettings
-    from .train import TrainOptions, train as run_training
+    from click.core import ParameterSource
 
+    from .settings import ModelSettings, read_json
+    from .train import STATE, TrainOptions, train as run_training
+
+    given = [f"--{name.replace('_', '-')}" for name in ("base_filters", "depth", "dropout")
+             if click.get_current_context().get_parameter_source(name) == ParameterSource.COMMANDLINE]
+    if resume and given:
+        raise click.ClickException(f"{', '.join(given)}: for a new model; --resume goes on with the checkpoint's")
+    if init_weights and set(given) - {"--dropout"}:
+        raise click.ClickException(f"{', '.join(sorted(set(given) - {'--dropout'}))}: for a new model; "
+                                   "--init-weights takes that model's size (--widen-to makes it wider)")
     options = TrainOptions(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
                            validation_split=validation_split, seed=seed, mixed_precision=mixed_precision,
                            loss=loss)
@@ -165,7 +176,13 @@ def train(data_dir, out, epochs, batch_size, learning_rate, validation_split, re
                               widen_to=widen_to, dropout=dropout if init_weights else None, log=click.echo)
     except DenoiseError as exc:
         _fail(exc)
-    click.echo(f"Done: {result.epochs_done} epochs on {result.device}; best validation loss "
+    except KeyboardInterrupt:
+        try:
+            saved = f"{out / 'last.keras'} holds epoch {read_json(out / STATE)['epoch']}"
+        except Exception:
+            raise click.ClickException("interrupted before the first epoch was saved; nothing to resume") from None
+        raise click.ClickException(f"interrupted: {saved}; go on with the same command and --resume") from None
+    click.echo(f"Done: {result.epochs_done} epoch{'s' if result.epochs_done != 1 else ''} on {result.device}; best validation loss "
                f"{result.best_val_loss:.5f}; best model {result.best_path}; last checkpoint {result.last_path}")
 
 

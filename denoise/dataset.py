@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from fractions import Fraction
 from pathlib import Path
 from typing import Iterator
 
@@ -30,26 +31,47 @@ def load_dataset_settings(data_dir: Path) -> Settings:
     return load_settings(Path(data_dir))
 
 
-def is_validation(index: np.ndarray, every: int) -> np.ndarray:
-    """Deterministic hold-out: every ``every``-th pair of the dataset (shards in name order)."""
-    return (index % every) == every - 1
+def is_validation(index: np.ndarray, every: float) -> np.ndarray:
+    """Deterministic hold-out of a share 1/``every`` of the pairs (shards in name order), spread
+    evenly: pair i is held out when floor((i + 1) / every) > floor(i / every). A whole ``every``
+    holds out every ``every``-th pair; 1 / 0.4 = 2.5 holds out two pairs in five."""
+    share = Fraction(1 / every).limit_denominator(10_000) if not isinstance(every, int) else Fraction(1, every)
+    index = np.asarray(index, dtype=np.int64)
+    return (index + 1) * share.numerator // share.denominator > index * share.numerator // share.denominator
 
 
-def shard_offsets(shards: list[Path]) -> tuple[dict[Path, int], int]:
-    """Index of each shard's first pair in the whole dataset, and the total, without loading arrays."""
+def _read_error(path: Path, exc: BaseException) -> DataError:
+    """A shard that cannot be read (cut short, empty, not an .npz) as one line naming it."""
+    if isinstance(exc, KeyError):
+        return DataError(f"{path}: not a dataset shard (no {exc} array)")
+    detail = str(exc).strip().splitlines()[0] if str(exc).strip() else "cut short or empty"
+    return DataError(f"{path}: cannot read shard ({detail}); make the dataset again or remove the file")
+
+
+def shard_offsets(shards: list[Path], settings: Settings | None = None) -> tuple[dict[Path, int], int]:
+    """Index of each shard's first pair in the whole dataset, and the total, without loading arrays.
+
+    With ``settings``, each shard's pairs are also checked to have the settings' shape, so a shard
+    of another dataset stops training before it starts rather than hours into an epoch.
+    """
     offsets, total = {}, 0
+    expected = None if settings is None else (settings.n_bins, settings.n_frames)
     for path in sorted(shards):
         offsets[path] = total
         try:
             with np.load(path, mmap_mode="r") as data:
-                total += data["noisy_db"].shape[0]
-        except (OSError, KeyError, ValueError) as exc:
-            raise DataError(f"{path}: cannot read shard ({exc})") from None
+                shapes = [data[key].shape for key in ("noisy_db", "clean_db")]
+        except Exception as exc:  # zip, pickle, EOF and OS errors: numpy raises many kinds
+            raise _read_error(path, exc) from None
+        if expected is not None and any(shape[1:] != expected for shape in shapes):
+            raise DataError(f"{path}: pairs of shape {shapes[0][1:]}, the dataset's settings expect {expected} "
+                            "(a shard of another dataset?)")
+        total += shapes[0][0]
     return offsets, total
 
 
 def iter_pairs(
-    shards: list[Path], settings: Settings, split: str, every: int, seed: int | None
+    shards: list[Path], settings: Settings, split: str, every: float, seed: int | None
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Yield (scaled noisy, scaled noise target), each float32 (n_bins, n_frames, 1).
 
@@ -65,8 +87,8 @@ def iter_pairs(
             with np.load(path) as data:
                 noisy = data["noisy_db"].astype(np.float32)
                 clean = data["clean_db"].astype(np.float32)
-        except (OSError, KeyError, ValueError) as exc:
-            raise DataError(f"{path}: cannot read shard ({exc})") from None
+        except Exception as exc:
+            raise _read_error(path, exc) from None
         expected = (settings.n_bins, settings.n_frames)
         if noisy.shape[1:] != expected:
             raise DataError(f"{path}: pairs of shape {noisy.shape[1:]}, settings expect {expected}")
@@ -79,9 +101,9 @@ def iter_pairs(
             yield xi[..., None], yi[..., None]
 
 
-def count_pairs(shards: list[Path], every: int) -> tuple[int, int]:
-    """(training pairs, validation pairs) without loading the arrays."""
-    _, total = shard_offsets(shards)
+def count_pairs(shards: list[Path], every: float, settings: Settings | None = None) -> tuple[int, int]:
+    """(training pairs, validation pairs) without loading the arrays (checking their shape with ``settings``)."""
+    _, total = shard_offsets(shards, settings)
     n_val = int(is_validation(np.arange(total), every).sum())
     return total - n_val, n_val
 
@@ -91,7 +113,7 @@ def make_dataset(
     settings: Settings,
     split: str,
     batch_size: int,
-    every: int = 10,
+    every: float = 10,
     shuffle_buffer: int = 2048,
     seed: int = 0,
     drop_remainder: bool = False,

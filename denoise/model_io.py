@@ -321,6 +321,9 @@ def save_model(
     except OSError as exc:
         Path(tmp).unlink(missing_ok=True)
         raise ModelFileError(f"{path}: cannot save model ({exc})") from None
+    except BaseException:  # Ctrl-C during the save: no half-written file left behind
+        Path(tmp).unlink(missing_ok=True)
+        raise
     info = {
         "settings": settings.to_dict(),
         "model": model_settings.to_dict(),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -23,17 +23,24 @@ LOCK = ".lock"
 PLOT = "loss.png"
 
 
+DEFAULT_LEARNING_RATE = 1e-4
+DEFAULT_LOSS = "noise"
+
+
 @dataclass(frozen=True)
 class TrainOptions:
+    """How to train. ``learning_rate`` and ``loss`` left None mean 1e-4 and "noise" for a new or
+    fine-tuned model, and the checkpoint's own with resume (given, they replace it)."""
+
     epochs: int = 10
     batch_size: int = 16
-    learning_rate: float = 1e-4
+    learning_rate: float | None = None
     validation_split: float = 0.1
     seed: int = 0
     shuffle_buffer: int = 2048
     mixed_precision: bool = False
     distribute: str = "auto"  # "auto", "mirrored" (every local device, CPUs included) or "none"
-    loss: str = "noise"  # "noise" (the original method) or "noise+clean" (see denoise.model.make_loss)
+    loss: str | None = None  # "noise" (the original method) or "noise+clean" (see denoise.model.make_loss)
 
 
 @dataclass
@@ -89,7 +96,7 @@ def input_rate(dataset, batch_size: int, batches: int = 20) -> float:
 
 
 def _prepare_model(data_dir, out_dir, settings, options, model_settings, resume, init_weights, widen_to, dropout, log):
-    """(model, model settings, epochs already done, best validation loss), compiled for fit."""
+    """(model, model settings, epochs already done, best validation loss, learning rate), compiled for fit."""
     from .model import build_unet, compile_model, widen_unet, with_dropout
 
     last_path, state_path, log_path = out_dir / LAST, out_dir / STATE, out_dir / LOG
@@ -100,13 +107,26 @@ def _prepare_model(data_dir, out_dir, settings, options, model_settings, resume,
         if saved_settings != settings:
             raise DataError(f"{data_dir}: dataset settings differ from the checkpoint's in {out_dir} "
                             f"({settings.differences(saved_settings)})")
-        saved_loss = info.get("training", {}).get("loss", "noise")
+        saved_loss = info.get("training", {}).get("loss", DEFAULT_LOSS)
         if saved_loss != options.loss:
             raise DataError(f"{last_path}: trained with --loss {saved_loss}, not {options.loss}; resume with the same loss")
-        state = read_json(state_path)
+        try:
+            state = read_json(state_path)
+            epoch, best_val = int(state["epoch"]), float(state["best_val_loss"])
+        except (KeyError, TypeError, ValueError):
+            raise DataError(f"{state_path}: not the state of a 'denoise train' run; start a new one with "
+                            f"--init-weights {last_path}") from None
+        best_json = (out_dir / BEST).with_suffix(".json")
+        if best_json.exists():  # an interrupted save may have written best.keras and not state.json
+            best_val = min(best_val, float(read_json(best_json).get("training", {}).get("val_loss", best_val)))
         model = load_model(last_path, compile=True, runtime="keras").model
-        log(f"Resuming from {last_path} after epoch {state['epoch']}")
-        return model, model_settings, int(state["epoch"]), float(state["best_val_loss"])
+        learning_rate = float(model.optimizer.learning_rate)
+        if options.learning_rate is not None and not math.isclose(options.learning_rate, learning_rate, rel_tol=1e-6):
+            log(f"Learning rate {options.learning_rate:g} (the checkpoint's was {learning_rate:g})")
+            model.optimizer.learning_rate = learning_rate = options.learning_rate
+        _keep_log_rows(log_path, epoch)
+        log(f"Resuming from {last_path} after epoch {epoch}")
+        return model, model_settings, epoch, best_val, learning_rate
     if last_path.exists():
         raise ModelFileError(f"{last_path}: a training already exists here (use --resume, or another --out)")
     if init_weights:
@@ -130,9 +150,27 @@ def _prepare_model(data_dir, out_dir, settings, options, model_settings, resume,
     else:
         model_settings = (model_settings or ModelSettings()).validate(settings)
         model = build_unet(settings, model_settings)
-    compile_model(model, options.learning_rate, options.loss, settings)
+    learning_rate = DEFAULT_LEARNING_RATE if options.learning_rate is None else options.learning_rate
+    compile_model(model, learning_rate, options.loss, settings)
     log_path.unlink(missing_ok=True)
-    return model, model_settings, 0, math.inf
+    return model, model_settings, 0, math.inf, learning_rate
+
+
+def _keep_log_rows(log_path: Path, epochs: int) -> None:
+    """Drop log.csv rows of epochs after the checkpoint's (written before an interruption) so a
+    resumed run does not log them twice."""
+    import csv
+
+    if not log_path.exists():
+        return
+    with open(log_path, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    kept = [r for r in rows if r.get("epoch", "").isdigit() and int(r["epoch"]) < epochs]
+    if len(kept) != len(rows) and rows:
+        with open(log_path, "w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(kept)
 
 
 def train(
@@ -161,6 +199,10 @@ def train(
         raise DataError(f"validation_split={options.validation_split} must be in (0, 1)")
     from .model import LOSSES
 
+    if options.loss is None:  # the checkpoint's on resume, else the original method's
+        last_json = (Path(out_dir) / LAST).with_suffix(".json")
+        saved = read_model_info(last_json)[2].get("training", {}) if resume and last_json.exists() else {}
+        options = replace(options, loss=saved.get("loss", DEFAULT_LOSS))
     if options.loss not in LOSSES:
         raise DataError(f"loss={options.loss!r} must be one of {', '.join(LOSSES)}")
     if resume and init_weights:
@@ -171,12 +213,12 @@ def train(
         raise DataError("dropout= is for --init-weights; a new model takes it from its model settings")
     shards = list_shards(data_dir)
     settings = load_dataset_settings(data_dir)
-    every = max(2, round(1 / options.validation_split))
-    n_train, n_val = count_pairs(shards, every)
+    every = 1 / options.validation_split
+    n_train, n_val = count_pairs(shards, every, settings)
     if n_val == 0 or n_train == 0:
         raise DataError(
             f"{data_dir}: {n_train + n_val} pairs are too few for a {options.validation_split:.0%} "
-            f"validation split; create at least {every} pairs"
+            f"validation split; create at least {math.ceil(max(every, 1 / (1 - options.validation_split)))} pairs"
         )
 
     out_dir = Path(out_dir)
@@ -217,10 +259,11 @@ def _fit(data_dir, out_dir, shards, settings, every, n_train, n_val, options, mo
         keras.mixed_precision.set_global_policy("mixed_float16")
     try:
         with strategy.scope():
-            model, model_settings, initial_epoch, best_val = _prepare_model(
+            model, model_settings, initial_epoch, best_val, learning_rate = _prepare_model(
                 data_dir, out_dir, settings, options, model_settings, resume, init_weights, widen_to, dropout, log)
     finally:
         keras.mixed_precision.set_global_policy("float32")
+    options = replace(options, learning_rate=learning_rate)
 
     device = training_device()
     log(f"Training on {device} ({strategy_name}{', mixed precision' if options.mixed_precision else ''}): "

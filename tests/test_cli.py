@@ -36,10 +36,12 @@ def test_data_creation_train_predict_end_to_end(tmp_path, corpus, rng):
     result = run("train", "--data-dir", data, "--out", out, "--epochs", 1, "--batch-size", 4, "--depth", 2,
                  "--base-filters", 4)
     assert result.exit_code == 0, result.output
-    assert "Training on CPU" in result.output and "Done: 1 epochs" in result.output
+    assert "Training on CPU" in result.output and "Done: 1 epoch on" in result.output
     result = run("train", "--data-dir", data, "--out", out, "--epochs", 2, "--resume")
     assert result.exit_code == 0, result.output
     assert "Resuming from" in result.output and "Done: 2 epochs" in result.output
+    result = run("train", "--data-dir", data, "--out", out, "--epochs", 3, "--resume", "--base-filters", 8)
+    assert result.exit_code == 1 and "--base-filters: for a new model; --resume goes on" in result.output
 
     src = tmp_path / "noisy.flac"
     sf.write(str(src), speech_like(rng, 0.7, 16000), 16000)

@@ -139,10 +139,63 @@ def test_noise_and_clean_loss_trains_and_resumes(trained, tmp_path):
     train(trained["data"], out, options, TINY_MODEL, **QUIET)
     assert load_model(out / "last.keras").metadata["training"]["loss"] == "noise+clean"
     with pytest.raises(DataError, match="trained with --loss noise\\+clean"):
-        train(trained["data"], out, TrainOptions(epochs=2, batch_size=8), resume=True, **QUIET)
-    train(trained["data"], out, TrainOptions(epochs=2, batch_size=8, loss="noise+clean"), resume=True, **QUIET)
+        train(trained["data"], out, TrainOptions(epochs=2, batch_size=8, loss="noise"), resume=True, **QUIET)
+    train(trained["data"], out, TrainOptions(epochs=2, batch_size=8), resume=True, **QUIET)  # the checkpoint's loss
+    assert load_model(out / "last.keras").metadata["training"]["loss"] == "noise+clean"
     assert [r["epoch"] for r in read_log(out / "log.csv")] == ["0", "1"]
     assert np.isfinite(float(read_log(out / "log.csv")[-1]["val_loss"]))
+
+
+def test_resume_keeps_or_replaces_the_learning_rate_and_survives_an_interrupted_save(trained, tmp_path):
+    import json
+
+    out = tmp_path / "lr"
+    train(trained["data"], out, TrainOptions(epochs=2, batch_size=8, learning_rate=3e-4), TINY_MODEL, **QUIET)
+    # As if Ctrl-C came after epoch 2's best.keras and log row but before state.json: state says epoch 1.
+    best = json.loads((out / "best.json").read_text())["training"]["val_loss"]
+    (out / "state.json").write_text(json.dumps({"epoch": 1, "best_val_loss": best + 1.0}))
+    messages = []
+    result = train(trained["data"], out, TrainOptions(epochs=3, batch_size=8), resume=True,
+                   log=messages.append, verbose=0)
+    assert result.best_val_loss <= best  # the better best.keras of the lost epoch is not overwritten by a worse one
+    assert [r["epoch"] for r in read_log(out / "log.csv")] == ["0", "1", "2"]  # epoch 1 not logged twice
+    assert load_model(out / "last.keras").metadata["training"]["learning_rate"] == pytest.approx(3e-4)
+    assert not any(m.startswith("Learning rate") for m in messages)
+    messages.clear()
+    train(trained["data"], out, TrainOptions(epochs=4, batch_size=8, learning_rate=1e-5), resume=True,
+          log=messages.append, verbose=0)
+    assert any(m.startswith("Learning rate 1e-05 (the checkpoint's was 0.0003)") for m in messages), messages
+    last = load_model(out / "last.keras", compile=True, runtime="keras")
+    assert float(last.model.optimizer.learning_rate) == pytest.approx(1e-5)
+    assert last.metadata["training"]["learning_rate"] == pytest.approx(1e-5)
+
+
+def test_validation_split_is_the_share_asked_for(trained, tmp_path):
+    from denoise.dataset import count_pairs, list_shards
+
+    shards = list_shards(trained["data"])  # 30 pairs
+    assert count_pairs(shards, 1 / 0.4) == (18, 12)
+    assert count_pairs(shards, 1 / 0.1) == (27, 3)
+    assert count_pairs(shards, 10) == (27, 3)
+
+
+def test_unreadable_or_foreign_shards_stop_training_before_it_starts(trained, tmp_path):
+    import shutil
+
+    for damage, message in (("cut", "cannot read shard"), ("empty", "cannot read shard"),
+                            ("foreign", "the dataset's settings expect (16, 16)")):
+        data = tmp_path / damage
+        shutil.copytree(trained["data"], data)
+        shard = sorted(data.glob("shard-*.npz"))[1]
+        if damage == "cut":
+            shard.write_bytes(shard.read_bytes()[: shard.stat().st_size // 2])
+        elif damage == "empty":
+            shard.write_bytes(b"")
+        else:
+            with np.load(shard) as arrays:
+                np.savez(shard, **{k: v[:, :8] for k, v in arrays.items()})
+        with pytest.raises(DataError, match=f"{shard.name}: .*{message}".replace("(", "\\(").replace(")", "\\)")):
+            train(data, tmp_path / f"run-{damage}", TrainOptions(epochs=1, batch_size=8), TINY_MODEL, **QUIET)
 
 
 def test_two_trainings_never_write_one_folder(trained, tmp_path):
