@@ -2,6 +2,10 @@
 
     python benchmarks/corpus_split.py --corpus ../shared/corpus --out work_data
 
+The corpus is a folder with ``manifest.csv`` beside its audio; the columns read are ``path``
+(relative to the corpus; its first folder is dropped in the split), ``kind`` (speech or noise),
+``speaker_or_class`` (a speaker id, or a noise class), and ``bandwidth_hz`` (the speech's 99.5 %
+energy bandwidth).
 Deterministic (no randomness in the split; a fixed seed for the validation mixes). Writes:
   OUT/split/train/speech_16k  training speakers whose speech really has wide-band content
                               (99.5 % energy bandwidth >= 3500 Hz, see the corpus README)

@@ -59,9 +59,10 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--valset", type=Path, default=Path("work_data/valset"))
     ap.add_argument("--work", type=Path, default=Path("work_data/bench"), help="quality.py's --work folder")
-    ap.add_argument("--parts", default="16k,16k_high,8k,8k_high")
-    ap.add_argument("--bands", default="snr+15,snr+20")
-    ap.add_argument("--systems", default="denoise (shipped),DeepFilterNet3")
+    ap.add_argument("--parts", default="16k,16k_high,8k,8k_high", help="validation set parts, comma-separated")
+    ap.add_argument("--bands", default="snr+15,snr+20", help="SNR band folders to look at, comma-separated")
+    ap.add_argument("--systems", default="denoise (shipped),DeepFilterNet3",
+                    help="systems as named in quality.py's tables, comma-separated")
     args = ap.parse_args(argv)
     bands = args.bands.split(",")
     print(f"$ python benchmarks/falls.py --valset {args.valset} --work {args.work} --parts {args.parts} "

@@ -80,7 +80,7 @@ def variants(predict, settings) -> dict[str, tuple]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     ap.add_argument("--valset", type=Path, default=Path("work_data/valset"))
     ap.add_argument("--weights", type=Path, default=WEIGHTS_DIR / SHIPPED_MODELS[16000])
     ap.add_argument("--variants", help="comma-separated names (default: all)")

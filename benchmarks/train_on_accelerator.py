@@ -1,7 +1,8 @@
 """Train the denoise U-Net on a GPU machine that has JAX but no TensorFlow (Keras 3, JAX backend).
 
-Same model, scaling, loss and saved files as ``denoise train`` (the .keras file loads under
-TensorFlow as usual); only the input pipeline differs: the whole dataset is held in memory as
+Same model, scaling, losses and saved files as ``denoise train`` (the .keras file loads under
+TensorFlow as usual), with other defaults (those of the GPU stages: --loss noise+clean, dropout 0
+for a new model, one pair in 50 held out, batch 32); the input pipeline differs: the whole dataset is held in memory as
 float16 (a GPU machine has the room), and training runs in rounds of ``--round-pairs`` pairs
 until a wall-clock budget is spent, the learning rate falling on a cosine from ``--lr`` to
 ``--lr-end`` over that budget. After each round the validation loss is measured and the best
@@ -119,6 +120,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--every", type=int, default=50, help="every N-th pair is held out for validation")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
+    if (args.out_dir / "best.keras").exists():  # an earlier run's best model would be replaced by a worse one
+        raise SystemExit(f"{args.out_dir}: holds a run already; choose another --out-dir "
+                         f"(to go on from it: --init-weights {args.out_dir / 'last.keras'})")
 
     import keras
 
@@ -127,6 +131,9 @@ def main(argv: list[str] | None = None) -> None:
     t0 = time.time()
     settings = load_dataset_settings(args.data_dir)
     x, y, xv, yv = load_pairs(args.data_dir, args.every)
+    if len(xv) == 0 or len(x) == 0:
+        raise SystemExit(f"{args.data_dir}: {len(x) + len(xv)} pairs are too few to hold out one in {args.every} "
+                         "(--every) for validation")
     print(f"loaded {len(x)} training and {len(xv)} validation pairs in {time.time() - t0:.0f} s", flush=True)
     keras.utils.set_random_seed(args.seed)
     model, ms, seen0 = prepare_model(args, settings)
