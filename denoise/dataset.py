@@ -23,7 +23,33 @@ def list_shards(data_dir: Path) -> list[Path]:
     shards = sorted(data_dir.glob(SHARD_GLOB))
     if not shards:
         raise DataError(f"{data_dir}: no dataset shards ({SHARD_GLOB}); run 'denoise data-creation' first")
+    _check_complete(data_dir, {path.name for path in shards})
     return shards
+
+
+def _check_complete(data_dir: Path, present: set[str]) -> None:
+    """DataError if a shard or a part that data creation's manifests list is missing (a part's job
+    failed, a file was lost in a copy): training would silently use less data than was made."""
+    import json
+    import re
+
+    manifests = sorted(data_dir.glob("manifest*.json"))
+    for path in manifests:
+        parts = re.fullmatch(r"manifest-part(\d+)-of-(\d+)\.json", path.name)
+        if parts:
+            missing = [f"manifest-part{i:03d}-of-{int(parts.group(2)):03d}.json" for i in range(int(parts.group(2)))
+                       if not (data_dir / f"manifest-part{i:03d}-of-{int(parts.group(2)):03d}.json").exists()]
+            if missing:
+                raise DataError(f"{data_dir / missing[0]}: missing: {len(missing)} of the dataset's "
+                                f"{int(parts.group(2))} parts were not created (data-creation --shard-index)")
+        try:
+            listed = json.loads(path.read_text()).get("shards", [])
+        except (OSError, ValueError, AttributeError):
+            continue  # an unreadable manifest is a report, not the data
+        absent = [name for name in listed if name not in present]
+        if absent:
+            raise DataError(f"{data_dir / absent[0]}: missing, though {path.name} lists it "
+                            f"({len(absent)} of its {len(listed)} shards are missing)")
 
 
 def load_dataset_settings(data_dir: Path) -> Settings:

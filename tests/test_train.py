@@ -226,3 +226,16 @@ def test_init_weights_from_another_geometry_says_which_setting_differs(trained, 
     path = save_model(build_unet(other, TINY_MODEL), tmp_path / "m16.keras", other, TINY_MODEL)
     with pytest.raises(ModelFileError, match=r"m16.keras: its settings differ .* \(sample_rate 16000 vs 8000\)"):
         train(trained["data"], tmp_path / "ft", TrainOptions(epochs=1), init_weights=path, **QUIET)
+
+
+def test_a_missing_shard_or_part_stops_training(trained, tmp_path):
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(trained["data"], data)
+    sorted(data.glob("shard-*.npz"))[-1].unlink()
+    with pytest.raises(DataError, match="shard-00002.npz: missing, though manifest.json lists it"):
+        train(data, tmp_path / "run", TrainOptions(epochs=1, batch_size=8), TINY_MODEL, **QUIET)
+    (data / "manifest.json").rename(data / "manifest-part000-of-002.json")
+    with pytest.raises(DataError, match="manifest-part001-of-002.json: missing: 1 of the dataset's 2 parts"):
+        train(data, tmp_path / "run", TrainOptions(epochs=1, batch_size=8), TINY_MODEL, **QUIET)
