@@ -542,7 +542,9 @@ def run(host: str, port: int, weights: Path | None, limits: Limits, runtime: str
     sock = bind(host, port)
     try:
         app = create_app(weights, limits, runtime)
-        echo(f"denoise is serving on {url_for(sock)} (Ctrl+C to stop); API: {url_for(sock)}openapi.json")
+        elsewhere = (f"; from other machines: http://THIS-MACHINE'S-ADDRESS:{sock.getsockname()[1]}/"
+                     if sock.getsockname()[0] in ("0.0.0.0", "::") else "")
+        echo(f"denoise is serving on {url_for(sock)}{elsewhere} (Ctrl+C to stop); API: {url_for(sock)}openapi.json")
         try:
             serve(app, sock)
         except KeyboardInterrupt:  # uvicorn shuts down gracefully, then re-raises Ctrl+C
