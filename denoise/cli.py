@@ -60,6 +60,11 @@ def main() -> None:
                    "together), so high voices such as children's are not taken for noise.")
 @click.option("--pitch-range", type=(float, float), default=(-2.0, 7.0), show_default=True, metavar="LOW HIGH",
               help="With --pitch-share: the shift in semitones, drawn uniformly for each such pair.")
+@click.option("--lowpass-share", type=click.FloatRange(0, 1), default=0.0, show_default=True,
+              help="Share of pairs low-passed whole (speech and noise), as recordings made at a lower rate "
+                   "or through a codec, so the model also denoises band-limited speech.")
+@click.option("--lowpass-range", type=(float, float), default=(3000.0, 7500.0), show_default=True,
+              metavar="LOW HIGH", help="With --lowpass-share: the cut-off in Hz, drawn uniformly for each such pair.")
 @click.option("--reverb", is_flag=True,
               help="Add room echo: convolve the speech of some pairs with simulated room impulse responses; "
                    "the target stays the dry speech, so the model learns to remove echo too.")
@@ -78,8 +83,8 @@ def main() -> None:
               help="Which part this job creates (0 .. --num-shards - 1).")
 def data_creation(voice_dir, noise_dir, noise_classes, out_dir, nb_samples, sample_rate, frame_length, n_fft,
                   hop_length, snr_range, snr_weighting, max_noises, clean_share, noise_only_share, pitch_share,
-                  pitch_range, reverb, reverb_share, rt60_range, seed, shard_size, overwrite, workers, num_shards,
-                  shard_index) -> None:
+                  pitch_range, lowpass_share, lowpass_range, reverb, reverb_share, rt60_range, seed, shard_size,
+                  overwrite, workers, num_shards, shard_index) -> None:
     """Blend clean speech with noise at random SNRs into spectrogram shards for training."""
     from tqdm import tqdm
 
@@ -95,7 +100,7 @@ def data_creation(voice_dir, noise_dir, noise_classes, out_dir, nb_samples, samp
                              reverb_share=reverb_share if reverb else 0.0, rt60=rt60_range,
                              snr_weighting=snr_weighting, max_noises=max_noises,
                              clean_share=clean_share, noise_only_share=noise_only_share, pitch_share=pitch_share,
-                             pitch_semitones=pitch_range)
+                             pitch_semitones=pitch_range, lowpass_share=lowpass_share, lowpass_hz=lowpass_range)
         start = time.perf_counter()
         bars = []  # the progress bar appears once every input has been checked
 

@@ -226,3 +226,36 @@ def test_pitch_share_shifts_some_pairs_and_leaves_the_others(tmp_path, corpus):
         create_dataset(voice, noise, tmp_path / "x", TINY, MixOptions(nb_samples=2, pitch_share=2.0))
     with pytest.raises(DataError, match="pitch range"):
         create_dataset(voice, noise, tmp_path / "x", TINY, MixOptions(nb_samples=2, pitch_semitones=(7.0, 2.0)))
+
+
+def test_band_limit_empties_the_band_above_its_cutoff(rng):
+    from denoise.mixing import band_limit
+
+    rate = 16000
+    voice, noise = speech_like(rng, 1.0, rate), 0.1 * rng.standard_normal(rate).astype(np.float32)
+    noisy, clean, only_noise = band_limit((voice + noise, voice, noise), rate, 4000.0)
+    spectrum = np.abs(np.fft.rfft(noisy)) ** 2
+    freqs = np.fft.rfftfreq(noisy.size, 1 / rate)
+    assert spectrum[freqs > 5000].sum() < 1e-5 * spectrum[freqs < 3000].sum()  # 50 dB down and more
+    assert np.allclose(noisy, clean + only_noise, atol=1e-5)  # linear: the pair stays consistent
+    assert band_limit((voice,), rate, 7950.0)[0] is voice  # a cut-off at Nyquist changes nothing
+
+
+def test_lowpass_share_band_limits_some_pairs_and_leaves_the_others(tmp_path, corpus):
+    voice, noise = corpus
+    create_dataset(voice, noise, tmp_path / "base", TINY, MixOptions(nb_samples=40, shard_size=40))
+    create_dataset(voice, noise, tmp_path / "lp", TINY,
+                   MixOptions(nb_samples=40, shard_size=40, lowpass_share=0.5, lowpass_hz=(1500.0, 1500.0)))
+    with np.load(tmp_path / "base" / "shard-00000.npz") as a, np.load(tmp_path / "lp" / "shard-00000.npz") as b:
+        top = slice(14, None)  # TINY's bins above 3.5 kHz (250 Hz each)
+        changed = ~np.all(a["noisy_db"] == b["noisy_db"], axis=(1, 2))
+        assert 8 <= changed.sum() <= 32  # about half
+        drop = a["noisy_db"][changed][:, top].astype(float).mean() - b["noisy_db"][changed][:, top].astype(float).mean()
+        assert drop > 20  # the band above the cut-off is emptied in the mixture (TINY frames are shorter
+        # than the filter, so less than in real ones)...
+        share = lambda d: np.abs(d["noisy_db"][changed][:, top].astype(float) - d["clean_db"][changed][:, top]).mean()  # noqa: E731
+        assert share(b) < share(a) - 20  # ...and the target with it: little noise left to remove up there
+    manifest = json.loads((tmp_path / "lp" / "manifest.json").read_text())
+    assert manifest["options"]["lowpass_share"] == 0.5 and manifest["options"]["lowpass_hz"] == [1500.0, 1500.0]
+    with pytest.raises(DataError, match="low-pass share 2"):
+        create_dataset(voice, noise, tmp_path / "x", TINY, MixOptions(nb_samples=2, lowpass_share=2))
