@@ -187,7 +187,6 @@ def _quantise_archive(path: Path, weights: list) -> None:
     """Rewrite the .keras archive just saved from a model with these float32 ``weights`` in place,
     its weights file replaced by int8 kernels (biases stay float32)."""
     import io
-    import zipfile
 
     import numpy as np
 
@@ -231,8 +230,6 @@ def read_keras_model(path: Path, compile: bool = False):
 
 
 def _int8_archive(path: Path) -> bool:
-    import zipfile
-
     try:
         with zipfile.ZipFile(path) as archive:
             return INT8_MEMBER in archive.namelist()
@@ -243,7 +240,6 @@ def _int8_archive(path: Path) -> bool:
 def _load_int8_archive(path: Path):
     """A float32 Keras model from an archive written by ``save_compact(keras_weights="int8")``."""
     import io
-    import zipfile
 
     import keras
     import numpy as np

@@ -159,36 +159,41 @@ def test_several_noises_and_hard_snr_weighting(tmp_path, corpus):
         create_dataset(voice, noise, tmp_path / "x", TINY, MixOptions(nb_samples=2, max_noises=0))
 
 
+def with_and_without(tmp_path, corpus, **option):
+    """One 40-pair shard made without and with a data-creation option (same seed): its arrays, each
+    a dict, and the options the second dataset's manifest recorded."""
+    voice, noise = corpus
+    shards = []
+    for name, extra in (("base", {}), ("option", option)):
+        create_dataset(voice, noise, tmp_path / name, TINY, MixOptions(nb_samples=40, shard_size=40, **extra))
+        with np.load(tmp_path / name / "shard-00000.npz") as data:
+            shards.append({key: data[key] for key in data.files})
+    return *shards, json.loads((tmp_path / "option" / "manifest.json").read_text())["options"]
+
+
 def test_clean_share_leaves_pairs_without_noise(tmp_path, corpus):
     voice, noise = corpus
-    create_dataset(voice, noise, tmp_path / "base", TINY, MixOptions(nb_samples=40, shard_size=40))
-    create_dataset(voice, noise, tmp_path / "clean", TINY, MixOptions(nb_samples=40, shard_size=40, clean_share=0.5))
-    with np.load(tmp_path / "base" / "shard-00000.npz") as a, np.load(tmp_path / "clean" / "shard-00000.npz") as b:
-        silent = np.all(b["noise_db"] <= TINY.floor_db + 1e-3, axis=(1, 2))
-        assert 8 <= silent.sum() <= 32  # about half
-        assert np.array_equal(b["noisy_db"][silent], b["clean_db"][silent])
-        # The other pairs are the same draws as without the option (its own random stream).
-        assert np.array_equal(a["noisy_db"][~silent], b["noisy_db"][~silent])
-        assert not np.any(np.all(a["noise_db"] <= TINY.floor_db + 1e-3, axis=(1, 2)))
-    manifest = json.loads((tmp_path / "clean" / "manifest.json").read_text())
-    assert manifest["options"]["clean_share"] == 0.5
+    a, b, options = with_and_without(tmp_path, corpus, clean_share=0.5)
+    silent = np.all(b["noise_db"] <= TINY.floor_db + 1e-3, axis=(1, 2))
+    assert 8 <= silent.sum() <= 32  # about half
+    assert np.array_equal(b["noisy_db"][silent], b["clean_db"][silent])
+    # The other pairs are the same draws as without the option (its own random stream).
+    assert np.array_equal(a["noisy_db"][~silent], b["noisy_db"][~silent])
+    assert not np.any(np.all(a["noise_db"] <= TINY.floor_db + 1e-3, axis=(1, 2)))
+    assert options["clean_share"] == 0.5
     with pytest.raises(DataError, match="clean share 1.5"):
         create_dataset(voice, noise, tmp_path / "x", TINY, MixOptions(nb_samples=2, clean_share=1.5))
 
 
 def test_noise_only_share_leaves_pairs_without_speech(tmp_path, corpus):
     voice, noise = corpus
-    create_dataset(voice, noise, tmp_path / "base", TINY, MixOptions(nb_samples=40, shard_size=40))
-    create_dataset(voice, noise, tmp_path / "pause", TINY,
-                   MixOptions(nb_samples=40, shard_size=40, noise_only_share=0.5))
-    with np.load(tmp_path / "base" / "shard-00000.npz") as a, np.load(tmp_path / "pause" / "shard-00000.npz") as b:
-        speechless = np.all(b["clean_db"] <= TINY.floor_db + 1e-3, axis=(1, 2))
-        assert 8 <= speechless.sum() <= 32  # about half
-        assert np.array_equal(b["noisy_db"][speechless], b["noise_db"][speechless])  # noise alone
-        assert np.all(b["noisy_db"][speechless].max(axis=(1, 2)) > TINY.floor_db + 40)  # at a speech-like level
-        assert np.array_equal(a["noisy_db"][~speechless], b["noisy_db"][~speechless])  # the others: same draws
-    manifest = json.loads((tmp_path / "pause" / "manifest.json").read_text())
-    assert manifest["options"]["noise_only_share"] == 0.5
+    a, b, options = with_and_without(tmp_path, corpus, noise_only_share=0.5)
+    speechless = np.all(b["clean_db"] <= TINY.floor_db + 1e-3, axis=(1, 2))
+    assert 8 <= speechless.sum() <= 32  # about half
+    assert np.array_equal(b["noisy_db"][speechless], b["noise_db"][speechless])  # noise alone
+    assert np.all(b["noisy_db"][speechless].max(axis=(1, 2)) > TINY.floor_db + 40)  # at a speech-like level
+    assert np.array_equal(a["noisy_db"][~speechless], b["noisy_db"][~speechless])  # the others: same draws
+    assert options["noise_only_share"] == 0.5
     with pytest.raises(DataError, match="noise-only share 0.8"):
         create_dataset(voice, noise, tmp_path / "x", TINY, MixOptions(nb_samples=2, noise_only_share=0.8,
                                                                         clean_share=0.5))
@@ -212,16 +217,12 @@ def test_shift_pitch_plays_the_voice_faster_or_slower():
 
 def test_pitch_share_shifts_some_pairs_and_leaves_the_others(tmp_path, corpus):
     voice, noise = corpus
-    create_dataset(voice, noise, tmp_path / "base", TINY, MixOptions(nb_samples=40, shard_size=40))
-    create_dataset(voice, noise, tmp_path / "pitch", TINY,
-                   MixOptions(nb_samples=40, shard_size=40, pitch_share=0.5, pitch_semitones=(4.0, 7.0)))
-    with np.load(tmp_path / "base" / "shard-00000.npz") as a, np.load(tmp_path / "pitch" / "shard-00000.npz") as b:
-        same = np.all(a["clean_db"] == b["clean_db"], axis=(1, 2))
-        assert 8 <= (~same).sum() <= 32  # about half were shifted
-        # The others are the same draws as without the option (its own random stream).
-        assert np.array_equal(a["noisy_db"][same], b["noisy_db"][same])
-    manifest = json.loads((tmp_path / "pitch" / "manifest.json").read_text())
-    assert manifest["options"]["pitch_share"] == 0.5 and manifest["options"]["pitch_semitones"] == [4.0, 7.0]
+    a, b, options = with_and_without(tmp_path, corpus, pitch_share=0.5, pitch_semitones=(4.0, 7.0))
+    same = np.all(a["clean_db"] == b["clean_db"], axis=(1, 2))
+    assert 8 <= (~same).sum() <= 32  # about half were shifted
+    # The others are the same draws as without the option (its own random stream).
+    assert np.array_equal(a["noisy_db"][same], b["noisy_db"][same])
+    assert options["pitch_share"] == 0.5 and options["pitch_semitones"] == [4.0, 7.0]
     with pytest.raises(DataError, match="pitch share 2"):
         create_dataset(voice, noise, tmp_path / "x", TINY, MixOptions(nb_samples=2, pitch_share=2.0))
     with pytest.raises(DataError, match="pitch range"):
@@ -243,19 +244,18 @@ def test_band_limit_empties_the_band_above_its_cutoff(rng):
 
 def test_lowpass_share_band_limits_some_pairs_and_leaves_the_others(tmp_path, corpus):
     voice, noise = corpus
-    create_dataset(voice, noise, tmp_path / "base", TINY, MixOptions(nb_samples=40, shard_size=40))
-    create_dataset(voice, noise, tmp_path / "lp", TINY,
-                   MixOptions(nb_samples=40, shard_size=40, lowpass_share=0.5, lowpass_hz=(1500.0, 1500.0)))
-    with np.load(tmp_path / "base" / "shard-00000.npz") as a, np.load(tmp_path / "lp" / "shard-00000.npz") as b:
-        top = slice(14, None)  # TINY's bins above 3.5 kHz (250 Hz each)
-        changed = ~np.all(a["noisy_db"] == b["noisy_db"], axis=(1, 2))
-        assert 8 <= changed.sum() <= 32  # about half
-        drop = a["noisy_db"][changed][:, top].astype(float).mean() - b["noisy_db"][changed][:, top].astype(float).mean()
-        assert drop > 20  # the band above the cut-off is emptied in the mixture (TINY frames are shorter
-        # than the filter, so less than in real ones)...
-        share = lambda d: np.abs(d["noisy_db"][changed][:, top].astype(float) - d["clean_db"][changed][:, top]).mean()  # noqa: E731
-        assert share(b) < share(a) - 20  # ...and the target with it: little noise left to remove up there
-    manifest = json.loads((tmp_path / "lp" / "manifest.json").read_text())
-    assert manifest["options"]["lowpass_share"] == 0.5 and manifest["options"]["lowpass_hz"] == [1500.0, 1500.0]
+    a, b, options = with_and_without(tmp_path, corpus, lowpass_share=0.5, lowpass_hz=(1500.0, 1500.0))
+    top = slice(14, None)  # TINY's bins above 3.5 kHz (250 Hz each)
+    changed = ~np.all(a["noisy_db"] == b["noisy_db"], axis=(1, 2))
+    assert 8 <= changed.sum() <= 32  # about half
+
+    def upper(arrays, part):
+        return arrays[f"{part}_db"][changed][:, top].astype(float)
+
+    assert upper(a, "noisy").mean() - upper(b, "noisy").mean() > 20  # the band above the cut-off is emptied
+    # in the mixture (TINY frames are shorter than the filter, so less than in real ones)...
+    share_a, share_b = (np.abs(upper(d, "noisy") - upper(d, "clean")).mean() for d in (a, b))
+    assert share_b < share_a - 20  # ...and the target with it: little noise left to remove up there
+    assert options["lowpass_share"] == 0.5 and options["lowpass_hz"] == [1500.0, 1500.0]
     with pytest.raises(DataError, match="low-pass share 2"):
         create_dataset(voice, noise, tmp_path / "x", TINY, MixOptions(nb_samples=2, lowpass_share=2))
