@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# Ship the models: runs/s15/sc24p/last.keras (16 kHz, fifteenth stage, shipped in the sixteenth; int8 weights) and
+# Ship the models: runs/s17/lp/last.keras (16 kHz, seventeenth stage, shipped in the eighteenth; int8 weights) and
 # runs/s10/p8/best.keras (8 kHz, tenth stage) (see the recipe in weights/README.md; benchmarks/ablations.sh
 # makes runs/abl), then run every benchmark, each output kept in benchmarks/ with the command that produced it. Needs the benchmark peers:
 # pip install -r benchmarks/requirements.txt (then reinstall this project last, see README).
 set -e
 source .venv/bin/activate
 if [ "${1:-}" != "--benchmarks-only" ]; then
-python -m denoise export runs/s15/sc24p/last.keras --compact-to weights/denoise_16k.keras --keras-weights int8 --lite-weights int8
+python -m denoise export runs/s17/lp/last.keras --compact-to weights/denoise_16k.keras --keras-weights int8 --lite-weights int8
 python -m denoise export runs/s10/p8/best.keras --compact-to weights/denoise_8k.keras --lite-weights int8
 for m in 16k 8k; do
   { echo '$ denoise evaluate --clean-dir work_data/valset/'$m'/clean --noisy-dir work_data/valset/'$m'/noisy --out work_data/eval_'$m
