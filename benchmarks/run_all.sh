@@ -17,6 +17,7 @@ PARTS=16k,16k_reverb,16k_clean,16k_high,16k_high_clean,8k,8k_clean,8k_high,8k_hi
 { echo '$ python benchmarks/quality.py --valset work_data/valset --rates '$PARTS; python benchmarks/quality.py --valset work_data/valset --rates $PARTS 2>>/tmp/bench_errors.log; } > benchmarks/quality.txt
 python benchmarks/falls.py --valset work_data/valset --work work_data/bench > benchmarks/falls.txt  # prints its command
 python benchmarks/band_limited.py --valset work_data/valset > benchmarks/band_limited.txt 2>>/tmp/bench_errors.log
+python benchmarks/level.py --valset work_data/valset > benchmarks/level.txt 2>>/tmp/bench_errors.log  # prints its command
 { echo '$ python benchmarks/high_band.py --valset work_data/valset --weights weights/denoise_8k.keras'; python benchmarks/high_band.py --valset work_data/valset --weights weights/denoise_8k.keras 2>>/tmp/bench_errors.log; } > benchmarks/high_band.txt
 # The new speed run goes on top of RESULTS.md; the earlier runs below it are kept (first line: the command).
 speed_new=$(mktemp)

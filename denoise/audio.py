@@ -10,7 +10,13 @@ import numpy as np
 
 from .errors import AudioError
 
-AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".mp3", ".aiff", ".aif")
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".aif", ".aifc", ".caf", ".w64")
+# Sample formats that carry over from any input format to any output format that holds them; a
+# codec (MP3, Vorbis, Opus) only carries over within its own format (libsndfile accepts an MP3-in-WAV
+# on paper, then cannot write it).
+PLAIN_SUBTYPES = {"PCM_S8", "PCM_U8", "PCM_16", "PCM_24", "PCM_32", "FLOAT", "DOUBLE"}
+# Beyond this a float sample is not audio (+120 dB over full scale): a corrupt file, not a loud one.
+MAX_SAMPLE = 1e6
 
 
 def find_audio_files(folder: Path) -> list[Path]:
@@ -100,7 +106,7 @@ def format_for(path: Path) -> str:
     import soundfile as sf
 
     ext = Path(path).suffix.lower().lstrip(".")
-    fmt = {"oga": "OGG", "aif": "AIFF", "mp3": "MP3"}.get(ext, ext.upper())
+    fmt = {"oga": "OGG", "opus": "OGG", "aif": "AIFF", "aifc": "AIFF", "mp3": "MP3"}.get(ext, ext.upper())
     if fmt not in sf.available_formats():
         what = f"cannot write the '{Path(path).suffix}' format" if ext else "no extension to choose the format by"
         raise AudioError(f"{path}: {what} (use one of {', '.join(e for e in AUDIO_EXTENSIONS)})")
@@ -108,11 +114,14 @@ def format_for(path: Path) -> str:
 
 
 def check_audio(audio: np.ndarray, name: str) -> None:
-    """Raise AudioError if ``audio`` is empty or holds NaN/infinite samples."""
+    """Raise AudioError if ``audio`` is empty, holds NaN/infinite samples or values no recording has."""
     if audio.size == 0:
         raise AudioError(f"{name}: no samples")
     if not np.all(np.isfinite(audio)):
         raise AudioError(f"{name}: contains NaN or infinite samples")
+    peak = float(np.max(np.abs(audio)))
+    if peak > MAX_SAMPLE:
+        raise AudioError(f"{name}: sample values up to {peak:.3g}, over {MAX_SAMPLE:.0e} times full scale (corrupt file?)")
 
 
 def to_mono(audio: np.ndarray) -> np.ndarray:
@@ -149,12 +158,20 @@ def write_audio(path: Path, audio: np.ndarray, rate: int, subtype: str | None = 
     tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
     fmt = format_for(path)
     try:
-        subtype = subtype or sf.default_subtype(fmt)
+        subtype = subtype or ("OPUS" if path.suffix.lower() == ".opus" else sf.default_subtype(fmt))
         sf.write(str(tmp), to_integer_pcm(audio, subtype), rate, subtype=subtype, format=fmt)
         os.replace(tmp, path)
     except Exception as exc:
-        tmp.unlink(missing_ok=True)
+        remove_quietly(tmp)
         raise AudioError(f"{path}: cannot write audio ({short_error(exc)})") from None
+
+
+def remove_quietly(path: Path) -> None:
+    """Remove a temporary file if it is there; on a read-only disk, leave it (the caller's error says why)."""
+    try:
+        Path(path).unlink(missing_ok=True)
+    except OSError:
+        pass
 
 
 # Integer sample formats: (bits kept, container dtype bits). libsndfile truncates floats toward minus
@@ -174,22 +191,26 @@ def to_integer_pcm(audio: np.ndarray, subtype: str | None) -> np.ndarray:
 
 
 def output_subtype(in_path: Path, out_path: Path) -> str | None:
-    """The input's sample format (e.g. PCM_16) when the output's format can hold it (float input: 24-bit
-    where only integers fit), else None (the format's default)."""
+    """The input's sample format (e.g. PCM_16) when the output's format can hold it (float or 32-bit
+    input: 24-bit where only shorter integers fit), else None (the format's default). A `.opus`
+    output is Opus, whatever the input."""
     import soundfile as sf
 
-    try:
-        subtype = sf.info(str(in_path)).subtype
-    except Exception:
-        return None
     try:
         fmt = format_for(out_path)
     except AudioError:
         return None
-    if sf.check_format(fmt, subtype):
+    if Path(out_path).suffix.lower() == ".opus":
+        return "OPUS"
+    try:
+        info = sf.info(str(in_path))
+    except Exception:
+        return None
+    subtype = info.subtype
+    if (subtype in PLAIN_SUBTYPES or info.format == fmt) and sf.check_format(fmt, subtype):
         return subtype
-    if subtype in ("FLOAT", "DOUBLE") and sf.check_format(fmt, "PCM_24"):
-        return "PCM_24"  # float into FLAC, say: the finest integer format it holds, not the 16-bit default
+    if subtype in ("FLOAT", "DOUBLE", "PCM_32") and sf.check_format(fmt, "PCM_24"):
+        return "PCM_24"  # float or 32-bit into FLAC, say: the finest integer format it holds, not 16-bit
     return None
 
 

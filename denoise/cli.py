@@ -256,6 +256,8 @@ def predict(paths, out_dir, weights, overwrite, mono, plot, high_band, runtime, 
             click.echo(f"  note: {result.truncated}; denoised what it holds", err=True)
         if result.scaled_db < 0:
             click.echo(f"  note: {result.output}: scaled by {result.scaled_db:.2f} dB to avoid clipping", err=True)
+        if result.plot_skipped:
+            click.echo(f"  note: {result.plot_skipped}", err=True)
     if out_dir is None:
         r = report.done[0]
         click.echo(f"Wrote {r.output} ({r.seconds:.1f} s at {r.sample_rate} Hz, {r.processing_s:.2f} s, "

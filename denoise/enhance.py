@@ -16,8 +16,9 @@ memory stays bounded and the result does not depend on the chunk size.
 
 The network judges noise by absolute level (its input is dB relative to full scale), and it was
 trained on mixtures at -35 to -15 dBFS. A recording far quieter or louder is judged as if it were at
-the nearest end of ``LEVEL_RANGE_DB`` (``match_level``); the gains are then applied to the recording
-as it is, so the output keeps its level.
+the nearest end of ``LEVEL_RANGE_DB`` (``match_level``, each channel at its own level); the gains are
+then applied to the recording as it is, so the output keeps its level. A constant (DC) offset is
+taken out before the network and put back after (``recording_stats``).
 """
 
 from __future__ import annotations
@@ -212,25 +213,40 @@ def _resample_tail(up: int, down: int) -> int:
     return 0 if up == down else 10 * max(up, down) // down + 2
 
 
-def level_shift_db(read: Callable[[int, int], np.ndarray], n: int, rate: int, chunk: int) -> float:
-    """dB to add to a recording's level so that the network sees it inside ``LEVEL_RANGE_DB``.
+def recording_stats(
+    read: Callable[[int, int], np.ndarray], n: int, rate: int, chunk: int, match_level: bool = True,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per channel: the DC offset, and the dB to add to the level so the network sees it in ``LEVEL_RANGE_DB``.
 
-    The level is the RMS over all channels and the half-second windows that are not digital
-    silence; 0 when the level is inside the range or the recording is silent.
+    The offset (the channel's mean) is removed before the network and added back after: a constant
+    offset from a cheap interface is no noise to remove, but the network reads it as low-frequency
+    energy and removes less of everything else. The level is the RMS of the channel, less its
+    offset, over the half-second windows that are not digital silence; the shift is 0 when the level
+    is inside the range, the channel is silent or ``match_level`` is off. Channels are judged each on
+    their own, as they are denoised.
     """
     window = max(1, rate // 2)
-    power, count = 0.0, 0
-    for a in range(0, n, chunk):
-        seg = read(a, min(n, a + chunk)).astype(np.float64)
+    step = window * max(1, chunk // window)  # reads on the window grid: the same windows for any chunk size
+    sums, squares, sizes = [], [], []
+    for a in range(0, n, step):
+        seg = read(a, min(n, a + step)).astype(np.float64)
         for w in range(0, seg.shape[0], window):
-            mean_square = float(np.mean(np.square(seg[w : w + window])))
-            if mean_square > 10.0 ** (SILENT_WINDOW_DB / 10.0):
-                power, count = power + mean_square, count + 1
-    if not count:
-        return 0.0
-    level = 10.0 * math.log10(power / count)
-    low, high = LEVEL_RANGE_DB
-    return float(np.clip(level, low, high) - level)
+            part = seg[w : w + window]
+            sums.append(part.sum(axis=0))
+            squares.append(np.square(part).sum(axis=0))
+            sizes.append(part.shape[0])
+    sums, squares, sizes = np.array(sums), np.array(squares), np.array(sizes, dtype=np.float64)[:, None]
+    offset = sums.sum(axis=0) / max(1, n)
+    mean_square = np.maximum(squares / sizes - 2.0 * offset * sums / sizes + offset**2, 0.0)
+    shift = np.zeros(offset.shape[0])
+    if match_level:
+        low, high = LEVEL_RANGE_DB
+        for ch in range(offset.shape[0]):
+            loud = mean_square[:, ch][mean_square[:, ch] > 10.0 ** (SILENT_WINDOW_DB / 10.0)]
+            if loud.size:
+                level = 10.0 * math.log10(float(np.mean(loud)))
+                shift[ch] = float(np.clip(level, low, high) - level)
+    return offset.astype(np.float32), shift
 
 
 @functools.lru_cache(maxsize=4)
@@ -338,7 +354,7 @@ def enhance_chunks(
     """
     options.validate()
     plan = plan_chunks(n, rate, settings, options.chunk_seconds, options.block_step(settings))
-    shift_db = level_shift_db(read, n, rate, plan.chunk) if options.match_level else 0.0
+    offset, shift_db = recording_stats(read, n, rate, plan.chunk, options.match_level)
     caches: list[dict[int, np.ndarray]] = []
     for a in range(0, n, plan.chunk):
         b = min(n, a + plan.chunk)
@@ -346,7 +362,8 @@ def enhance_chunks(
         seg = read(lo, hi)
         audio_io.check_audio(seg, "input")
         caches += [{} for _ in range(seg.shape[1] - len(caches))]
-        out = np.stack([_process(seg[:, ch], lo, (a - lo, b - lo), plan, settings, predict, options, caches[ch], shift_db)
+        out = np.stack([_process(seg[:, ch] - offset[ch], lo, (a - lo, b - lo), plan, settings, predict, options,
+                                 caches[ch], shift_db[ch]) + offset[ch]
                         for ch in range(seg.shape[1])], axis=1)
         yield out[a - lo : b - lo]
 
@@ -388,6 +405,7 @@ class FileResult:
     scaled_db: float = 0.0  # gain applied to avoid clipping (0: none)
     processing_s: float = 0.0
     truncated: str | None = None  # the input's header promised more audio than it holds: what is missing
+    plot_skipped: str | None = None  # why --plot drew nothing for this file
 
 
 MIN_RATE, MAX_RATE = 8000, 192000
@@ -432,6 +450,10 @@ def enhance_file(
     tmp_float = out_path.with_name(f".{out_path.name}.part.w64")
     tmp_final = out_path.with_name(f".{out_path.stem}.part{out_path.suffix}")
     try:
+        tmp_float.touch()  # libsndfile would only say "System error." for a read-only or full folder
+    except OSError as exc:
+        raise AudioError(f"{out_path}: cannot write into {out_path.parent} ({exc.strerror})") from None
+    try:
         peak = 0.0
         with audio_io.open_audio(in_path) as src, sf.SoundFile(
             str(tmp_float), "w", rate, out_channels, subtype="FLOAT", format="W64"
@@ -445,11 +467,12 @@ def enhance_file(
                     raise AudioError(f"{in_path}: truncated or corrupt ({audio_io.short_error(exc)})") from None
                 if data.shape[0] != b - a:
                     raise AudioError(f"{in_path}: truncated: {a + data.shape[0]} of {n} samples readable")
-                if not np.all(np.isfinite(data)):
-                    raise AudioError(f"{in_path}: contains NaN or infinite samples")
+                audio_io.check_audio(data, str(in_path))  # NaN, infinite or absurd values: a corrupt file
                 return data.mean(axis=1, keepdims=True) if mono else data
 
             for piece in enhance_chunks(read, n, rate, settings, predict, enhance_options):
+                if not np.all(np.isfinite(piece)):
+                    raise AudioError(f"{in_path}: denoising gave non-finite samples (is the input's range sane?)")
                 peak = max(peak, float(np.max(np.abs(piece))))
                 dst.write(piece)
         scale = 1.0 if peak <= 1.0 else 1.0 / peak
@@ -459,14 +482,14 @@ def enhance_file(
             for block in src.blocks(blocksize=1 << 18, dtype="float32", always_2d=True):
                 dst.write(audio_io.to_integer_pcm(block * scale if scale != 1.0 else block, dst.subtype))
         tmp_final.replace(out_path)
-    except DenoiseError:
-        tmp_final.unlink(missing_ok=True)
-        raise
     except (OSError, RuntimeError, sf.LibsndfileError) as exc:
-        tmp_final.unlink(missing_ok=True)
+        audio_io.remove_quietly(tmp_final)
         raise AudioError(f"{out_path}: cannot write audio ({audio_io.short_error(exc)})") from None
+    except BaseException:  # DenoiseError, and Ctrl-C while writing: leave no hidden file behind
+        audio_io.remove_quietly(tmp_final)
+        raise
     finally:
-        tmp_float.unlink(missing_ok=True)
+        audio_io.remove_quietly(tmp_float)
     return FileResult(in_path, out_path, n / rate, rate, out_channels,
                       20 * math.log10(scale), time.perf_counter() - started, audio_io.truncation(in_path))
 
@@ -490,10 +513,13 @@ def plan_outputs(paths: list[Path], out_dir: Path | None) -> tuple[list[tuple[Pa
             raise AudioError(f"{dst}: is a folder; use --out-dir {dst} to write into it")
         return [(src, dst)], []
     jobs, problems = [], []
+    outputs = Path(out_dir).resolve()
     for arg in paths:
         arg = Path(arg)
-        if arg.is_dir():
-            jobs += [(p, out_dir / p.relative_to(arg)) for p in audio_io.find_audio_files(arg)]
+        if arg.is_dir():  # an --out-dir inside the folder holds earlier outputs, not inputs
+            inside = outputs != arg.resolve() and outputs.is_relative_to(arg.resolve())
+            jobs += [(p, out_dir / p.relative_to(arg)) for p in audio_io.find_audio_files(arg)
+                     if not (inside and p.resolve().is_relative_to(outputs))]
         elif not arg.exists() and GLOB_CHARS & set(str(arg)):
             import glob
 
@@ -549,6 +575,7 @@ def enhance_batch(
     """
     EnhanceOptions(**options).validate()
     report = BatchReport([], [], [])
+    plotted: dict[Path, Path] = {}
     for src, dst in jobs:
         try:
             if dst.exists() and dst.resolve() == Path(src).resolve():
@@ -565,9 +592,16 @@ def enhance_batch(
                 loaded = model_for_rate(rate)
                 result = enhance_file(src, dst, loaded.settings, loaded.predict, mono=mono, **options)
                 if plot:
-                    from .plots import plot_before_after
+                    png = dst.with_suffix(".png")
+                    if png in plotted:
+                        result.plot_skipped = f"{png}: already the plot of {plotted[png]}; none drawn for {dst}"
+                    elif png.exists() and not overwrite:
+                        result.plot_skipped = f"{png}: exists (use --overwrite to replace it); no plot drawn"
+                    else:
+                        from .plots import plot_before_after
 
-                    plot_before_after(src, dst, dst.with_suffix(".png"))
+                        plot_before_after(src, dst, png)
+                        plotted[png] = dst
                 report.done.append(result)
         except ModelFileError as exc:
             if report.done:

@@ -48,7 +48,7 @@ def test_no_seams_where_blocks_meet(rng):
     def per_block(x):
         return np.stack([np.full(x.shape[1:], (i % 2) * 12 / settings.out_scale_db) for i in range(x.shape[0])])
 
-    x = np.ones(16000, np.float32) * 0.5
+    x = 0.5 * np.sin(2 * np.pi * 500 * np.arange(16000) / 8000).astype(np.float32)  # 32 samples: two periods
     x += 0.01 * rng.standard_normal(16000).astype(np.float32)
 
     def largest_step(overlap):
@@ -156,6 +156,23 @@ def test_quiet_and_loud_recordings_are_judged_at_a_trained_level(rng):
     # A loud version (-6 dBFS) is judged at -20 dBFS, as the version at -20 dBFS is.
     assert error_db(run(20.0) * np.float32(10.0 ** (-14 / 20)), run(6.0)) < -50
     assert error_db(run(20.0, match_level=False) * np.float32(10.0 ** (-14 / 20)), run(6.0)) > -40
+
+
+def test_channels_are_judged_each_at_its_own_level(rng):
+    """A two-microphone recording with one quiet channel: the quiet one is denoised as it would be alone."""
+    voice = (0.05 * rng.standard_normal(8000 * 2)).astype(np.float32)
+    quiet, loud = voice * np.float32(0.01), voice[::-1].copy()
+    both = enhance_signal(np.stack([quiet, loud], axis=1), 8000, TINY, by_level)
+    assert error_db(both[:, 0], enhance_signal(quiet, 8000, TINY, by_level)) < -60
+    assert error_db(both[:, 1], enhance_signal(loud, 8000, TINY, by_level)) < -60
+
+
+def test_a_dc_offset_is_taken_out_before_the_network_and_put_back(rng):
+    x = (0.05 * rng.standard_normal(8000 * 2)).astype(np.float32)
+    shifted = enhance_signal(x + np.float32(0.1), 8000, TINY, by_level)
+    assert abs(float(np.mean(shifted)) - 0.1) < 1e-3
+    assert error_db(shifted - np.float32(0.1), enhance_signal(x, 8000, TINY, by_level)) < -60
+    assert error_db(enhance_signal(x + np.float32(0.1), 8000, TINY, by_level, strength=0.0), x + np.float32(0.1)) < -100
 
 
 def test_high_band_modes(rng):

@@ -35,6 +35,12 @@ def weights(trained):
         ("ogg", "VORBIS", "ogg", "VORBIS"),
         ("mp3", "MPEG_LAYER_III", "mp3", "MPEG_LAYER_III"),
         ("wav", "PCM_16", "mp3", "MPEG_LAYER_III"),
+        ("mp3", "MPEG_LAYER_III", "wav", "PCM_16"),  # a codec does not carry over into another format
+        ("ogg", "VORBIS", "flac", "PCM_16"),
+        ("wav", "PCM_32", "flac", "PCM_24"),
+        ("wav", "PCM_16", "opus", "OPUS"),
+        ("wav", "PCM_16", "caf", "PCM_16"),
+        ("wav", "PCM_24", "w64", "PCM_24"),
     ],
 )
 def test_formats_and_sample_formats(tmp_path, rng, ext, subtype, out_ext, out_subtype):
@@ -99,6 +105,7 @@ def make_bad_inputs(folder, rng):
     (folder / "text.wav").write_text("this is not audio")
     sf.write(str(folder / "zero.wav"), np.zeros((0, 1), np.float32), 16000)
     sf.write(str(folder / "nan.wav"), np.array([0.1, np.nan, 0.2] * 1000, np.float32), 16000, subtype="FLOAT")
+    sf.write(str(folder / "huge.wav"), np.array([0.1, 1e30, 0.2] * 1000, np.float32), 16000, subtype="FLOAT")
     sf.write(str(folder / "lowrate.wav"), np.zeros(4000, np.float32), 4000)
     sf.write(str(folder / "cut.flac"), speech_like(rng, 3.0, 16000), 16000)
     data = (folder / "cut.flac").read_bytes()
@@ -108,6 +115,7 @@ def make_bad_inputs(folder, rng):
         "text.wav": "cannot read audio",
         "zero.wav": "no samples",
         "nan.wav": "contains NaN or infinite samples",
+        "huge.wav": "over 1e+06 times full scale (corrupt file?)",
         "lowrate.wav": "unsupported sample rate 4000 Hz",
         "cut.flac": "truncated",
     }
@@ -219,3 +227,81 @@ def test_a_wav_cut_short_is_denoised_as_far_as_it_goes_with_a_note(tmp_path, rng
     assert sf.info(str(tmp_path / "out.wav")).frames == sf.info(str(cut)).frames
     result = run("predict", full, tmp_path / "out2.wav", *weights)
     assert "truncated" not in result.output
+
+
+def test_a_read_only_folder_is_one_line_and_the_batch_goes_on(tmp_path, rng, monkeypatch):
+    """On a read-only disk even removing a temporary file fails; that must not become a traceback."""
+    import pathlib
+
+    from denoise.enhance import enhance_batch
+
+    srcs = [write(tmp_path / "in" / f"{k}.wav", speech_like(rng, 0.5, 16000), 16000) for k in "ab"]
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    real_touch, real_unlink = pathlib.Path.touch, pathlib.Path.unlink
+
+    def refuse(real):
+        def call(self, *args, **kwargs):
+            if self.parent == locked:
+                raise OSError(errno.EROFS, "Read-only file system")
+            return real(self, *args, **kwargs)
+        return call
+
+    monkeypatch.setattr(pathlib.Path, "touch", refuse(real_touch))
+    monkeypatch.setattr(pathlib.Path, "unlink", refuse(real_unlink))
+
+    class Loaded:
+        settings, predict = TINY, staticmethod(block_dependent)
+
+    report = enhance_batch([(s, locked / s.name) for s in srcs], lambda rate: Loaded)
+    assert report.failed == [f"{locked / s.name}: cannot write into {locked} (Read-only file system)" for s in srcs]
+
+
+def test_ctrl_c_while_writing_leaves_no_hidden_file(tmp_path, rng, monkeypatch):
+    src = write(tmp_path / "a.wav", speech_like(rng, 0.5, 16000), 16000)
+    real_write = sf.SoundFile.write
+
+    def interrupted(self, data):
+        if self.name.endswith(".part.flac"):
+            raise KeyboardInterrupt
+        return real_write(self, data)
+
+    monkeypatch.setattr(sf.SoundFile, "write", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        enhance_file(src, tmp_path / "out.flac", TINY, block_dependent)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.wav"]
+
+
+def test_plots_are_not_overwritten_or_shared(tmp_path, rng, weights):
+    write(tmp_path / "in" / "ep.wav", speech_like(rng, 0.5, 16000), 16000)
+    write(tmp_path / "in" / "ep.flac", speech_like(rng, 0.5, 16000), 16000)
+    out = tmp_path / "out"
+    result = run("predict", tmp_path / "in", "--out-dir", out, "--plot", *weights)
+    assert result.exit_code == 0, result.output
+    assert f"{out / 'ep.png'}: already the plot of {out / 'ep.flac'}; none drawn for {out / 'ep.wav'}" in result.output
+    cover = tmp_path / "cover.png"
+    cover.write_bytes(b"my picture")
+    result = run("predict", tmp_path / "in" / "ep.wav", tmp_path / "cover.wav", "--plot", *weights)
+    assert result.exit_code == 0 and "cover.png: exists (use --overwrite to replace it); no plot drawn" in result.output
+    assert cover.read_bytes() == b"my picture" and (tmp_path / "cover.wav").exists()
+
+
+def test_an_out_dir_inside_the_input_folder_is_not_read_again(tmp_path, rng, weights):
+    for name in ("a.wav", "b.flac"):
+        write(tmp_path / "in" / name, speech_like(rng, 0.5, 16000), 16000)
+    for _ in range(2):
+        result = run("predict", tmp_path / "in", "--out-dir", tmp_path / "in" / "clean", "--overwrite", *weights)
+        assert result.exit_code == 0 and "Done 2, skipped 0, failed 0 of 2" in result.output, result.output
+    assert not (tmp_path / "in" / "clean" / "clean").exists()
+
+
+def test_folders_find_every_format_libsndfile_reads(tmp_path, rng, weights):
+    x = speech_like(rng, 0.5, 16000)
+    (tmp_path / "in").mkdir()
+    sf.write(str(tmp_path / "in" / "a.caf"), x, 16000)
+    sf.write(str(tmp_path / "in" / "b.w64"), x, 16000)
+    sf.write(str(tmp_path / "in" / "c.aifc"), x, 16000, format="AIFF")
+    sf.write(str(tmp_path / "in" / "d.opus"), x, 16000, format="OGG", subtype="OPUS")
+    result = run("predict", tmp_path / "in", "--out-dir", tmp_path / "out", *weights)
+    assert result.exit_code == 0 and "Done 4, skipped 0, failed 0 of 4" in result.output, result.output
+    assert sf.info(str(tmp_path / "out" / "d.opus")).subtype == "OPUS"

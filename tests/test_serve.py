@@ -224,7 +224,8 @@ def test_concurrent_requests_all_get_their_own_result(client):
 
 def test_limits_page_assets_and_schema(client):
     assert client.get("/api/limits").json() == {"max_upload_bytes": 200_000, "max_seconds": 5.0, "max_jobs": 2,
-                                                "formats": ["wav", "flac", "ogg", "oga", "mp3", "aiff", "aif"]}
+                                                "formats": ["wav", "flac", "ogg", "oga", "opus", "mp3", "aiff", "aif",
+                                                                "aifc", "caf", "w64"]}
     page = client.get("/")
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     assert "default-src 'self'" in page.headers["content-security-policy"]
