@@ -221,5 +221,9 @@ def rms_db(audio: np.ndarray) -> float:
 
 
 def short_error(exc: BaseException) -> str:
+    """The last line of a library's message; libsndfile's misleading ones put plainly."""
     text = str(exc).strip().splitlines()
-    return text[-1] if text else type(exc).__name__
+    line = text[-1] if text else type(exc).__name__
+    if "File does not exist or is not a regular file" in line:  # its answer to an undecodable MP3, too
+        return "not a format libsndfile can decode, or corrupt"
+    return line

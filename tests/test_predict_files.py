@@ -103,6 +103,7 @@ def make_bad_inputs(folder, rng):
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "empty.wav").write_bytes(b"")
     (folder / "text.wav").write_text("this is not audio")
+    (folder / "noise.mp3").write_bytes(bytes(rng.integers(0, 256, 5000, dtype=np.uint8)))
     sf.write(str(folder / "zero.wav"), np.zeros((0, 1), np.float32), 16000)
     sf.write(str(folder / "nan.wav"), np.array([0.1, np.nan, 0.2] * 1000, np.float32), 16000, subtype="FLOAT")
     sf.write(str(folder / "huge.wav"), np.array([0.1, 1e30, 0.2] * 1000, np.float32), 16000, subtype="FLOAT")
@@ -113,6 +114,7 @@ def make_bad_inputs(folder, rng):
     return {
         "empty.wav": "empty file (0 bytes)",
         "text.wav": "cannot read audio",
+        "noise.mp3": "cannot read audio (not a format libsndfile can decode, or corrupt)",
         "zero.wav": "no samples",
         "nan.wav": "contains NaN or infinite samples",
         "huge.wav": "over 1e+06 times full scale (corrupt file?)",
