@@ -532,6 +532,8 @@ def plan_outputs(paths: list[Path], out_dir: Path | None) -> tuple[list[tuple[Pa
     seen: dict[Path, Path] = {}
     unique = []
     for src, dst in jobs:
+        if dst in seen and Path(src).resolve() == Path(seen[dst]).resolve():
+            continue  # the same file named twice (a folder and a glob, say): denoised once
         if dst in seen:
             problems.append(f"{src}: its output {dst} would also be written from {seen[dst]}")
         else:

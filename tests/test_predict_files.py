@@ -288,6 +288,15 @@ def test_plots_are_not_overwritten_or_shared(tmp_path, rng, weights):
     assert cover.read_bytes() == b"my picture" and (tmp_path / "cover.wav").exists()
 
 
+def test_a_file_named_twice_is_denoised_once_and_a_clash_is_refused(tmp_path, rng, weights):
+    a = write(tmp_path / "in" / "a.wav", speech_like(rng, 0.5, 16000), 16000)
+    write(tmp_path / "other" / "a.wav", speech_like(rng, 0.5, 16000), 16000)
+    result = run("predict", a, tmp_path / "in", str(tmp_path / "in" / "*.wav"), "--out-dir", tmp_path / "out", *weights)
+    assert result.exit_code == 0 and "Done 1, skipped 0, failed 0 of 1" in result.output, result.output
+    result = run("predict", a, tmp_path / "other" / "a.wav", "--out-dir", tmp_path / "out2", *weights)
+    assert result.exit_code == 1 and "would also be written from" in result.output
+
+
 def test_an_out_dir_inside_the_input_folder_is_not_read_again(tmp_path, rng, weights):
     for name in ("a.wav", "b.flac"):
         write(tmp_path / "in" / name, speech_like(rng, 0.5, 16000), 16000)
