@@ -220,7 +220,7 @@ def predict(paths, out_dir, weights, overwrite, mono, plot, high_band, runtime, 
     """Denoise recordings: 'denoise predict IN OUT', or many files, folders and globs with --out-dir.
 
     Outputs keep the input's length, sample rate, channels and (where the format allows) sample
-    format; the format follows the output's extension (wav, flac, ogg, mp3, aiff).
+    format; the format follows the output's extension (wav, flac, ogg, opus, mp3, aiff, caf, w64).
     """
     os.environ.setdefault("CUDA_VISIBLE_DEVICES", "-1")  # prediction runs on the CPU
     from tqdm import tqdm

@@ -55,7 +55,7 @@ OUTPUT_FORMATS = {
     "MP3": (".mp3", "audio/mpeg"),
     "AIFF": (".aiff", "audio/aiff"),
 }
-FORMATS_TEXT = "an audio file (wav, flac, ogg, mp3 or aiff)"
+FORMATS_TEXT = "an audio file (wav, flac, ogg, opus, mp3, aiff, caf or w64)"
 # Declared upload types accepted besides audio/* (the content decides in the end); others are refused.
 OTHER_ACCEPTED_TYPES = {"", "application/octet-stream", "application/ogg", "video/ogg"}
 SECURITY_HEADERS = [
@@ -340,7 +340,7 @@ UPLOAD_BODY = {
         "content": {"multipart/form-data": {"schema": {
             "type": "object", "required": [FIELD],
             "properties": {FIELD: {"type": "string", "format": "binary",
-                                   "description": "the recording: wav, flac, ogg, mp3 or aiff"}},
+                                   "description": "the recording: wav, flac, ogg, opus, mp3, aiff, caf or w64"}},
         }}},
     }
 }
