@@ -167,9 +167,10 @@ class EnhanceOptions:
 class ChunkPlan:
     """How a recording of ``n`` samples at ``rate`` Hz is cut into exact, overlapping chunks.
 
-    ``unit`` (input samples) is the smallest step that is a whole number of model block steps
-    (``step`` STFT hops) and a whole number of resampling periods; chunks and margins are
-    multiples of it, so every chunk sees the same block grid and filter phases as the whole signal.
+    ``unit`` (input samples) is the smallest step that is a whole number of STFT hops at the model's
+    rate and a whole number of resampling periods; chunks and margins are multiples of it, so every
+    chunk sees the same STFT frames and filter phases as the whole signal (the block grid is the
+    recording's, whatever the chunk).
     """
 
     rate: int
@@ -189,12 +190,12 @@ def plan_chunks(n: int, rate: int, settings: Settings, chunk_seconds: float, ste
     """Chunks for ``n`` samples at ``rate``; ``step``: frames between block starts."""
     ratio = Fraction(settings.sample_rate, rate)
     up, down = ratio.numerator, ratio.denominator
-    block_hop = step * settings.hop_length  # model samples
-    unit_model = block_hop * (up // math.gcd(up, block_hop))
+    hop = settings.hop_length
+    unit_model = hop * (up // math.gcd(up, hop))  # model samples: whole hops and whole periods of ``up``
     unit = unit_model * down // up
     # Each output sample depends on input within a block and a step, plus the STFT window and filter tails.
-    reach = (settings.n_frames + step + 4) * settings.hop_length + settings.n_fft + 64
-    margin = unit * (-(-reach // unit_model) + 1)
+    reach = (settings.n_frames + step + 4) * hop + settings.n_fft + 64 + 4 * _resample_tail(up, down)
+    margin = unit * -(-reach // unit_model)
     chunk = unit * max(1, round(chunk_seconds * rate / unit))
     return ChunkPlan(rate, n, up, down, unit, margin, chunk)
 

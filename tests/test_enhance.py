@@ -98,7 +98,8 @@ def block_dependent(x):
 
 
 @pytest.mark.parametrize("rate, overlap", [(8000, 0.5), (11025, 0.5), (16000, 0.25), (44100, 0.25),
-                                           (8000, 0.25), (44100, 0.125), (16000, 0.0), (1000, 0.25)])
+                                           (8000, 0.25), (44100, 0.125), (16000, 0.0), (1000, 0.25),
+                                           (12345, 0.25)])
 def test_chunked_processing_equals_processing_whole(rng, rate, overlap):
     x = (0.2 * rng.standard_normal((int(rate * 2.3) + 5, 2))).astype(np.float32)
     counted = []
