@@ -5,11 +5,11 @@
 The network reads magnitudes in dB relative to full scale and was trained on mixtures at -35 to
 -15 dBFS; the validation set lies at -34 to -20. Each file of a validation part (noisy and clean
 alike) is played ``--gains`` dB quieter or louder, denoised with predict's defaults with and without
-level matching, and scored against its clean reference (PESQ, STOI and SI-SDR ignore the level).
+level matching, and scored against its clean reference (PESQ, STOI and SI-SDR ignore the level;
+every output is scored less its mean, as the offsets below need).
 The last column is the -5 dB band's SI-SDR, where the level changes the most. ``--offsets`` adds a
 constant (DC) offset to each noisy file at its own level, as a cheap interface does; prediction takes
-it out before the network and puts it back (the scores ignore it: SI-SDR and STOI are computed on
-the output less its mean).
+it out before the network and puts it back.
 """
 
 from __future__ import annotations
@@ -50,32 +50,27 @@ def run_part(valset: Path, part: str, gains: list[float], offsets: list[float], 
     rows = [f"## {part}: {len(files)} files of {valset / part}, {model_path.name}, predict's defaults",
             "", f"| gain (levels) | level matching | {metric} | STOI | SI-SDR dB | -5 dB band SI-SDR |",
             "|---|---|---|---|---|---|"]
+    def cells(change, **options) -> str:
+        """Each file changed by ``change``, denoised and scored (output less its mean): the row's last cells."""
+        results, low = [], []
+        for clean, noisy, rate, band in pairs:
+            out = enhance_signal(change(noisy), rate, loaded.settings, loaded.predict, **options)
+            results.append(score(clean, out - np.mean(out), rate))
+            if band == "snr-05":
+                low.append(results[-1]["si_sdr"])
+        mean = {k: float(np.nanmean([r[k] for r in results])) for k in ("pesq", "stoi", "si_sdr")}
+        return f"| {mean['pesq']:.3f} | {mean['stoi']:.3f} | {mean['si_sdr']:.2f} | {np.mean(low):.2f} |"
+
     for gain in gains:
         factor = np.float32(10 ** (gain / 20))
         span = f"{gain:+.0f} dB ({min(levels) + gain:.0f}..{max(levels) + gain:.0f} dBFS)"
         for match in ((True,) if gain == 0 else (False, True)):
-            results, low = [], []
-            for clean, noisy, rate, band in pairs:
-                out = enhance_signal(noisy * factor, rate, loaded.settings, loaded.predict, match_level=match)
-                s = score(clean, out, rate)
-                results.append(s)
-                if band == "snr-05":
-                    low.append(s["si_sdr"])
-            mean = {k: float(np.nanmean([r[k] for r in results])) for k in ("pesq", "stoi", "si_sdr")}
             rows.append(f"| {span} | {'on' if match else 'off'}{' (the same at this level)' if gain == 0 else ''} "
-                        f"| {mean['pesq']:.3f} | {mean['stoi']:.3f} | {mean['si_sdr']:.2f} | {np.mean(low):.2f} |")
+                        + cells(lambda x: x * factor, match_level=match))
             print(f"{part} {gain:+.0f} dB match={match}: done", file=sys.stderr)
     for offset in offsets:
-        results, low = [], []
-        for clean, noisy, rate, band in pairs:
-            out = enhance_signal(noisy + np.float32(offset), rate, loaded.settings, loaded.predict)
-            s = score(clean, out - np.mean(out), rate)
-            results.append(s)
-            if band == "snr-05":
-                low.append(s["si_sdr"])
-        mean = {k: float(np.nanmean([r[k] for r in results])) for k in ("pesq", "stoi", "si_sdr")}
         rows.append(f"| DC offset {offset:+g} ({20 * np.log10(abs(offset)):.0f} dBFS) | on "
-                    f"| {mean['pesq']:.3f} | {mean['stoi']:.3f} | {mean['si_sdr']:.2f} | {np.mean(low):.2f} |")
+                    + cells(lambda x: x + np.float32(offset)))
         print(f"{part} offset {offset:+g}: done", file=sys.stderr)
     return rows
 
