@@ -10,7 +10,7 @@ there is resampled back and subtracted from the original, so a model that remove
 the input exactly. Above the model's Nyquist frequency the original's high band gets, frame by frame,
 the gain the model applied to its own top band (see ``HIGH_BAND_SHARE``).
 
-Long recordings are processed in chunks aligned to the block grid, each read with enough margin that
+Long recordings are processed in chunks aligned to the STFT frames, each read with enough margin that
 every output sample depends on exactly the same input as when the recording is processed whole, so
 memory stays bounded and the result does not depend on the chunk size.
 
