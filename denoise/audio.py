@@ -19,16 +19,23 @@ PLAIN_SUBTYPES = {"PCM_S8", "PCM_U8", "PCM_16", "PCM_24", "PCM_32", "FLOAT", "DO
 MAX_SAMPLE = 1e6
 
 
-def find_audio_files(folder: Path) -> list[Path]:
-    """All audio files under ``folder``, recursively, sorted for reproducibility."""
+def find_audio_files(folder: Path, skip: Path | None = None) -> list[Path]:
+    """All audio files under ``folder``, recursively, sorted for reproducibility.
+
+    ``skip``: an output folder; when it lies inside ``folder`` its files are not inputs (a rerun
+    must not take the last run's outputs for new recordings).
+    """
     folder = Path(folder)
     if not folder.exists():
         raise AudioError(f"{folder}: folder not found")
     if not folder.is_dir():
         raise AudioError(f"{folder}: not a folder")
-    return sorted(
-        p for p in folder.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS and p.is_file()
-    )
+    found = sorted(p for p in folder.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS and p.is_file())
+    if skip is not None:
+        inner, outer = Path(skip).resolve(), folder.resolve()
+        if inner != outer and inner.is_relative_to(outer):
+            found = [p for p in found if not p.resolve().is_relative_to(inner)]
+    return found
 
 
 def _check_path(path: Path) -> None:

@@ -324,26 +324,26 @@ def evaluate(clean_dir, noisy_dir, enhanced_dir, out, weights) -> None:
     extra = {"clean_dir": str(clean_dir) if clean_dir else None, "noisy_dir": str(noisy_dir)}
     try:
         require_metrics() if clean_dir else require_dnsmos()  # before spending minutes denoising
-        n_files = len(find_audio_files(noisy_dir))
+        n_files = len(find_audio_files(noisy_dir, skip=out))  # a report folder inside holds no inputs
         if not n_files:
             raise DenoiseError(f"{noisy_dir}: no audio files found")
-        if clean_dir and not pair_files(clean_dir, noisy_dir)[0]:
+        if clean_dir and not pair_files(clean_dir, noisy_dir, skip=out)[0]:
             raise DenoiseError(f"{noisy_dir}: no file has a clean partner in {clean_dir} "
                                "(same relative path and name; any audio extension)")
         if enhanced_dir is None:
             chooser = ModelChooser(weights)
             enhanced_dir = out / "enhanced"
             with tqdm(total=n_files, unit="file", desc="Denoising") as bar:
-                _, failures = enhance_tree(noisy_dir, enhanced_dir, chooser.for_rate, bar.update)
+                _, failures = enhance_tree(noisy_dir, enhanced_dir, chooser.for_rate, bar.update, skip=out)
             for line in failures:
                 click.echo(f"  failed: {line}", err=True)
             extra["models"] = sorted(str(m.path) for m in chooser.loaded)
         extra["enhanced_dir"] = str(enhanced_dir)
         with tqdm(total=n_files, unit="file", desc="Scoring") as bar:
             if clean_dir:
-                report = run_evaluation(clean_dir, noisy_dir, enhanced_dir, bar.update)
+                report = run_evaluation(clean_dir, noisy_dir, enhanced_dir, bar.update, skip=out)
             else:
-                report = evaluate_without_reference(noisy_dir, enhanced_dir, bar.update)
+                report = evaluate_without_reference(noisy_dir, enhanced_dir, bar.update, skip=out)
         csv_path, json_path = write_report(report, out, extra)
     except DenoiseError as exc:
         _fail(exc)

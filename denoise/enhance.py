@@ -376,11 +376,25 @@ def enhance_signal(audio: np.ndarray, rate: int, settings: Settings, predict: Pr
     shape and rate. ``options``: the fields of EnhanceOptions (strength, floor_db, high_band,
     chunk_seconds, overlap, match_level).
     """
-    audio = np.asarray(audio, dtype=np.float32)
+    given = np.asarray(audio)
+    if given.dtype.kind in "iub":
+        raise AudioError(f"audio of type {given.dtype}: expected floats in [-1, 1] "
+                         f"(integer samples: divide by their full scale, 32768 for int16)")
+    try:
+        whole = isinstance(rate, (int, float, np.integer, np.floating)) and float(rate).is_integer()
+    except (OverflowError, ValueError):  # inf, nan
+        whole = False
+    if not whole or isinstance(rate, bool) or not MIN_RATE <= int(rate) <= MAX_RATE:
+        raise AudioError(f"sample rate {rate!r}: expected a whole number of Hz from {MIN_RATE} to {MAX_RATE}")
+    rate = int(rate)
+    audio = given.astype(np.float32, copy=False)
     if audio.ndim == 1:
         return enhance_signal(audio[:, None], rate, settings, predict, **options)[:, 0]
     if audio.ndim != 2:
         raise AudioError(f"audio of shape {audio.shape}: expected (n_samples, channels) or (n_samples,)")
+    if audio.shape[1] > max(audio.shape[0], 64):
+        raise AudioError(f"audio of shape {audio.shape}: more channels than samples; expected "
+                         f"(n_samples, channels), so transpose a channels-first array (audio.T)")
     if audio.shape[0] == 0:
         return audio.copy()
     pieces = enhance_chunks(lambda a, b: audio[a:b], audio.shape[0], rate, settings, predict,
@@ -514,13 +528,10 @@ def plan_outputs(paths: list[Path], out_dir: Path | None) -> tuple[list[tuple[Pa
             raise AudioError(f"{dst}: is a folder; use --out-dir {dst} to write into it")
         return [(src, dst)], []
     jobs, problems = [], []
-    outputs = Path(out_dir).resolve()
     for arg in paths:
         arg = Path(arg)
-        if arg.is_dir():  # an --out-dir inside the folder holds earlier outputs, not inputs
-            inside = outputs != arg.resolve() and outputs.is_relative_to(arg.resolve())
-            jobs += [(p, out_dir / p.relative_to(arg)) for p in audio_io.find_audio_files(arg)
-                     if not (inside and p.resolve().is_relative_to(outputs))]
+        if arg.is_dir():
+            jobs += [(p, out_dir / p.relative_to(arg)) for p in audio_io.find_audio_files(arg, skip=out_dir)]
         elif not arg.exists() and GLOB_CHARS & set(str(arg)):
             import glob
 
@@ -619,12 +630,14 @@ def enhance_batch(
 
 def enhance_tree(
     in_dir: Path, out_dir: Path, model_for_rate: Callable[[int], object],
-    progress: Callable[[int], None] | None = None,
+    progress: Callable[[int], None] | None = None, skip: Path | None = None,
 ) -> tuple[list[FileResult], list[str]]:
     """Denoise every audio file under ``in_dir`` into ``out_dir``, keeping relative paths.
 
-    Returns the results and one line per file that failed.
+    Files under ``skip`` (default ``out_dir``) are not inputs. Returns the results and one line per
+    file that failed.
     """
-    jobs = [(p, Path(out_dir) / p.relative_to(in_dir)) for p in audio_io.find_audio_files(in_dir)]
+    files = audio_io.find_audio_files(in_dir, skip=skip or out_dir)
+    jobs = [(p, Path(out_dir) / p.relative_to(in_dir)) for p in files]
     report = enhance_batch(jobs, model_for_rate, overwrite=True, make_dirs=True, progress=progress)
     return report.done, report.failed

@@ -22,6 +22,7 @@ from .settings import write_json
 
 METRICS = ("pesq", "stoi", "si_sdr")
 DNSMOS_METRICS = ("dnsmos_sig", "dnsmos_bak", "dnsmos_ovrl")
+METRIC_NAMES = {"pesq": "PESQ", "stoi": "STOI", "si_sdr": "SI-SDR"}
 LABELS = {"stoi": "STOI", "si_sdr": "SI-SDR dB", "dnsmos_sig": "DNSMOS SIG",
           "dnsmos_bak": "DNSMOS BAK", "dnsmos_ovrl": "DNSMOS OVRL"}
 DNSMOS_RATE = 16000
@@ -109,21 +110,46 @@ def score(clean: np.ndarray, test: np.ndarray, rate: int) -> dict[str, float]:
         p = float(pesq(fs, ref, deg, mode))
     except Exception:  # pesq raises when it finds no speech in the reference
         p = float("nan")
-    return {"pesq": p, "stoi": float(stoi(clean, test, rate, extended=False)), "si_sdr": si_sdr(clean, test)}
+    import warnings
+
+    with warnings.catch_warnings():  # its warning would land inside the progress bar; the problem line says it
+        warnings.simplefilter("ignore", RuntimeWarning)
+        s = float(stoi(clean, test, rate, extended=False))
+    if s <= 1e-5:  # pystoi's answer when too few frames hold speech (a short or silent reference)
+        s = float("nan")
+    return {"pesq": p, "stoi": s, "si_sdr": si_sdr(clean, test)}
 
 
-def pair_files(clean_dir: Path, other_dir: Path) -> tuple[list[tuple[str, Path, Path]], list[str]]:
-    """Match files by relative path without extension: (pairs (key, clean, other), problems)."""
-    clean = {_key(p, clean_dir): p for p in audio_io.find_audio_files(clean_dir)}
-    other = {_key(p, other_dir): p for p in audio_io.find_audio_files(other_dir)}
+def pair_files(
+    clean_dir: Path, other_dir: Path, skip: Path | None = None,
+) -> tuple[list[tuple[str, Path, Path]], list[str]]:
+    """Match files by relative path without extension: (pairs (key, clean, other), problems).
+
+    ``skip``: an output folder whose files are not inputs (see ``audio.find_audio_files``).
+    """
+    problems: list[str] = []
+    clean = _by_key(audio_io.find_audio_files(clean_dir, skip=skip), clean_dir, problems)
+    other = _by_key(audio_io.find_audio_files(other_dir, skip=skip), other_dir, problems)
     pairs = [(k, clean[k], other[k]) for k in sorted(clean) if k in other]
-    problems = [f"{other_dir / k}: no file matches clean {clean[k]}" for k in sorted(clean) if k not in other]
+    problems += [f"{other_dir / k}: no file matches clean {clean[k]}" for k in sorted(clean) if k not in other]
     problems += [f"{other[k]}: no clean reference in {clean_dir}" for k in sorted(other) if k not in clean]
     return pairs, problems
 
 
 def _key(path: Path, root: Path) -> str:
     return path.relative_to(root).with_suffix("").as_posix()
+
+
+def _by_key(files: list[Path], root: Path, problems: list[str]) -> dict[str, Path]:
+    """Files by key; a second file of the same name (``x.wav`` and ``x.flac``) is a problem, not a pair."""
+    found: dict[str, Path] = {}
+    for path in files:
+        key = _key(path, root)
+        if key in found:
+            problems.append(f"{path}: same name as {found[key].name}; only {found[key].name} is scored")
+        else:
+            found[key] = path
+    return found
 
 
 def natural_key(name: str) -> list:
@@ -189,10 +215,15 @@ def evaluate(
     noisy_dir: Path,
     enhanced_dir: Path,
     progress: Callable[[int], None] | None = None,
+    skip: Path | None = None,
 ) -> Report:
-    """Score every noisy file and its enhanced version against the clean file of the same name."""
+    """Score every noisy file and its enhanced version against the clean file of the same name.
+
+    A metric that cannot be computed for a file (PESQ or STOI on a very short or silent reference)
+    is NaN, left out of the averages, and named in the problems.
+    """
     report = Report()
-    pairs, report.problems = pair_files(clean_dir, noisy_dir)
+    pairs, report.problems = pair_files(clean_dir, noisy_dir, skip=skip)
     for key, clean_path, noisy_path in pairs:
         enhanced_path = _find(enhanced_dir, key, noisy_path.suffix)
         try:
@@ -207,6 +238,11 @@ def evaluate(
             for side, signal in (("input", noisy), ("output", enhanced)):
                 for metric, value in score(clean, signal, rate).items():
                     row[f"{metric}_{side}"] = value
+            missing = sorted({m for m in METRICS for s in ("input", "output") if math.isnan(row[f"{m}_{s}"])})
+            if missing:
+                names = " and ".join(METRIC_NAMES.get(m, m) for m in missing)
+                report.problems.append(f"{noisy_path}: no {names} (too short, or a silent reference); "
+                                       "left out of those averages")
             report.rows.append(row)
         if progress is not None:
             progress(1)
@@ -217,12 +253,13 @@ def evaluate_without_reference(
     noisy_dir: Path,
     enhanced_dir: Path,
     progress: Callable[[int], None] | None = None,
+    skip: Path | None = None,
 ) -> Report:
     """DNSMOS of every noisy file and its enhanced version (same relative path): for real
-    recordings, where no clean reference exists."""
+    recordings, where no clean reference exists. Files under ``skip`` are not inputs."""
     require_dnsmos()
     report = Report(metrics=DNSMOS_METRICS)
-    for noisy_path in audio_io.find_audio_files(noisy_dir):
+    for noisy_path in audio_io.find_audio_files(noisy_dir, skip=skip):
         key = _key(noisy_path, noisy_dir)
         enhanced_path = _find(enhanced_dir, key, noisy_path.suffix)
         try:
@@ -251,7 +288,9 @@ def _find(folder: Path, key: str, suffix: str) -> Path | None:
     exact = folder / f"{key}{suffix}"
     if exact.exists():
         return exact
-    matches = sorted(p for p in folder.glob(f"{key}.*") if p.suffix.lower() in audio_io.AUDIO_EXTENSIONS)
+    import glob
+
+    matches = sorted(p for p in folder.glob(f"{glob.escape(key)}.*") if p.suffix.lower() in audio_io.AUDIO_EXTENSIONS)
     return matches[0] if matches else None
 
 

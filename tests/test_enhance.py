@@ -97,10 +97,15 @@ def block_dependent(x):
     return np.tanh(x - x.mean(axis=(1, 2), keepdims=True) + 0.3 * x.std(axis=(1, 2), keepdims=True))
 
 
-@pytest.mark.parametrize("rate, overlap", [(8000, 0.5), (11025, 0.5), (16000, 0.25), (44100, 0.25),
-                                           (8000, 0.25), (44100, 0.125), (16000, 0.0), (1000, 0.25),
-                                           (12345, 0.25)])
-def test_chunked_processing_equals_processing_whole(rng, rate, overlap):
+@pytest.mark.parametrize("rate, overlap, model_rate", [
+    (8000, 0.5, 8000), (11025, 0.5, 8000), (16000, 0.25, 8000), (44100, 0.25, 8000), (8000, 0.25, 8000),
+    (44100, 0.125, 8000), (16000, 0.0, 8000), (12345, 0.25, 8000),
+    (8000, 0.25, 22050),  # input below the model's rate
+])
+def test_chunked_processing_equals_processing_whole(rng, rate, overlap, model_rate):
+    import dataclasses
+
+    settings = dataclasses.replace(TINY, sample_rate=model_rate)
     x = (0.2 * rng.standard_normal((int(rate * 2.3) + 5, 2))).astype(np.float32)
     counted = []
 
@@ -108,11 +113,11 @@ def test_chunked_processing_equals_processing_whole(rng, rate, overlap):
         counted.append(blocks.shape[0])
         return block_dependent(blocks)
 
-    whole = enhance_signal(x, rate, TINY, counting, chunk_seconds=1e6, overlap=overlap)
+    whole = enhance_signal(x, rate, settings, counting, chunk_seconds=1e6, overlap=overlap)
     whole_blocks = sum(counted)
     for seconds in (0.05, 0.3):
         counted.clear()
-        chunked = enhance_signal(x, rate, TINY, counting, chunk_seconds=seconds, overlap=overlap)
+        chunked = enhance_signal(x, rate, settings, counting, chunk_seconds=seconds, overlap=overlap)
         assert chunked.shape == x.shape
         assert np.max(np.abs(chunked - whole)) < 1e-5
         assert len(counted) > 4 and sum(counted) == whole_blocks  # no block is predicted twice
@@ -227,3 +232,15 @@ def test_less_overlap_predicts_fewer_blocks(rng):
     assert counts[0.0] == pytest.approx(frames / TINY.n_frames, rel=0.1)
     with pytest.raises(Exception, match="overlap=0.9 must be between 0 and 0.75"):
         enhance_signal(x, 8000, TINY, counting, overlap=0.9)
+
+
+def test_the_python_api_refuses_what_it_cannot_denoise_in_one_line(rng):
+    x = (0.05 * rng.standard_normal((2, 800))).astype(np.float32)  # channels first, as librosa gives
+    with pytest.raises(AudioError, match=r"shape \(2, 800\): more channels than samples; .*transpose"):
+        enhance_signal(x, 8000, TINY, block_dependent)
+    with pytest.raises(AudioError, match="type int16: expected floats in"):
+        enhance_signal((x.T * 32767).astype(np.int16), 8000, TINY, block_dependent)
+    for rate in (4000, 0, 16000.5, "16000"):
+        with pytest.raises(AudioError, match="expected a whole number of Hz from 8000 to 192000"):
+            enhance_signal(x.T, rate, TINY, block_dependent)
+    assert enhance_signal(x.T.astype(np.float64), 8000.0, TINY, block_dependent).shape == (800, 2)

@@ -80,6 +80,32 @@ def test_missing_partners_lengths_and_rates_are_reported(evalset, rng):
     assert any("sample rate 22050 Hz differs" in p for p in report.problems)
 
 
+def test_unscorable_metrics_odd_names_and_duplicates_are_reported(evalset, rng):
+    short = speech_like(rng, 0.05, 16000)  # too few frames for STOI (pystoi answers 1e-5), PESQ fails
+    write(evalset["clean"] / "short [1].wav", short, 16000)
+    write(evalset["noisy"] / "short [1].wav", short, 16000)
+    write(evalset["enhanced"] / "short [1].flac", short, 16000)  # found despite the glob characters
+    write(evalset["noisy"] / "snr+00" / "f1.flac", speech_like(rng, 2.0, 16000), 16000)  # f1.wav's twin
+    report = evaluate(evalset["clean"], evalset["noisy"], evalset["enhanced"])
+    assert len(report.rows) == 5
+    row = [r for r in report.rows if r["file"] == "short [1]"][0]
+    assert np.isnan(row["stoi_input"]) and np.isnan(row["pesq_output"])
+    assert any("short [1].wav: no PESQ and STOI (too short, or a silent reference)" in p for p in report.problems)
+    assert any("f1.wav: same name as f1.flac; only f1.flac is scored" in p for p in report.problems)
+    assert report.averages()["stoi_input"] > 0.5  # the unscorable file is left out, not averaged as 0
+
+
+def test_a_report_folder_inside_the_noisy_folder_is_not_scored_again(evalset, trained):
+    out = evalset["noisy"] / "report"
+    for _ in range(2):
+        result = CliRunner().invoke(main, ["evaluate", "--clean-dir", str(evalset["clean"]), "--noisy-dir",
+                                           str(evalset["noisy"]), "--weights", str(trained["model"]),
+                                           "--out", str(out)])
+        assert result.exit_code == 0 and "problem" not in result.output, result.output
+    assert json.loads((out / "summary.json").read_text())["average"]["files"] == 4
+    assert not (out / "enhanced" / "report").exists()
+
+
 def test_cli_evaluate_with_enhanced_dir(evalset, tmp_path):
     result = CliRunner().invoke(main, ["evaluate", "--clean-dir", str(evalset["clean"]), "--noisy-dir",
                                        str(evalset["noisy"]), "--enhanced-dir", str(evalset["enhanced"]),
