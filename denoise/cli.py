@@ -327,7 +327,8 @@ def evaluate(clean_dir, noisy_dir, enhanced_dir, out, weights) -> None:
         n_files = len(find_audio_files(noisy_dir, skip=out))  # a report folder inside holds no inputs
         if not n_files:
             raise DenoiseError(f"{noisy_dir}: no audio files found")
-        if clean_dir and not pair_files(clean_dir, noisy_dir, skip=out)[0]:
+        n_pairs = len(pair_files(clean_dir, noisy_dir, skip=out)[0]) if clean_dir else n_files
+        if clean_dir and not n_pairs:
             raise DenoiseError(f"{noisy_dir}: no file has a clean partner in {clean_dir} "
                                "(same relative path and name; any audio extension)")
         if enhanced_dir is None:
@@ -339,7 +340,7 @@ def evaluate(clean_dir, noisy_dir, enhanced_dir, out, weights) -> None:
                 click.echo(f"  failed: {line}", err=True)
             extra["models"] = sorted(str(m.path) for m in chooser.loaded)
         extra["enhanced_dir"] = str(enhanced_dir)
-        with tqdm(total=n_files, unit="file", desc="Scoring") as bar:
+        with tqdm(total=n_pairs, unit="file", desc="Scoring") as bar:
             if clean_dir:
                 report = run_evaluation(clean_dir, noisy_dir, enhanced_dir, bar.update, skip=out)
             else:

@@ -634,10 +634,13 @@ def enhance_tree(
 ) -> tuple[list[FileResult], list[str]]:
     """Denoise every audio file under ``in_dir`` into ``out_dir``, keeping relative paths.
 
-    Files under ``skip`` (default ``out_dir``) are not inputs. Returns the results and one line per
-    file that failed.
+    Files under ``skip`` (default ``out_dir``) are not inputs. A lossy input (MP3, Ogg) is written as
+    WAV, so that scoring the output does not count a second encoding against the denoiser. Returns
+    the results and one line per file that failed.
     """
     files = audio_io.find_audio_files(in_dir, skip=skip or out_dir)
+    lossy = {".mp3", ".ogg", ".oga", ".opus"}
     jobs = [(p, Path(out_dir) / p.relative_to(in_dir)) for p in files]
+    jobs = [(p, q.with_suffix(".wav") if q.suffix.lower() in lossy else q) for p, q in jobs]
     report = enhance_batch(jobs, model_for_rate, overwrite=True, make_dirs=True, progress=progress)
     return report.done, report.failed

@@ -261,12 +261,12 @@ def evaluate_without_reference(
     report = Report(metrics=DNSMOS_METRICS)
     for noisy_path in audio_io.find_audio_files(noisy_dir, skip=skip):
         key = _key(noisy_path, noisy_dir)
-        enhanced_path = _find(enhanced_dir, key, noisy_path.suffix)
         try:
-            if enhanced_path is None:
-                raise audio_io.AudioError(f"{noisy_path}: no denoised file for it in {enhanced_dir}")
             signals = {}
-            for side, path in (("input", noisy_path), ("output", enhanced_path)):
+            for side in ("input", "output"):  # the input first: its own problem is the real reason
+                path = noisy_path if side == "input" else _find(enhanced_dir, key, noisy_path.suffix)
+                if path is None:
+                    raise audio_io.AudioError(f"{noisy_path}: no denoised file for it in {enhanced_dir}")
                 data, rate = _read_checked(path)
                 if rate < 8000:
                     raise audio_io.AudioError(f"{path}: sample rate {rate} Hz is below 8000 Hz")

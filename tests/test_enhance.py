@@ -80,6 +80,7 @@ def test_enhance_tree_keeps_relative_paths_and_lists_failures(tmp_path, rng):
 
     write(tmp_path / "in" / "a" / "x.wav", speech_like(rng, 0.5, 16000), 16000)
     write(tmp_path / "in" / "y.flac", speech_like(rng, 0.5, 8000), 8000)
+    write(tmp_path / "in" / "z.mp3", speech_like(rng, 0.5, 16000), 16000)  # lossy: scored from a WAV
     (tmp_path / "in" / "bad.wav").write_text("nope")
 
     class Fake:
@@ -87,7 +88,7 @@ def test_enhance_tree_keeps_relative_paths_and_lists_failures(tmp_path, rng):
         predict = staticmethod(constant_noise(0.0, TINY))
 
     results, failures = enhance_tree(tmp_path / "in", tmp_path / "out", lambda rate: Fake)
-    assert sorted(str(r.output.relative_to(tmp_path / "out")) for r in results) == ["a/x.wav", "y.flac"]
+    assert sorted(str(r.output.relative_to(tmp_path / "out")) for r in results) == ["a/x.wav", "y.flac", "z.wav"]
     assert len(failures) == 1 and "bad.wav: cannot read audio" in failures[0]
     assert not (tmp_path / "out" / "bad.wav").exists()
 
