@@ -30,11 +30,6 @@ from denoise.model_io import SHIPPED_MODELS, WEIGHTS_DIR, load_model  # noqa: E4
 RATES = {"16k": 16000, "8k": 8000}
 
 
-def level_dbfs(x: np.ndarray) -> float:
-    """RMS level of the whole signal in dB relative to full scale."""
-    return float(10 * np.log10(np.mean(np.square(x, dtype=np.float64)) + 1e-20))
-
-
 def run_part(valset: Path, part: str, gains: list[float], offsets: list[float], weights: Path | None) -> list[str]:
     """Markdown rows for one validation part: each gain with and without level matching, then each offset."""
     rate_hz = RATES[part]
@@ -45,7 +40,7 @@ def run_part(valset: Path, part: str, gains: list[float], offsets: list[float], 
     if not files:
         raise SystemExit(f"{noisy_dir}: no audio files")
     pairs = [read_pair(clean_dir / p.relative_to(noisy_dir), p) + (p.parent.name,) for p in files]
-    levels = [level_dbfs(noisy) for _, noisy, _, _ in pairs]
+    levels = [audio_io.rms_db(noisy) for _, noisy, _, _ in pairs]
     metric = "PESQ-" + pesq_rate(rate_hz)[1].upper()
     rows = [f"## {part}: {len(files)} files of {valset / part}, {model_path.name}, predict's defaults",
             "", f"| gain (levels) | level matching | {metric} | STOI | SI-SDR dB | -5 dB band SI-SDR |",

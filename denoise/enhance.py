@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import bisect
 import functools
+import glob
 import math
 from dataclasses import dataclass
 from fractions import Fraction
@@ -533,8 +534,6 @@ def plan_outputs(paths: list[Path], out_dir: Path | None) -> tuple[list[tuple[Pa
         if arg.is_dir():
             jobs += [(p, out_dir / p.relative_to(arg)) for p in audio_io.find_audio_files(arg, skip=out_dir)]
         elif not arg.exists() and GLOB_CHARS & set(str(arg)):
-            import glob
-
             matches = sorted(Path(m) for m in glob.glob(str(arg), recursive=True) if Path(m).is_file())
             if not matches:
                 problems.append(f"{arg}: no file matches")

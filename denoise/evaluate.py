@@ -9,7 +9,9 @@ the ``pesq``, ``pystoi`` and ``speechmos`` packages (the ``eval`` extra).
 from __future__ import annotations
 
 import csv
+import glob
 import math
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
@@ -22,7 +24,6 @@ from .settings import write_json
 
 METRICS = ("pesq", "stoi", "si_sdr")
 DNSMOS_METRICS = ("dnsmos_sig", "dnsmos_bak", "dnsmos_ovrl")
-METRIC_NAMES = {"pesq": "PESQ", "stoi": "STOI", "si_sdr": "SI-SDR"}
 LABELS = {"stoi": "STOI", "si_sdr": "SI-SDR dB", "dnsmos_sig": "DNSMOS SIG",
           "dnsmos_bak": "DNSMOS BAK", "dnsmos_ovrl": "DNSMOS OVRL"}
 DNSMOS_RATE = 16000
@@ -110,8 +111,6 @@ def score(clean: np.ndarray, test: np.ndarray, rate: int) -> dict[str, float]:
         p = float(pesq(fs, ref, deg, mode))
     except Exception:  # pesq raises when it finds no speech in the reference
         p = float("nan")
-    import warnings
-
     with warnings.catch_warnings():  # its warning would land inside the progress bar; the problem line says it
         warnings.simplefilter("ignore", RuntimeWarning)
         s = float(stoi(clean, test, rate, extended=False))
@@ -240,7 +239,7 @@ def evaluate(
                     row[f"{metric}_{side}"] = value
             missing = sorted({m for m in METRICS for s in ("input", "output") if math.isnan(row[f"{m}_{s}"])})
             if missing:
-                names = " and ".join(METRIC_NAMES.get(m, m) for m in missing)
+                names = " and ".join(LABELS.get(m, m.upper()) for m in missing)
                 report.problems.append(f"{noisy_path}: no {names} (too short, or a silent reference); "
                                        "left out of those averages")
             report.rows.append(row)
@@ -288,8 +287,6 @@ def _find(folder: Path, key: str, suffix: str) -> Path | None:
     exact = folder / f"{key}{suffix}"
     if exact.exists():
         return exact
-    import glob
-
     matches = sorted(p for p in folder.glob(f"{glob.escape(key)}.*") if p.suffix.lower() in audio_io.AUDIO_EXTENSIONS)
     return matches[0] if matches else None
 
