@@ -217,7 +217,7 @@ def main() -> None:
             systems["clean reference (a perfect denoiser)"] = clean_reference(clean_dir, noisy_dir)
         reports = {}
         stamp = {"valset": [[str(p.relative_to(noisy_dir)), p.stat().st_size]
-                            for p in audio_io.find_audio_files(noisy_dir)], "dnsmos": "" if args.no_dnsmos else "sig,bak,ovrl"}
+                            for p in audio_io.find_audio_files(noisy_dir)], "dnsmos": "" if args.no_dnsmos else "sig,bak,ovrl of mean-removed audio"}
         for name, fn in {"noisy input": None, **systems}.items():
             out = args.work / part / "".join(c if c.isalnum() else "_" for c in name)
             cached = out / "scores.json"

@@ -80,11 +80,13 @@ def require_dnsmos() -> None:
 
 def dnsmos(audio: np.ndarray, rate: int) -> dict[str, float]:
     """DNSMOS P.835 scores (1..5) of a mono signal: speech quality (SIG), background noise (BAK)
-    and overall (OVRL). Runs at 16 kHz; audio is resampled, and scaled down only if it clips."""
+    and overall (OVRL). Runs at 16 kHz; audio is resampled, its mean (a DC offset, which nobody hears
+    but DNSMOS punishes hard) taken out, and it is scaled down only if it clips."""
     require_dnsmos()
     from speechmos import dnsmos as model
 
     x = audio_io.resample(audio.astype(np.float32), rate, DNSMOS_RATE)
+    x = x - x.mean() if x.size else x
     peak = float(np.max(np.abs(x))) if x.size else 0.0
     if peak > 1.0:
         x = x / peak

@@ -146,6 +146,9 @@ def test_dnsmos_ranks_clean_above_noisy_at_any_rate(rng):
     assert all(1.0 <= v <= 5.0 for v in (*good.values(), *bad.values()))
     # Resampled to DNSMOS's 16 kHz; a clipping signal is scaled down instead of refused.
     assert dnsmos(3 * clean, 16000)["dnsmos_bak"] == pytest.approx(dnsmos(clean, 16000)["dnsmos_bak"], abs=0.3)
+    # An offset nobody hears does not lower the score (DNSMOS alone gives SIG 2.3 -> 1.1 at +0.2).
+    offset = dnsmos(clean + np.float32(0.2), 16000)
+    assert offset == pytest.approx(good, abs=0.02)
 
 
 def test_cli_evaluate_without_clean_references_uses_dnsmos(evalset, tmp_path):
