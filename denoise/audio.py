@@ -1,4 +1,8 @@
-"""Audio I/O: reading, writing, resampling, checking. The only module that imports soundfile."""
+"""Audio I/O: reading, writing, resampling, checking. The only module that imports soundfile and PyAV.
+
+libsndfile reads and writes the usual formats; what it cannot read (AAC in .m4a from phones, the
+sound track of a video, WebM, WMA) is decoded by PyAV (FFmpeg), for reading only.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,10 @@ import numpy as np
 
 from .errors import AudioError
 
-AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".aif", ".aifc", ".caf", ".w64")
+WRITABLE_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".aif", ".aifc", ".caf", ".w64")
+# Read through PyAV; an output for such an input is WAV unless another format is asked for.
+DECODED_EXTENSIONS = (".m4a", ".aac", ".mp4", ".mov", ".3gp", ".webm", ".mka", ".mkv", ".wma")
+AUDIO_EXTENSIONS = WRITABLE_EXTENSIONS + DECODED_EXTENSIONS
 # Sample formats that carry over from any input format to any output format that holds them; a
 # codec (MP3, Vorbis, Opus) only carries over within its own format (libsndfile accepts an MP3-in-WAV
 # on paper, then cannot write it).
@@ -48,7 +55,8 @@ def _check_path(path: Path) -> None:
 
 
 def audio_info(path: Path) -> tuple[int, int, int]:
-    """(n_samples, sample_rate, channels) without decoding the file."""
+    """(n_samples, sample_rate, channels) without decoding the file. For a file PyAV decodes,
+    n_samples comes from the container's duration: an estimate (``decode_to`` gives the exact count)."""
     import soundfile as sf
 
     path = Path(path)
@@ -56,8 +64,107 @@ def audio_info(path: Path) -> tuple[int, int, int]:
     try:
         info = sf.info(str(path))
     except Exception as exc:  # soundfile raises several types for unreadable files
-        raise AudioError(f"{path}: cannot read audio ({short_error(exc)})") from None
+        return _av_info(path, exc)
     return int(info.frames), int(info.samplerate), int(info.channels)
+
+
+def libsndfile_reads(path: Path) -> bool:
+    """Whether libsndfile can read ``path`` (else PyAV decodes it)."""
+    import soundfile as sf
+
+    try:
+        sf.info(str(path))
+    except Exception:
+        return False
+    return True
+
+
+def container_format(path: Path) -> str | None:
+    """libsndfile's name for the file's format ('WAV', 'FLAC'...), None for one PyAV decodes."""
+    import soundfile as sf
+
+    try:
+        return str(sf.info(str(path)).format)
+    except Exception:
+        return None
+
+
+def _av_open(path: Path, sf_exc: BaseException | None = None):
+    """(container, first audio stream) of a file libsndfile could not read, or AudioError. The
+    message is FFmpeg's for the formats PyAV is there for, else libsndfile's."""
+    ours = Path(path).suffix.lower() in DECODED_EXTENSIONS
+    try:
+        import av
+    except ImportError:
+        why = "PyAV is not installed: pip install av" if ours else short_error(sf_exc or ImportError("PyAV"))
+        raise AudioError(f"{path}: cannot read audio ({why})") from None
+    try:
+        container = av.open(str(path), metadata_errors="ignore")
+    except Exception as exc:
+        why = _av_message(exc) if ours or sf_exc is None else short_error(sf_exc)
+        raise AudioError(f"{path}: cannot read audio ({why})") from None
+    if not container.streams.audio:
+        container.close()
+        if not ours and sf_exc is not None:
+            raise AudioError(f"{path}: cannot read audio ({short_error(sf_exc)})")
+        raise AudioError(f"{path}: cannot read audio (no sound track in it)")
+    return container, container.streams.audio[0]
+
+
+def _av_message(exc: BaseException) -> str:
+    """FFmpeg's reason without PyAV's error number and file name."""
+    text = getattr(exc, "strerror", None) or str(exc)
+    return str(text).strip().splitlines()[-1] if str(text).strip() else type(exc).__name__
+
+
+def _av_info(path: Path, sf_exc: BaseException) -> tuple[int, int, int]:
+    container, stream = _av_open(path, sf_exc)
+    with container:
+        rate, channels = int(stream.rate or 0), int(stream.channels or 0)
+        if stream.duration and stream.time_base:
+            seconds = float(stream.duration * stream.time_base)
+        else:
+            seconds = (container.duration or 0) / 1e6
+    if rate <= 0 or channels <= 0:
+        raise AudioError(f"{path}: cannot read audio (no sample rate or channel count in its sound track)")
+    return int(round(seconds * rate)), rate, channels
+
+
+def _av_blocks(path: Path, stop: int | None = None):
+    """Decoded float32 blocks (samples, channels) of the first sound track, up to ``stop`` samples."""
+    import av
+
+    container, stream = _av_open(path)
+    done = 0
+    with container:
+        channels, rate = int(stream.channels), int(stream.rate)
+        resampler = av.AudioResampler(format="flt", layout=stream.layout, rate=rate)
+        try:
+            for frame in container.decode(stream):
+                for out in resampler.resample(frame):
+                    block = out.to_ndarray().reshape(-1, channels)
+                    done += block.shape[0]
+                    yield block
+                if stop is not None and done >= stop:
+                    return
+            for out in resampler.resample(None):
+                yield out.to_ndarray().reshape(-1, channels)
+        except av.error.FFmpegError as exc:
+            raise AudioError(f"{path}: corrupt after {done / rate:.1f} s ({_av_message(exc)})") from None
+
+
+def decode_to(path: Path, dest: Path) -> tuple[int, int, int]:
+    """Decode a file PyAV reads into a float W64 file ``dest`` (the caller removes it), block by
+    block so memory stays bounded; returns the exact (n_samples, sample_rate, channels)."""
+    import soundfile as sf
+
+    _, rate, channels = audio_info(path)
+    n = 0
+    with sf.SoundFile(str(dest), "w", rate, channels, subtype="FLOAT", format="W64") as out:
+        for block in _av_blocks(path):
+            out.write(block)
+            n += block.shape[0]
+    return n, rate, channels
 
 
 _PROMISED = re.compile(r"^\s*(?:data|SSND)\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MULTILINE)
@@ -92,7 +199,12 @@ def read_audio(path: Path, start: int = 0, stop: int | None = None) -> tuple[np.
     try:
         data, rate = sf.read(str(path), start=start, stop=stop, dtype="float32", always_2d=True)
     except Exception as exc:
-        raise AudioError(f"{path}: cannot read audio ({short_error(exc)})") from None
+        if libsndfile_reads(path):
+            raise AudioError(f"{path}: cannot read audio ({short_error(exc)})") from None
+        _, rate, channels = _av_info(path, exc)
+        blocks = list(_av_blocks(path, stop))
+        data = np.concatenate(blocks) if blocks else np.zeros((0, channels), np.float32)
+        data = data[start:stop]
     return data, int(rate)
 
 
@@ -116,7 +228,7 @@ def format_for(path: Path) -> str:
     fmt = {"oga": "OGG", "opus": "OGG", "aif": "AIFF", "aifc": "AIFF", "mp3": "MP3"}.get(ext, ext.upper())
     if fmt not in sf.available_formats():
         what = f"cannot write the '{Path(path).suffix}' format" if ext else "no extension to choose the format by"
-        raise AudioError(f"{path}: {what} (use one of {', '.join(e for e in AUDIO_EXTENSIONS)})")
+        raise AudioError(f"{path}: {what} (use one of {', '.join(WRITABLE_EXTENSIONS)})")
     return fmt
 
 

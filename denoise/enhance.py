@@ -454,9 +454,12 @@ def enhance_file(
         raise AudioError(f"{out_path}: output folder {out_path.parent} does not exist")
     out_format = audio_io.format_for(out_path)
     n, rate, channels = audio_io.audio_info(in_path)
+    # A format only PyAV reads (.m4a...) is decoded into the output folder first, then read in chunks;
+    # its length is known once decoded.
+    decoded = None if audio_io.libsndfile_reads(in_path) else out_path.with_name(f".{out_path.name}.in.w64")
     if in_path.stat().st_size == 0:
         raise AudioError(f"{in_path}: empty file")
-    if n <= 0:
+    if n <= 0 and decoded is None:
         raise AudioError(f"{in_path}: no samples")
     if not MIN_RATE <= rate <= MAX_RATE:
         raise AudioError(f"{in_path}: unsupported sample rate {rate} Hz (supported: {MIN_RATE} to {MAX_RATE} Hz)")
@@ -470,8 +473,12 @@ def enhance_file(
     except OSError as exc:
         raise AudioError(f"{out_path}: cannot write into {out_path.parent} ({exc.strerror})") from None
     try:
+        if decoded is not None:
+            n, rate, channels = audio_io.decode_to(in_path, decoded)
+            if n <= 0:
+                raise AudioError(f"{in_path}: no samples")
         peak = 0.0
-        with audio_io.open_audio(in_path) as src, sf.SoundFile(
+        with audio_io.open_audio(decoded or in_path) as src, sf.SoundFile(
             str(tmp_float), "w", rate, out_channels, subtype="FLOAT", format="W64"
         ) as dst:
 
@@ -506,6 +513,8 @@ def enhance_file(
         raise
     finally:
         audio_io.remove_quietly(tmp_float)
+        if decoded is not None:
+            audio_io.remove_quietly(decoded)
     return FileResult(in_path, out_path, n / rate, rate, out_channels,
                       20 * math.log10(scale), time.perf_counter() - started, audio_io.truncation(in_path))
 
@@ -513,13 +522,18 @@ def enhance_file(
 GLOB_CHARS = set("*?[")
 
 
-def plan_outputs(paths: list[Path], out_dir: Path | None) -> tuple[list[tuple[Path, Path]], list[str]]:
+def plan_outputs(paths: list[Path], out_dir: Path | None,
+                 out_format: str | None = None) -> tuple[list[tuple[Path, Path]], list[str]]:
     """(input, output) pairs for ``denoise predict`` arguments, and one line per argument that fails.
 
     Without ``out_dir`` the arguments are exactly IN OUT. With it, each argument is a file, a folder
-    (searched recursively, relative paths kept) or a glob pattern, written under ``out_dir``.
+    (searched recursively, relative paths kept) or a glob pattern, written under ``out_dir`` in its
+    own format, or ``out_format`` (an extension such as 'flac') when given; a format that can only be
+    read (.m4a...) becomes WAV.
     """
     if out_dir is None:
+        if out_format:
+            raise AudioError("--out-format is for --out-dir; with IN OUT, OUT's extension names the format")
         if len(paths) != 2:
             raise AudioError(f"expected IN OUT, got {len(paths)} path(s); use --out-dir DIR for several inputs")
         src, dst = Path(paths[0]), Path(paths[1])
@@ -540,6 +554,7 @@ def plan_outputs(paths: list[Path], out_dir: Path | None) -> tuple[list[tuple[Pa
             jobs += [(m, out_dir / m.name) for m in matches]
         else:
             jobs.append((arg, out_dir / arg.name))
+    jobs = [(src, _with_format(dst, out_format)) for src, dst in jobs]
     seen: dict[Path, Path] = {}
     unique = []
     for src, dst in jobs:
@@ -551,6 +566,13 @@ def plan_outputs(paths: list[Path], out_dir: Path | None) -> tuple[list[tuple[Pa
             seen[dst] = src
             unique.append((src, dst))
     return unique, problems
+
+
+def _with_format(path: Path, out_format: str | None) -> Path:
+    """``path`` with the extension of ``out_format``, else its own if it can be written, else .wav."""
+    if out_format:
+        return path.with_suffix("." + out_format.lower().lstrip("."))
+    return path if path.suffix.lower() in audio_io.WRITABLE_EXTENSIONS else path.with_suffix(".wav")
 
 
 @dataclass
@@ -633,13 +655,13 @@ def enhance_tree(
 ) -> tuple[list[FileResult], list[str]]:
     """Denoise every audio file under ``in_dir`` into ``out_dir``, keeping relative paths.
 
-    Files under ``skip`` (default ``out_dir``) are not inputs. A lossy input (MP3, Ogg) is written as
-    WAV, so that scoring the output does not count a second encoding against the denoiser. Returns
-    the results and one line per file that failed.
+    Files under ``skip`` (default ``out_dir``) are not inputs. A lossy input (MP3, Ogg, AAC) is
+    written as WAV, so that scoring the output does not count a second encoding against the
+    denoiser. Returns the results and one line per file that failed.
     """
     files = audio_io.find_audio_files(in_dir, skip=skip or out_dir)
     lossy = {".mp3", ".ogg", ".oga", ".opus"}
     jobs = [(p, Path(out_dir) / p.relative_to(in_dir)) for p in files]
-    jobs = [(p, q.with_suffix(".wav") if q.suffix.lower() in lossy else q) for p, q in jobs]
+    jobs = [(p, _with_format(q, "wav" if q.suffix.lower() in lossy else None)) for p, q in jobs]
     report = enhance_batch(jobs, model_for_rate, overwrite=True, make_dirs=True, progress=progress)
     return report.done, report.failed

@@ -55,9 +55,10 @@ OUTPUT_FORMATS = {
     "MP3": (".mp3", "audio/mpeg"),
     "AIFF": (".aiff", "audio/aiff"),
 }
-FORMATS_TEXT = "an audio file (wav, flac, ogg, opus, mp3, aiff, caf or w64)"
-# Declared upload types accepted besides audio/* (the content decides in the end); others are refused.
-OTHER_ACCEPTED_TYPES = {"", "application/octet-stream", "application/ogg", "video/ogg"}
+FORMATS_TEXT = "an audio file (wav, flac, ogg, opus, mp3, aiff, caf, w64, m4a, aac, webm or wma; or a video)"
+# Declared upload types accepted besides audio/* and video/* (a video's sound track is denoised; the
+# content decides in the end); others are refused.
+OTHER_ACCEPTED_TYPES = {"", "application/octet-stream", "application/ogg"}
 SECURITY_HEADERS = [
     (b"content-security-policy", b"default-src 'self'; img-src 'self' data:; media-src 'self' blob:; "
                                  b"connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"),
@@ -242,7 +243,7 @@ async def receive_upload(request: Request, dest: Path, limits: Limits) -> Upload
     if found["size"] == 0:
         raise HTTPException(400, f"{name}: empty upload (0 bytes)")
     declared = found["content_type"].split(";")[0].strip()
-    if not (declared.startswith("audio/") or declared in OTHER_ACCEPTED_TYPES):
+    if not (declared.startswith(("audio/", "video/")) or declared in OTHER_ACCEPTED_TYPES):
         raise HTTPException(415, f"{name}: sent as {declared}, expected {FORMATS_TEXT}")
     return Upload(dest, name, found["content_type"], found["size"])
 
@@ -257,8 +258,6 @@ def denoise_upload(upload: Upload, models: SharedModels, limits: Limits, spectro
     Runs in a worker thread. Problems with the recording raise HTTPException 413, 415 or 422 whose
     one-line message names the upload (server paths never appear in it).
     """
-    import soundfile as sf
-
     from .enhance import enhance_file
 
     src, name = upload.path, upload.name
@@ -270,7 +269,7 @@ def denoise_upload(upload: Upload, models: SharedModels, limits: Limits, spectro
     out = src.with_name(f"denoised{ext}")
     try:
         n, rate, channels = audio_io.audio_info(src)
-        ext, media_type = OUTPUT_FORMATS.get(sf.info(str(src)).format, (ext, media_type))
+        ext, media_type = OUTPUT_FORMATS.get(audio_io.container_format(src), (ext, media_type))
     except AudioError as exc:
         raise HTTPException(415, f"{public(exc)}; expected {FORMATS_TEXT}") from None
     seconds = n / rate

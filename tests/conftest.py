@@ -42,6 +42,22 @@ def write(path: Path, audio: np.ndarray, rate: int) -> Path:
     return path
 
 
+def write_encoded(path: Path, audio: np.ndarray, rate: int, codec: str = "aac") -> Path:
+    """Encode audio (samples[, channels]) with PyAV: AAC in .m4a as phones record, Opus in .webm..."""
+    import av
+
+    audio = np.asarray(audio, np.float32).reshape(len(audio), -1)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    layout = {1: "mono", 2: "stereo"}[audio.shape[1]]
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(codec, rate=rate, layout=layout)
+        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(audio.T), format="fltp", layout=layout)
+        frame.sample_rate = rate
+        for packet in [*stream.encode(frame), *stream.encode(None)]:
+            container.mux(packet)
+    return path
+
+
 @pytest.fixture
 def corpus(tmp_path: Path, rng: np.random.Generator) -> tuple[Path, Path]:
     """(voice_dir, noise_dir): nested speech-like files at 16 kHz (wav, flac) and noise files (wav, ogg)."""

@@ -1,8 +1,12 @@
+import sys
+
 import numpy as np
 import pytest
 import soundfile as sf
 
+from conftest import write_encoded
 from denoise.audio import (
+    audio_info,
     check_audio,
     find_audio_files,
     load_mono,
@@ -67,3 +71,20 @@ def test_load_mono_resamples_and_downmixes(tmp_path, rng):
     assert resample(y, 16000, 16000) is y or np.array_equal(resample(y, 16000, 16000), y)
     assert rms_db(np.zeros(10)) == float("-inf")
     assert rms_db(np.ones(10)) == pytest.approx(0.0)
+
+
+def test_formats_libsndfile_cannot_read_are_decoded(tmp_path, rng, monkeypatch):
+    x = (0.3 * np.sin(2 * np.pi * 440 * np.arange(24000) / 16000)).astype(np.float32)
+    path = write_encoded(tmp_path / "memo.m4a", np.stack([x, -x], axis=1), 16000)
+    n, rate, channels = audio_info(path)  # from the container's duration, before decoding
+    assert (rate, channels) == (16000, 2) and 24000 <= n <= 24000 + 2048
+    whole, rate = read_audio(path)
+    assert rate == 16000 and whole.shape[1] == 2 and 24000 <= whole.shape[0] <= 24000 + 3 * 1024
+    assert np.allclose(whole[:, 0], -whole[:, 1], atol=0.02) and 0.25 < np.abs(whole).max() < 0.35
+    part, _ = read_audio(path, start=100, stop=5000)
+    assert np.array_equal(part, whole[100:5000])
+    assert load_mono(path, 8000).shape[0] == pytest.approx(whole.shape[0] / 2, abs=2)
+    # Without PyAV, the file's own problem is named with the cure.
+    monkeypatch.setitem(sys.modules, "av", None)  # makes 'import av' fail
+    with pytest.raises(AudioError, match=r"memo.m4a: cannot read audio \(PyAV is not installed: pip install av\)"):
+        audio_info(path)

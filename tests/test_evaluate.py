@@ -5,7 +5,7 @@ import pytest
 import soundfile as sf
 from click.testing import CliRunner
 
-from conftest import speech_like, write
+from conftest import speech_like, write, write_encoded
 from denoise.cli import main
 from denoise.errors import AudioError
 from denoise.evaluate import (dnsmos, evaluate, evaluate_without_reference, format_table, pair_files, pesq_rate,
@@ -122,6 +122,18 @@ def test_cli_evaluate_denoises_with_a_model(evalset, tmp_path, trained):
     assert len(list((tmp_path / "rep" / "enhanced").rglob("*.wav"))) == 4
     summary = json.loads((tmp_path / "rep" / "summary.json").read_text())
     assert summary["models"] == [str(trained["model"])]
+
+
+def test_cli_evaluate_scores_phone_recordings_without_reference(tmp_path, rng, trained):
+    """Own recordings from a phone (AAC in .m4a): denoised into WAV and scored by DNSMOS."""
+    clean = speech_like(rng, 2.0, 16000)
+    write_encoded(tmp_path / "memos" / "memo.m4a", clean + 0.1 * rng.standard_normal(clean.shape[0]), 16000)
+    result = CliRunner().invoke(main, ["evaluate", "--noisy-dir", str(tmp_path / "memos"), "--weights",
+                                       str(trained["model"]), "--out", str(tmp_path / "rep")])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "rep" / "enhanced" / "memo.wav").exists()
+    summary = json.loads((tmp_path / "rep" / "summary.json").read_text())
+    assert summary["average"]["files"] == 1 and not summary["problems"]
 
 
 def test_cli_evaluate_errors(tmp_path):

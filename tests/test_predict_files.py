@@ -7,7 +7,7 @@ import pytest
 import soundfile as sf
 from click.testing import CliRunner
 
-from conftest import TINY, speech_like, write
+from conftest import TINY, speech_like, write, write_encoded
 from denoise.cli import main
 from denoise.enhance import enhance_file
 from denoise.errors import AudioError
@@ -104,6 +104,7 @@ def make_bad_inputs(folder, rng):
     (folder / "empty.wav").write_bytes(b"")
     (folder / "text.wav").write_text("this is not audio")
     (folder / "noise.mp3").write_bytes(bytes(rng.integers(0, 256, 5000, dtype=np.uint8)))
+    (folder / "phone.m4a").write_bytes(b"not a phone recording" * 50)
     sf.write(str(folder / "zero.wav"), np.zeros((0, 1), np.float32), 16000)
     sf.write(str(folder / "nan.wav"), np.array([0.1, np.nan, 0.2] * 1000, np.float32), 16000, subtype="FLOAT")
     sf.write(str(folder / "huge.wav"), np.array([0.1, 1e30, 0.2] * 1000, np.float32), 16000, subtype="FLOAT")
@@ -115,6 +116,7 @@ def make_bad_inputs(folder, rng):
         "empty.wav": "empty file (0 bytes)",
         "text.wav": "cannot read audio",
         "noise.mp3": "cannot read audio (not a format libsndfile can decode, or corrupt)",
+        "phone.m4a": "cannot read audio (Invalid data found when processing input)",
         "zero.wav": "no samples",
         "nan.wav": "contains NaN or infinite samples",
         "huge.wav": "over 1e+06 times full scale (corrupt file?)",
@@ -316,3 +318,37 @@ def test_folders_find_every_format_libsndfile_reads(tmp_path, rng, weights):
     result = run("predict", tmp_path / "in", "--out-dir", tmp_path / "out", *weights)
     assert result.exit_code == 0 and "Done 4, skipped 0, failed 0 of 4" in result.output, result.output
     assert sf.info(str(tmp_path / "out" / "d.opus")).subtype == "OPUS"
+
+
+def test_phone_and_video_formats_are_read_and_written_as_wav(tmp_path, rng, weights):
+    """AAC in .m4a (phones), Opus in .webm (browsers): decoded by PyAV, denoised, written as WAV."""
+    x = speech_like(rng, 1.0, 16000)
+    write_encoded(tmp_path / "in" / "memo.m4a", np.stack([x, 0.5 * x], axis=1), 16000)
+    write_encoded(tmp_path / "in" / "sub" / "call.webm", x, 48000, codec="libopus")  # a third of a second
+    result = run("predict", tmp_path / "in", "--out-dir", tmp_path / "out", *weights)
+    assert result.exit_code == 0 and "Done 2, skipped 0, failed 0 of 2" in result.output, result.output
+    memo, call = sf.info(str(tmp_path / "out" / "memo.wav")), sf.info(str(tmp_path / "out" / "sub" / "call.wav"))
+    assert (memo.samplerate, memo.channels, call.samplerate, call.channels) == (16000, 2, 48000, 1)
+    assert 16000 <= memo.frames <= 16000 + 3 * 1024  # AAC adds its encoder delay when no edit list trims it
+    assert call.frames == 16000  # Opus in WebM: exact
+    leftovers = [p.name for p in (tmp_path / "out").rglob(".*")]
+    assert leftovers == [], leftovers  # the decoded copy is removed
+    # One file: OUT names the format; a format that can only be read is refused as an output.
+    assert run("predict", tmp_path / "in" / "memo.m4a", tmp_path / "memo.flac", *weights).exit_code == 0
+    assert sf.info(str(tmp_path / "memo.flac")).channels == 2
+    result = run("predict", tmp_path / "in" / "memo.m4a", tmp_path / "memo.m4a", *weights)
+    assert result.exit_code == 1 and "cannot write the '.m4a' format (use one of .wav" in result.output
+
+
+def test_out_format_chooses_every_output_format(tmp_path, rng, weights):
+    write(tmp_path / "in" / "a.wav", speech_like(rng, 0.5, 16000), 16000)
+    write_encoded(tmp_path / "in" / "b.m4a", speech_like(rng, 0.5, 16000), 16000)
+    result = run("predict", tmp_path / "in", "--out-dir", tmp_path / "out", "--out-format", "flac", *weights)
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.flac", "b.flac"]
+    result = run("predict", tmp_path / "in" / "a.wav", tmp_path / "x.wav", "--out-format", "flac", *weights)
+    assert result.exit_code == 1 and "--out-format is for --out-dir" in result.output
+    # An input and a read-only format of the same name would both be written as a.wav: one is refused.
+    write_encoded(tmp_path / "in" / "a.m4a", speech_like(rng, 0.5, 16000), 16000)
+    result = run("predict", tmp_path / "in", "--out-dir", tmp_path / "out2", *weights)
+    assert result.exit_code == 1 and "a.wav would also be written from" in result.output

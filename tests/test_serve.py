@@ -19,7 +19,7 @@ import pytest
 import soundfile as sf
 from click.testing import CliRunner
 
-from conftest import speech_like
+from conftest import speech_like, write_encoded
 from denoise.cli import main
 from denoise.errors import DenoiseError
 from denoise.model_io import default_weights, read_model_info
@@ -222,10 +222,22 @@ def test_concurrent_requests_all_get_their_own_result(client):
         assert (info.samplerate, info.frames) == (rate, int(seconds * rate))
 
 
+def test_phone_recording_and_video_uploads_give_wav(client, tmp_path):
+    write_encoded(tmp_path / "memo.m4a", noisy(1.0, 16000)[:, 0], 16000)
+    for name, declared in (("memo.m4a", "audio/x-m4a"), ("clip.mp4", "video/mp4")):
+        response = post(client, (tmp_path / "memo.m4a").read_bytes(), name, declared)
+        assert response.status_code == 200, response.text
+        assert response.headers["content-type"] == "audio/wav"
+        assert f'filename="{name[:-4]}-denoised.wav"' in response.headers["content-disposition"]
+        info = sf.info(io.BytesIO(response.content))
+        assert (info.samplerate, info.channels) == (16000, 1) and 16000 <= info.frames <= 16000 + 3 * 1024
+
+
 def test_limits_page_assets_and_schema(client):
     assert client.get("/api/limits").json() == {"max_upload_bytes": 200_000, "max_seconds": 5.0, "max_jobs": 2,
                                                 "formats": ["wav", "flac", "ogg", "oga", "opus", "mp3", "aiff", "aif",
-                                                                "aifc", "caf", "w64"]}
+                                                                "aifc", "caf", "w64", "m4a", "aac", "mp4", "mov", "3gp",
+                                                                "webm", "mka", "mkv", "wma"]}
     page = client.get("/")
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     assert "default-src 'self'" in page.headers["content-security-policy"]
