@@ -153,9 +153,11 @@ def _av_blocks(path: Path, stop: int | None = None):
             raise AudioError(f"{path}: corrupt after {done / rate:.1f} s ({_av_message(exc)})") from None
 
 
-def decode_to(path: Path, dest: Path) -> tuple[int, int, int]:
+def decode_to(path: Path, dest: Path, max_samples: int | None = None) -> tuple[int, int, int]:
     """Decode a file PyAV reads into a float W64 file ``dest`` (the caller removes it), block by
-    block so memory stays bounded; returns the exact (n_samples, sample_rate, channels)."""
+    block so memory stays bounded; returns the exact (n_samples, sample_rate, channels). With
+    ``max_samples``, it stops once more than that are decoded (n_samples then exceeds it): some
+    containers (a browser's WebM) do not say how long they are."""
     import soundfile as sf
 
     _, rate, channels = audio_info(path)
@@ -164,6 +166,8 @@ def decode_to(path: Path, dest: Path) -> tuple[int, int, int]:
         for block in _av_blocks(path):
             out.write(block)
             n += block.shape[0]
+            if max_samples is not None and n > max_samples:
+                break
     return n, rate, channels
 
 

@@ -263,18 +263,23 @@ def denoise_upload(upload: Upload, models: SharedModels, limits: Limits, spectro
     src, name = upload.path, upload.name
 
     def public(exc: DenoiseError) -> str:
-        return str(exc).replace(str(out), f"denoised{ext}").replace(str(src), name)
+        return (str(exc).replace(str(out), f"denoised{ext}").replace(str(decoded), name)
+                .replace(str(src), name))
 
     ext, media_type = ".wav", "audio/wav"
-    out = src.with_name(f"denoised{ext}")
+    out, decoded = src.with_name(f"denoised{ext}"), src.with_name("decoded.w64")
     try:
         n, rate, channels = audio_io.audio_info(src)
         ext, media_type = OUTPUT_FORMATS.get(audio_io.container_format(src), (ext, media_type))
+        if not audio_io.libsndfile_reads(src):  # m4a, a video...: decoded once, and measured exactly
+            n, rate, channels = audio_io.decode_to(src, decoded, int(limits.max_seconds * rate))
+            src = decoded
     except AudioError as exc:
         raise HTTPException(415, f"{public(exc)}; expected {FORMATS_TEXT}") from None
     seconds = n / rate
     if seconds > limits.max_seconds:
-        raise HTTPException(413, f"{name}: {seconds:.1f} s long; the limit is {limits.max_seconds:g} s "
+        over = "over " if src == decoded else ""
+        raise HTTPException(413, f"{name}: {over}{seconds:.1f} s long; the limit is {limits.max_seconds:g} s "
                                  "(denoise serve --max-seconds)")
     out = src.with_name(f"denoised{ext}")
     try:

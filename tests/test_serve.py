@@ -231,6 +231,10 @@ def test_phone_recording_and_video_uploads_give_wav(client, tmp_path):
         assert f'filename="{name[:-4]}-denoised.wav"' in response.headers["content-disposition"]
         info = sf.info(io.BytesIO(response.content))
         assert (info.samplerate, info.channels) == (16000, 1) and 16000 <= info.frames <= 16000 + 3 * 1024
+    # Measured by decoding (a browser's WebM does not say how long it is), only as far as the limit.
+    write_encoded(tmp_path / "long.webm", noisy(7.0, 48000)[:, 0], 48000, codec="libopus")
+    response = post(client, (tmp_path / "long.webm").read_bytes(), "long.webm", "audio/webm")
+    assert response.status_code == 413 and "long.webm: over 5.0 s long; the limit is 5 s" in response.text
 
 
 def test_limits_page_assets_and_schema(client):
