@@ -91,84 +91,206 @@ def container_format(path: Path) -> str | None:
 
 def _av_open(path: Path, sf_exc: BaseException | None = None):
     """(container, first audio stream) of a file libsndfile could not read, or AudioError. The
-    message is FFmpeg's for the formats PyAV is there for, else libsndfile's."""
-    ours = Path(path).suffix.lower() in DECODED_EXTENSIONS
+    reason given is libsndfile's for its own formats' extensions (a broken .wav), else FFmpeg's."""
+    ours = Path(path).suffix.lower() not in WRITABLE_EXTENSIONS or sf_exc is None
     try:
         import av
     except ImportError:
-        why = "PyAV is not installed: pip install av" if ours else short_error(sf_exc or ImportError("PyAV"))
+        why = "PyAV is not installed: pip install av" if ours else short_error(sf_exc)
         raise AudioError(f"{path}: cannot read audio ({why})") from None
-    try:
-        container = av.open(str(path), metadata_errors="ignore")
-    except Exception as exc:
-        why = _av_message(exc) if ours or sf_exc is None else short_error(sf_exc)
-        raise AudioError(f"{path}: cannot read audio ({why})") from None
+    with _ffmpeg_log() as logs:
+        try:
+            container = av.open(str(path), metadata_errors="ignore")
+        except Exception as exc:
+            why = _av_reason(exc, logs) if ours else short_error(sf_exc)
+            raise AudioError(f"{path}: cannot read audio ({why})") from None
     if not container.streams.audio:
         container.close()
-        if not ours and sf_exc is not None:
-            raise AudioError(f"{path}: cannot read audio ({short_error(sf_exc)})")
-        raise AudioError(f"{path}: cannot read audio (no sound track in it)")
+        why = "no sound track in it" if ours else short_error(sf_exc)
+        raise AudioError(f"{path}: cannot read audio ({why})")
     return container, container.streams.audio[0]
 
 
-def _av_message(exc: BaseException) -> str:
-    """FFmpeg's reason without PyAV's error number and file name."""
-    text = getattr(exc, "strerror", None) or str(exc)
-    return str(text).strip().splitlines()[-1] if str(text).strip() else type(exc).__name__
+class _ffmpeg_log:
+    """Collect FFmpeg's error lines (this thread's) instead of printing them: its last one is often
+    the real reason ("moov atom not found": a phone recording that was never finished)."""
+
+    def __enter__(self) -> list:
+        import av.logging
+
+        self.level = av.logging.get_level()
+        av.logging.set_level(av.logging.ERROR)
+        self.capture = av.logging.Capture(local=True)
+        return self.capture.__enter__()
+
+    def __exit__(self, *exc) -> None:
+        import av.logging
+
+        self.capture.__exit__(*exc)
+        av.logging.set_level(self.level)
+
+
+def _av_reason(exc: BaseException, logs: list | None = None) -> str:
+    """FFmpeg's last logged error, else the exception's reason, without error numbers or paths."""
+    for _, _, message in reversed(logs or []):
+        if message.strip():
+            return message.strip()
+    text = str(getattr(exc, "strerror", None) or exc).strip()
+    return text.splitlines()[-1] if text else type(exc).__name__
+
+
+_MOV = "mov,mp4,m4a,3gp,3g2,mj2"  # FFmpeg's demuxer for mp4/m4a/mov: its duration honours edit lists
+
+
+def _exact_length(container, stream) -> int | None:
+    """Samples an mp4/m4a/mov track says it holds (its encoder delay and padding excluded), else None."""
+    if container.format.name == _MOV and stream.duration and stream.time_base:
+        return int(round(float(stream.duration * stream.time_base) * stream.rate))
+    return None
 
 
 def _av_info(path: Path, sf_exc: BaseException) -> tuple[int, int, int]:
     container, stream = _av_open(path, sf_exc)
     with container:
         rate, channels = int(stream.rate or 0), int(stream.channels or 0)
-        if stream.duration and stream.time_base:
-            seconds = float(stream.duration * stream.time_base)
-        else:
-            seconds = (container.duration or 0) / 1e6
+        n = _exact_length(container, stream)
+        if n is None:  # WebM from a browser and raw AAC carry no (or a guessed) duration: add up packets
+            with _ffmpeg_log():
+                try:
+                    units = sum(packet.duration or 0 for packet in container.demux(stream))
+                except Exception:
+                    units = 0
+            n = int(round(float(units * stream.time_base) * rate)) if stream.time_base else 0
     if rate <= 0 or channels <= 0:
         raise AudioError(f"{path}: cannot read audio (no sample rate or channel count in its sound track)")
-    return int(round(seconds * rate)), rate, channels
+    return n, rate, channels
 
 
-def _av_blocks(path: Path, stop: int | None = None):
-    """Decoded float32 blocks (samples, channels) of the first sound track, up to ``stop`` samples."""
+def _av_blocks(path: Path, stop: int | None = None, problems: list[str] | None = None):
+    """Decoded float32 blocks (samples, channels) of the first sound track, up to ``stop`` samples
+    (and no further than an mp4/m4a/mov track says it holds: AAC pads its last frame).
+
+    Damaged packets are skipped and gaps in the stream filled with silence, so what follows keeps
+    its place; a file cut short gives what it holds. Either is appended to ``problems``.
+    """
+    container, stream = _av_open(path)
+    end = _exact_length(container, stream)
+    stop = end if stop is None else stop if end is None else min(stop, end)
+    state = {"damaged": 0, "filled": 0, "cut": None}
+    done = 0
+    try:
+        with container:
+            for block in _decoded(container, stream, state):
+                if stop is not None and done + block.shape[0] >= stop:
+                    yield block[: stop - done]
+                    return
+                done += block.shape[0]
+                yield block
+        if end is not None and done < end and (state["damaged"] or state["cut"]):
+            state["short"] = f"holds {done / stream.rate:.1f} s of the {end / stream.rate:.1f} s its header promises"
+    finally:
+        what = []
+        if state["damaged"]:
+            what.append(f"{state['damaged']} damaged packet{'s' if state['damaged'] != 1 else ''} skipped")
+        if state["filled"]:
+            what.append(f"{state['filled'] / stream.rate:.2f} s of gaps filled with silence")
+        if state["cut"]:
+            what.append(f"unreadable after {done / stream.rate:.1f} s ({state['cut']})")
+        if state.get("short"):
+            what.append(state["short"])
+        if problems is not None and what:
+            problems.append(f"{path}: damaged: {'; '.join(what)}")
+
+
+def _decoded(container, stream, state: dict):
     import av
 
-    container, stream = _av_open(path)
-    done = 0
-    with container:
-        channels, rate = int(stream.channels), int(stream.rate)
-        resampler = av.AudioResampler(format="flt", layout=stream.layout, rate=rate)
-        try:
-            for frame in container.decode(stream):
+    rate, channels, layout = int(stream.rate), int(stream.channels), stream.layout
+    done, origin, frame_length = 0, None, 0
+    resampler, setup = None, None
+    with _ffmpeg_log() as logs:
+        packets = container.demux(stream)
+        while True:
+            try:
+                packet = next(packets)
+            except StopIteration:
+                break
+            except (av.error.FFmpegError, ValueError) as exc:
+                state["cut"] = _av_reason(exc, logs)
+                break
+            try:
+                frames = packet.decode()
+            except (av.error.FFmpegError, ValueError):
+                state["damaged"] += 1
+                continue
+            for frame in frames:
+                start = (round(float(frame.pts * frame.time_base) * rate)
+                         if frame.pts is not None and frame.time_base else None)
+                if origin is None:
+                    origin = start
+                elif start is not None:
+                    # Where packets were lost (skipped here, or dropped by the demuxer), silence keeps the
+                    # timing. Without a decoding error, a gap under two frames is the encoder's delay.
+                    gap = start - origin - done
+                    if gap > (rate // 1000 if state["damaged"] else 2 * frame_length):
+                        state["filled"] += gap
+                        done += gap
+                        yield np.zeros((gap, channels), np.float32)
+                frame_length = max(frame_length, frame.samples)
+                if (frame.format.name, frame.layout.name, frame.sample_rate) != setup:
+                    # A stream that changes channels or rate midway: every part is converted to the first's.
+                    for block in _flush(resampler, channels):
+                        done += block.shape[0]
+                        yield block
+                    resampler = av.AudioResampler(format="flt", layout=layout, rate=rate)
+                    setup = (frame.format.name, frame.layout.name, frame.sample_rate)
                 for out in resampler.resample(frame):
                     block = out.to_ndarray().reshape(-1, channels)
                     done += block.shape[0]
                     yield block
-                if stop is not None and done >= stop:
-                    return
-            for out in resampler.resample(None):
-                yield out.to_ndarray().reshape(-1, channels)
-        except av.error.FFmpegError as exc:
-            raise AudioError(f"{path}: corrupt after {done / rate:.1f} s ({_av_message(exc)})") from None
+        for block in _flush(resampler, channels):
+            done += block.shape[0]
+            yield block
 
 
-def decode_to(path: Path, dest: Path, max_samples: int | None = None) -> tuple[int, int, int]:
+def _flush(resampler, channels: int) -> list[np.ndarray]:
+    return [] if resampler is None else [out.to_ndarray().reshape(-1, channels) for out in resampler.resample(None)]
+
+
+def decode_to(path: Path, dest: Path, max_samples: int | None = None,
+              problems: list[str] | None = None) -> tuple[int, int, int]:
     """Decode a file PyAV reads into a float W64 file ``dest`` (the caller removes it), block by
     block so memory stays bounded; returns the exact (n_samples, sample_rate, channels). With
     ``max_samples``, it stops once more than that are decoded (n_samples then exceeds it): some
-    containers (a browser's WebM) do not say how long they are."""
+    containers (a browser's WebM) do not say how long they are. Damage is noted in ``problems``."""
     import soundfile as sf
 
     _, rate, channels = audio_info(path)
     n = 0
     with sf.SoundFile(str(dest), "w", rate, channels, subtype="FLOAT", format="W64") as out:
-        for block in _av_blocks(path):
+        for block in _av_blocks(path, None if max_samples is None else max_samples + 1, problems):
             out.write(block)
             n += block.shape[0]
-            if max_samples is not None and n > max_samples:
-                break
     return n, rate, channels
+
+
+def _av_subtype(path: Path) -> str | None:
+    """The libsndfile sample format matching a lossless PyAV-read track (24-bit ALAC -> PCM_24);
+    None for a lossy codec (AAC, Opus...) or an unreadable file."""
+    try:
+        import av
+
+        with av.open(str(path), metadata_errors="ignore") as container:
+            context = container.streams.audio[0].codec_context
+            codec, sample = context.name, context.format.name.rstrip("p")
+    except Exception:
+        return None
+    if codec.startswith("pcm_"):
+        bits = {"s16": "PCM_16", "s24": "PCM_24", "s32": "PCM_32", "f32": "FLOAT", "f64": "DOUBLE", "u8": "PCM_U8"}
+        return next((v for k, v in bits.items() if codec[4:].startswith(k)), None)
+    if codec in ("alac", "flac", "wavpack", "tta", "ape"):
+        return {"s16": "PCM_16", "s32": "PCM_24", "u8": "PCM_U8"}.get(sample)  # 32-bit containers hold 24-bit audio
+    return None
 
 
 _PROMISED = re.compile(r"^\s*(?:data|SSND)\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MULTILINE)
@@ -327,10 +449,12 @@ def output_subtype(in_path: Path, out_path: Path) -> str | None:
         return "OPUS"
     try:
         info = sf.info(str(in_path))
+        subtype, in_format = info.subtype, info.format
     except Exception:
-        return None
-    subtype = info.subtype
-    if (subtype in PLAIN_SUBTYPES or info.format == fmt) and sf.check_format(fmt, subtype):
+        subtype, in_format = _av_subtype(in_path), None
+        if subtype is None:
+            return None
+    if (subtype in PLAIN_SUBTYPES or in_format == fmt) and sf.check_format(fmt, subtype):
         return subtype
     if subtype in ("FLOAT", "DOUBLE", "PCM_32") and sf.check_format(fmt, "PCM_24"):
         return "PCM_24"  # float or 32-bit into FLAC, say: the finest integer format it holds, not 16-bit

@@ -420,7 +420,7 @@ class FileResult:
     channels: int
     scaled_db: float = 0.0  # gain applied to avoid clipping (0: none)
     processing_s: float = 0.0
-    truncated: str | None = None  # the input's header promised more audio than it holds: what is missing
+    truncated: str | None = None  # the input holds less than its header promised, or was damaged: what is missing
     plot_skipped: str | None = None  # why --plot drew nothing for this file
 
 
@@ -457,6 +457,7 @@ def enhance_file(
     # A format only PyAV reads (.m4a...) is decoded into the output folder first, then read in chunks;
     # its length is known once decoded.
     decoded = None if audio_io.libsndfile_reads(in_path) else out_path.with_name(f".{out_path.name}.in.w64")
+    damage: list[str] = []
     if in_path.stat().st_size == 0:
         raise AudioError(f"{in_path}: empty file")
     if n <= 0 and decoded is None:
@@ -474,7 +475,7 @@ def enhance_file(
         raise AudioError(f"{out_path}: cannot write into {out_path.parent} ({exc.strerror})") from None
     try:
         if decoded is not None:
-            n, rate, channels = audio_io.decode_to(in_path, decoded)
+            n, rate, channels = audio_io.decode_to(in_path, decoded, problems=damage)
             if n <= 0:
                 raise AudioError(f"{in_path}: no samples")
         peak = 0.0
@@ -516,7 +517,8 @@ def enhance_file(
         if decoded is not None:
             audio_io.remove_quietly(decoded)
     return FileResult(in_path, out_path, n / rate, rate, out_channels,
-                      20 * math.log10(scale), time.perf_counter() - started, audio_io.truncation(in_path))
+                      20 * math.log10(scale), time.perf_counter() - started,
+                      audio_io.truncation(in_path) or ("; ".join(damage) or None))
 
 
 GLOB_CHARS = set("*?[")
@@ -554,14 +556,21 @@ def plan_outputs(paths: list[Path], out_dir: Path | None,
             jobs += [(m, out_dir / m.name) for m in matches]
         else:
             jobs.append((arg, out_dir / arg.name))
-    jobs = [(src, _with_format(dst, out_format)) for src, dst in jobs]
+    unique, clashes = _one_input_per_output([(src, _with_format(dst, out_format)) for src, dst in jobs])
+    return unique, problems + clashes
+
+
+def _one_input_per_output(jobs: list[tuple[Path, Path]]) -> tuple[list[tuple[Path, Path]], list[str]]:
+    """The jobs without repeats; a second input for one output (``memo.m4a`` and ``memo.wav`` both
+    to ``memo.wav``) is a problem line, not a silent overwrite."""
     seen: dict[Path, Path] = {}
-    unique = []
+    unique, problems = [], []
     for src, dst in jobs:
         if dst in seen and Path(src).resolve() == Path(seen[dst]).resolve():
             continue  # the same file named twice (a folder and a glob, say): denoised once
         if dst in seen:
-            problems.append(f"{src}: its output {dst} would also be written from {seen[dst]}")
+            problems.append(f"{src}: its output {dst} would also be written from {seen[dst]} "
+                            "(rename one, or denoise them into different folders)")
         else:
             seen[dst] = src
             unique.append((src, dst))
@@ -663,5 +672,8 @@ def enhance_tree(
     lossy = {".mp3", ".ogg", ".oga", ".opus"}
     jobs = [(p, Path(out_dir) / p.relative_to(in_dir)) for p in files]
     jobs = [(p, _with_format(q, "wav" if q.suffix.lower() in lossy else None)) for p, q in jobs]
+    jobs, clashes = _one_input_per_output(jobs)
+    if progress is not None and clashes:
+        progress(len(clashes))
     report = enhance_batch(jobs, model_for_rate, overwrite=True, make_dirs=True, progress=progress)
-    return report.done, report.failed
+    return report.done, clashes + report.failed

@@ -260,8 +260,11 @@ def evaluate_without_reference(
     recordings, where no clean reference exists. Files under ``skip`` are not inputs."""
     require_dnsmos()
     report = Report(metrics=DNSMOS_METRICS)
-    for noisy_path in audio_io.find_audio_files(noisy_dir, skip=skip):
-        key = _key(noisy_path, noisy_dir)
+    files = audio_io.find_audio_files(noisy_dir, skip=skip)
+    unique = _by_key(files, noisy_dir, report.problems)
+    if progress is not None and len(files) > len(unique):
+        progress(len(files) - len(unique))  # the bar counts files; a second of one name is a problem line
+    for key, noisy_path in unique.items():
         try:
             signals = {}
             for side in ("input", "output"):  # the input first: its own problem is the real reason

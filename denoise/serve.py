@@ -142,7 +142,7 @@ class Denoised:
     processing_seconds: float
     scaled_db: float
     spectrograms: dict[str, bytes] | None = None
-    truncated: str | None = None  # the upload's header promised more audio than it held
+    truncated: str | None = None  # the upload held less than its header promised, or was damaged
 
 
 def display_name(filename: str | None) -> str:
@@ -260,27 +260,32 @@ def denoise_upload(upload: Upload, models: SharedModels, limits: Limits, spectro
     """
     from .enhance import enhance_file
 
-    src, name = upload.path, upload.name
+    name = upload.name
+    suffix = Path(name).suffix.lower()  # kept, so a file's problem is put as for the same file on disk
+    src = upload.path.rename(upload.path.with_suffix(suffix)) if suffix in audio_io.AUDIO_EXTENSIONS else upload.path
 
     def public(exc: DenoiseError) -> str:
-        return (str(exc).replace(str(out), f"denoised{ext}").replace(str(decoded), name)
-                .replace(str(src), name))
+        return str(exc).replace(str(out), f"denoised{ext}").replace(str(src), name)
 
     ext, media_type = ".wav", "audio/wav"
-    out, decoded = src.with_name(f"denoised{ext}"), src.with_name("decoded.w64")
+    out = src.with_name(f"denoised{ext}")
     try:
         n, rate, channels = audio_io.audio_info(src)
         ext, media_type = OUTPUT_FORMATS.get(audio_io.container_format(src), (ext, media_type))
-        if not audio_io.libsndfile_reads(src):  # m4a, a video...: decoded once, and measured exactly
-            n, rate, channels = audio_io.decode_to(src, decoded, int(limits.max_seconds * rate))
-            src = decoded
     except AudioError as exc:
         raise HTTPException(415, f"{public(exc)}; expected {FORMATS_TEXT}") from None
+    measured = not audio_io.libsndfile_reads(src)
+    if measured:  # m4a, a video: its length is known once decoded (a browser's WebM does not say it)
+        try:
+            n, rate, channels = audio_io.decode_to(src, src.with_name("measure.w64"), int(limits.max_seconds * rate))
+        except AudioError as exc:
+            raise HTTPException(422, public(exc)) from None
+        finally:
+            audio_io.remove_quietly(src.with_name("measure.w64"))
     seconds = n / rate
     if seconds > limits.max_seconds:
-        over = "over " if src == decoded else ""
-        raise HTTPException(413, f"{name}: {over}{seconds:.1f} s long; the limit is {limits.max_seconds:g} s "
-                                 "(denoise serve --max-seconds)")
+        raise HTTPException(413, f"{name}: {'over ' if measured else ''}{seconds:.1f} s long; the limit is "
+                                 f"{limits.max_seconds:g} s (denoise serve --max-seconds)")
     out = src.with_name(f"denoised{ext}")
     try:
         result = enhance_file(src, out, *_settings_and_predict(models, rate), strength=strength)

@@ -42,18 +42,28 @@ def write(path: Path, audio: np.ndarray, rate: int) -> Path:
     return path
 
 
-def write_encoded(path: Path, audio: np.ndarray, rate: int, codec: str = "aac") -> Path:
-    """Encode audio (samples[, channels]) with PyAV: AAC in .m4a as phones record, Opus in .webm..."""
+def write_encoded(path: Path, audio: np.ndarray, rate: int, codec: str = "aac", fmt: str | None = None,
+                  sample_format: str | None = None, frame: int = 1024) -> Path:
+    """Encode audio (samples[, channels]) with PyAV, timestamped as recorders do (so an m4a records
+    AAC's encoder delay): AAC in .m4a as phones record, Opus in .webm, ALAC (``sample_format``
+    's32p': 24-bit), raw ADTS (``fmt='adts'``)..."""
+    import fractions
+
     import av
 
     audio = np.asarray(audio, np.float32).reshape(len(audio), -1)
     path.parent.mkdir(parents=True, exist_ok=True)
     layout = {1: "mono", 2: "stereo"}[audio.shape[1]]
-    with av.open(str(path), "w") as container:
+    with av.open(str(path), "w", format=fmt) as container:
         stream = container.add_stream(codec, rate=rate, layout=layout)
-        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(audio.T), format="fltp", layout=layout)
-        frame.sample_rate = rate
-        for packet in [*stream.encode(frame), *stream.encode(None)]:
+        if sample_format:
+            stream.format = sample_format
+        for i in range(0, len(audio), frame):
+            piece = av.AudioFrame.from_ndarray(np.ascontiguousarray(audio[i:i + frame].T), format="fltp", layout=layout)
+            piece.sample_rate, piece.pts, piece.time_base = rate, i, fractions.Fraction(1, rate)
+            for packet in stream.encode(piece):
+                container.mux(packet)
+        for packet in stream.encode(None):
             container.mux(packet)
     return path
 

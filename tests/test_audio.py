@@ -8,6 +8,7 @@ from conftest import write_encoded
 from denoise.audio import (
     audio_info,
     check_audio,
+    decode_to,
     find_audio_files,
     load_mono,
     output_subtype,
@@ -75,16 +76,45 @@ def test_load_mono_resamples_and_downmixes(tmp_path, rng):
 
 def test_formats_libsndfile_cannot_read_are_decoded(tmp_path, rng, monkeypatch):
     x = (0.3 * np.sin(2 * np.pi * 440 * np.arange(24000) / 16000)).astype(np.float32)
+    x[8000] = 0.9  # a click to check the timing by
     path = write_encoded(tmp_path / "memo.m4a", np.stack([x, -x], axis=1), 16000)
-    n, rate, channels = audio_info(path)  # from the container's duration, before decoding
-    assert (rate, channels) == (16000, 2) and 24000 <= n <= 24000 + 2048
+    assert audio_info(path) == (24000, 16000, 2)  # from the container, before decoding
     whole, rate = read_audio(path)
-    assert rate == 16000 and whole.shape[1] == 2 and 24000 <= whole.shape[0] <= 24000 + 3 * 1024
-    assert np.allclose(whole[:, 0], -whole[:, 1], atol=0.02) and 0.25 < np.abs(whole).max() < 0.35
+    # AAC's encoder delay and last frame's padding are trimmed as the m4a records them: exact length and timing.
+    assert rate == 16000 and whole.shape == (24000, 2) and np.argmax(np.abs(whole[:, 0])) == 8000
+    assert np.max(np.abs(whole[:, 0] - x)) < 0.05 and np.max(np.abs(whole[:, 0] + whole[:, 1])) < 0.05
     part, _ = read_audio(path, start=100, stop=5000)
     assert np.array_equal(part, whole[100:5000])
-    assert load_mono(path, 8000).shape[0] == pytest.approx(whole.shape[0] / 2, abs=2)
+    assert load_mono(path, 8000).shape == (12000,)
+    # Damage: skipped packets become silence, so what follows keeps its place; the problem is noted.
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2: len(data) // 2 + 600] = rng.integers(0, 256, 600, dtype=np.uint8).tobytes()
+    (tmp_path / "damaged.m4a").write_bytes(bytes(data))
+    problems = []
+    assert decode_to(tmp_path / "damaged.m4a", tmp_path / "d.w64", problems=problems) == (24000, 16000, 2)
+    after, _ = read_audio(tmp_path / "d.w64")
+    assert np.max(np.abs(after[20000:, 0] - x[20000:])) < 0.05
+    assert len(problems) == 1 and "damaged.m4a: damaged: " in problems[0] and "filled with silence" in problems[0]
+    # A recording never finished (no index): FFmpeg's own reason.
+    (tmp_path / "cut.m4a").write_bytes(path.read_bytes()[: len(data) // 2])
+    with pytest.raises(AudioError, match=r"cut.m4a: cannot read audio \(moov atom not found\)"):
+        audio_info(tmp_path / "cut.m4a")
+    # A stream whose channels change midway (two raw AAC streams joined) is read as its first part's.
+    mono = write_encoded(tmp_path / "a.aac", x[:8000], 16000, fmt="adts")
+    stereo = write_encoded(tmp_path / "b.aac", np.stack([x[:8000]] * 2, axis=1), 16000, fmt="adts")
+    (tmp_path / "joined.aac").write_bytes(mono.read_bytes() + stereo.read_bytes())
+    joined, _ = read_audio(tmp_path / "joined.aac")
+    assert joined.shape[1] == 1 and 16000 <= joined.shape[0] <= 16000 + 4 * 1024
     # Without PyAV, the file's own problem is named with the cure.
     monkeypatch.setitem(sys.modules, "av", None)  # makes 'import av' fail
     with pytest.raises(AudioError, match=r"memo.m4a: cannot read audio \(PyAV is not installed: pip install av\)"):
         audio_info(path)
+
+
+def test_lossless_decoded_inputs_keep_their_sample_format(tmp_path, rng):
+    x = np.stack([0.1 * rng.standard_normal(4800)] * 2, axis=1).astype(np.float32)
+    alac = write_encoded(tmp_path / "studio.m4a", x, 48000, codec="alac", sample_format="s32p", frame=4096)
+    lossy = write_encoded(tmp_path / "memo.m4a", x, 48000)
+    assert output_subtype(alac, tmp_path / "out.wav") == "PCM_24"  # 24-bit ALAC: 24-bit WAV, not 16-bit
+    assert output_subtype(alac, tmp_path / "out.flac") == "PCM_24"
+    assert output_subtype(lossy, tmp_path / "out.wav") is None  # a lossy codec: the format's default

@@ -134,6 +134,18 @@ def test_cli_evaluate_scores_phone_recordings_without_reference(tmp_path, rng, t
     assert (tmp_path / "rep" / "enhanced" / "memo.wav").exists()
     summary = json.loads((tmp_path / "rep" / "summary.json").read_text())
     assert summary["average"]["files"] == 1 and not summary["problems"]
+    # Scored against a clean WAV: the decoded m4a has the reference's exact length.
+    write(tmp_path / "clean" / "memo.wav", clean, 16000)
+    report = evaluate(tmp_path / "clean", tmp_path / "memos", tmp_path / "rep" / "enhanced")
+    assert len(report.rows) == 1 and not report.problems
+    # Two recordings of one name would share one output: the second is a problem line, never scored
+    # against the first's output.
+    write(tmp_path / "memos" / "memo.wav", clean, 16000)
+    result = CliRunner().invoke(main, ["evaluate", "--noisy-dir", str(tmp_path / "memos"), "--weights",
+                                       str(trained["model"]), "--out", str(tmp_path / "rep2")])
+    assert result.exit_code == 0, result.output
+    assert "memo.wav: its output" in result.output and "memo.wav: same name as memo.m4a" in result.output
+    assert json.loads((tmp_path / "rep2" / "summary.json").read_text())["average"]["files"] == 1
 
 
 def test_cli_evaluate_errors(tmp_path):
