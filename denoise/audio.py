@@ -14,10 +14,14 @@ import numpy as np
 
 from .errors import AudioError
 
-WRITABLE_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".aif", ".aifc", ".caf", ".w64")
-# Read through PyAV; an output for such an input is WAV unless another format is asked for.
+SNDFILE_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".aif", ".aifc", ".caf", ".w64")
+# Read through PyAV. Of these only .m4a (AAC) is written; an output for the others is WAV unless
+# another format is asked for.
 DECODED_EXTENSIONS = (".m4a", ".aac", ".mp4", ".mov", ".3gp", ".webm", ".mka", ".mkv", ".wma")
-AUDIO_EXTENSIONS = WRITABLE_EXTENSIONS + DECODED_EXTENSIONS
+AUDIO_EXTENSIONS = SNDFILE_EXTENSIONS + DECODED_EXTENSIONS
+WRITABLE_EXTENSIONS = SNDFILE_EXTENSIONS + (".m4a",)
+AAC_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000, 64000, 88200, 96000)
+AAC_LAYOUTS = {1: "mono", 2: "stereo", 3: "3.0", 4: "4.0", 5: "5.0", 6: "5.1", 7: "6.1", 8: "7.1"}
 # Sample formats that carry over from any input format to any output format that holds them; a
 # codec (MP3, Vorbis, Opus) only carries over within its own format (libsndfile accepts an MP3-in-WAV
 # on paper, then cannot write it).
@@ -92,7 +96,7 @@ def container_format(path: Path) -> str | None:
 def _av_open(path: Path, sf_exc: BaseException | None = None):
     """(container, first audio stream) of a file libsndfile could not read, or AudioError. The
     reason given is libsndfile's for its own formats' extensions (a broken .wav), else FFmpeg's."""
-    ours = Path(path).suffix.lower() not in WRITABLE_EXTENSIONS or sf_exc is None
+    ours = Path(path).suffix.lower() not in SNDFILE_EXTENSIONS or sf_exc is None
     try:
         import av
     except ImportError:
@@ -347,15 +351,61 @@ def open_audio(path: Path):
 
 
 def format_for(path: Path) -> str:
-    """The soundfile format named by ``path``'s extension, or AudioError if none can be written."""
+    """The soundfile format named by ``path``'s extension ('M4A': AAC written by PyAV), or
+    AudioError if none can be written."""
     import soundfile as sf
 
     ext = Path(path).suffix.lower().lstrip(".")
+    if ext == "m4a":
+        return "M4A"
     fmt = {"oga": "OGG", "opus": "OGG", "aif": "AIFF", "aifc": "AIFF", "mp3": "MP3"}.get(ext, ext.upper())
     if fmt not in sf.available_formats():
         what = f"cannot write the '{Path(path).suffix}' format" if ext else "no extension to choose the format by"
         raise AudioError(f"{path}: {what} (use one of {', '.join(WRITABLE_EXTENSIONS)})")
     return fmt
+
+
+def check_writable(path: Path, rate: int, channels: int) -> None:
+    """AudioError if ``path``'s format cannot hold this rate or channel count (checked for AAC in
+    .m4a before minutes of work; libsndfile's formats say so when written)."""
+    if format_for(path) != "M4A":
+        return
+    if rate not in AAC_RATES:
+        raise AudioError(f"{path}: AAC (.m4a) cannot hold {rate} Hz audio (it holds "
+                         f"{', '.join(str(r) for r in AAC_RATES)} Hz); write .wav or .flac")
+    if channels not in AAC_LAYOUTS:
+        raise AudioError(f"{path}: AAC (.m4a) holds up to 8 channels, not {channels}; write .wav or .flac")
+
+
+def encode_m4a(src: Path, dest: Path, scale: float = 1.0) -> None:
+    """AAC in .m4a (as phones record it) from a float W64/WAV file, block by block; the encoder's
+    delay is recorded in the file, so a decoder gives back exactly the input's length."""
+    import fractions
+
+    import av
+    import soundfile as sf
+
+    with sf.SoundFile(str(src)) as audio:
+        rate, channels = audio.samplerate, audio.channels
+        check_writable(dest, rate, channels)
+        layout = AAC_LAYOUTS[channels]
+        try:
+            # The movie's time scale at the audio's rate: the length it records is exact to the sample.
+            with av.open(str(dest), "w", format="ipod", options={"movie_timescale": str(rate)}) as container:
+                stream = container.add_stream("aac", rate=rate, layout=layout)
+                stream.bit_rate = 64000 * min(channels, 2) + 32000 * max(channels - 2, 0)
+                done = 0
+                for block in audio.blocks(blocksize=1 << 16, dtype="float32", always_2d=True):
+                    frame = av.AudioFrame.from_ndarray(np.ascontiguousarray((block * scale).T), format="fltp",
+                                                       layout=layout)
+                    frame.sample_rate, frame.pts, frame.time_base = rate, done, fractions.Fraction(1, rate)
+                    done += block.shape[0]
+                    for packet in stream.encode(frame):
+                        container.mux(packet)
+                for packet in stream.encode(None):
+                    container.mux(packet)
+        except av.error.FFmpegError as exc:  # a full disk, say: the caller names the output
+            raise RuntimeError(_av_reason(exc)) from None
 
 
 def check_audio(audio: np.ndarray, name: str) -> None:
@@ -445,6 +495,8 @@ def output_subtype(in_path: Path, out_path: Path) -> str | None:
         fmt = format_for(out_path)
     except AudioError:
         return None
+    if fmt == "M4A":
+        return None  # AAC: no sample format to keep
     if Path(out_path).suffix.lower() == ".opus":
         return "OPUS"
     try:

@@ -466,6 +466,7 @@ def enhance_file(
         raise AudioError(f"{in_path}: unsupported sample rate {rate} Hz (supported: {MIN_RATE} to {MAX_RATE} Hz)")
     subtype = audio_io.output_subtype(in_path, out_path)
     out_channels = 1 if mono else channels
+    audio_io.check_writable(out_path, rate, out_channels)
     started = time.perf_counter()
     tmp_float = out_path.with_name(f".{out_path.name}.part.w64")
     tmp_final = out_path.with_name(f".{out_path.stem}.part{out_path.suffix}")
@@ -500,11 +501,14 @@ def enhance_file(
                 peak = max(peak, float(np.max(np.abs(piece))))
                 dst.write(piece)
         scale = 1.0 if peak <= 1.0 else 1.0 / peak
-        with sf.SoundFile(str(tmp_float)) as src, sf.SoundFile(
-            str(tmp_final), "w", rate, out_channels, subtype=subtype, format=out_format
-        ) as dst:
-            for block in src.blocks(blocksize=1 << 18, dtype="float32", always_2d=True):
-                dst.write(audio_io.to_integer_pcm(block * scale if scale != 1.0 else block, dst.subtype))
+        if out_format == "M4A":
+            audio_io.encode_m4a(tmp_float, tmp_final, scale)
+        else:
+            with sf.SoundFile(str(tmp_float)) as src, sf.SoundFile(
+                str(tmp_final), "w", rate, out_channels, subtype=subtype, format=out_format
+            ) as dst:
+                for block in src.blocks(blocksize=1 << 18, dtype="float32", always_2d=True):
+                    dst.write(audio_io.to_integer_pcm(block * scale if scale != 1.0 else block, dst.subtype))
         tmp_final.replace(out_path)
     except (OSError, RuntimeError, sf.LibsndfileError) as exc:
         audio_io.remove_quietly(tmp_final)
@@ -669,7 +673,7 @@ def enhance_tree(
     denoiser. Returns the results and one line per file that failed.
     """
     files = audio_io.find_audio_files(in_dir, skip=skip or out_dir)
-    lossy = {".mp3", ".ogg", ".oga", ".opus"}
+    lossy = {".mp3", ".ogg", ".oga", ".opus", ".m4a"}
     jobs = [(p, Path(out_dir) / p.relative_to(in_dir)) for p in files]
     jobs = [(p, _with_format(q, "wav" if q.suffix.lower() in lossy else None)) for p, q in jobs]
     jobs, clashes = _one_input_per_output(jobs)

@@ -54,6 +54,7 @@ OUTPUT_FORMATS = {
     "OGG": (".ogg", "audio/ogg"),
     "MP3": (".mp3", "audio/mpeg"),
     "AIFF": (".aiff", "audio/aiff"),
+    "M4A": (".m4a", "audio/mp4"),
 }
 FORMATS_TEXT = "an audio file (wav, flac, ogg, opus, mp3, aiff, caf, w64, m4a, aac, webm or wma; or a video)"
 # Declared upload types accepted besides audio/* and video/* (a video's sound track is denoised; the
@@ -271,7 +272,8 @@ def denoise_upload(upload: Upload, models: SharedModels, limits: Limits, spectro
     out = src.with_name(f"denoised{ext}")
     try:
         n, rate, channels = audio_io.audio_info(src)
-        ext, media_type = OUTPUT_FORMATS.get(audio_io.container_format(src), (ext, media_type))
+        in_format = audio_io.container_format(src) or ("M4A" if suffix == ".m4a" else None)
+        ext, media_type = OUTPUT_FORMATS.get(in_format, (ext, media_type))
     except AudioError as exc:
         raise HTTPException(415, f"{public(exc)}; expected {FORMATS_TEXT}") from None
     measured = not audio_io.libsndfile_reads(src)

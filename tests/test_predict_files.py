@@ -8,6 +8,7 @@ import soundfile as sf
 from click.testing import CliRunner
 
 from conftest import TINY, speech_like, write, write_encoded
+from denoise.audio import audio_info, read_audio
 from denoise.cli import main
 from denoise.enhance import enhance_file
 from denoise.errors import AudioError
@@ -320,24 +321,27 @@ def test_folders_find_every_format_libsndfile_reads(tmp_path, rng, weights):
     assert sf.info(str(tmp_path / "out" / "d.opus")).subtype == "OPUS"
 
 
-def test_phone_and_video_formats_are_read_and_written_as_wav(tmp_path, rng, weights):
-    """AAC in .m4a (phones), Opus in .webm (browsers): decoded by PyAV, denoised, written as WAV."""
+def test_phone_and_browser_formats_are_read_and_m4a_written(tmp_path, rng, weights):
+    """AAC in .m4a (phones), Opus in .webm (browsers): decoded by PyAV and denoised; an m4a gives an
+    m4a (AAC, written by PyAV), a format that can only be read gives WAV."""
     x = speech_like(rng, 1.0, 16000)
     write_encoded(tmp_path / "in" / "memo.m4a", np.stack([x, 0.5 * x], axis=1), 16000)
     write_encoded(tmp_path / "in" / "sub" / "call.webm", x, 48000, codec="libopus")  # a third of a second
     result = run("predict", tmp_path / "in", "--out-dir", tmp_path / "out", *weights)
     assert result.exit_code == 0 and "Done 2, skipped 0, failed 0 of 2" in result.output, result.output
-    memo, call = sf.info(str(tmp_path / "out" / "memo.wav")), sf.info(str(tmp_path / "out" / "sub" / "call.wav"))
-    assert (memo.samplerate, memo.channels, call.samplerate, call.channels) == (16000, 2, 48000, 1)
-    assert memo.frames == 16000  # AAC's encoder delay and padding trimmed as the m4a records them
-    assert call.frames == 16000  # Opus in WebM: exact
+    assert audio_info(tmp_path / "out" / "memo.m4a") == (16000, 16000, 2)  # exact: the delay is recorded
+    call = sf.info(str(tmp_path / "out" / "sub" / "call.wav"))
+    assert (call.samplerate, call.channels, call.frames) == (48000, 1, 16000)
     leftovers = [p.name for p in (tmp_path / "out").rglob(".*")]
     assert leftovers == [], leftovers  # the decoded copy is removed
-    # One file: OUT names the format; a format that can only be read is refused as an output.
+    # One file: OUT names the format; one that can only be read is refused as an output.
     assert run("predict", tmp_path / "in" / "memo.m4a", tmp_path / "memo.flac", *weights).exit_code == 0
     assert sf.info(str(tmp_path / "memo.flac")).channels == 2
-    result = run("predict", tmp_path / "in" / "memo.m4a", tmp_path / "memo.m4a", *weights)
-    assert result.exit_code == 1 and "cannot write the '.m4a' format (use one of .wav" in result.output
+    result = run("predict", tmp_path / "in" / "memo.m4a", tmp_path / "memo.webm", *weights)
+    assert result.exit_code == 1 and "cannot write the '.webm' format (use one of .wav" in result.output
+    write(tmp_path / "odd.wav", x[:4000], 12345)
+    result = run("predict", tmp_path / "odd.wav", tmp_path / "odd.m4a", *weights)  # refused before the work
+    assert result.exit_code == 1 and "odd.m4a: AAC (.m4a) cannot hold 12345 Hz audio" in result.output
     # A damaged recording is denoised as far as it can be read, its damage noted, its timing kept.
     data = bytearray((tmp_path / "in" / "memo.m4a").read_bytes())
     data[len(data) // 2: len(data) // 2 + 400] = bytes(400)
@@ -345,6 +349,19 @@ def test_phone_and_video_formats_are_read_and_written_as_wav(tmp_path, rng, weig
     result = run("predict", tmp_path / "damaged.m4a", tmp_path / "damaged.wav", *weights)
     assert result.exit_code == 0 and "note: " in result.output and "damaged.m4a: damaged: " in result.output
     assert "; denoised what it holds" in result.output and sf.info(str(tmp_path / "damaged.wav")).frames == 16000
+
+
+def test_m4a_output_keeps_length_and_timing(tmp_path):
+    t = np.arange(44101) / 44100
+    x = (0.3 * np.sin(2 * np.pi * 300 * t)).astype(np.float32)
+    x[30000] = 0.95  # a click to check the timing by
+    write(tmp_path / "in.wav", np.stack([x, x], axis=1), 44100)
+    enhance_file(tmp_path / "in.wav", tmp_path / "out.m4a", TINY, block_dependent, strength=0.0)
+    y, rate = read_audio(tmp_path / "out.m4a")
+    assert rate == 44100 and y.shape == (44101, 2) and np.argmax(np.abs(y[:, 0])) == 30000
+    away = np.abs(np.arange(44101) - 30000) > 2048  # AAC smears the click itself
+    assert np.max(np.abs(y[away, 0] - x[away])) < 0.05
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.wav", "out.m4a"]
 
 
 def test_out_format_chooses_every_output_format(tmp_path, rng, weights):
@@ -356,6 +373,6 @@ def test_out_format_chooses_every_output_format(tmp_path, rng, weights):
     result = run("predict", tmp_path / "in" / "a.wav", tmp_path / "x.wav", "--out-format", "flac", *weights)
     assert result.exit_code == 1 and "--out-format is for --out-dir" in result.output
     # An input and a read-only format of the same name would both be written as a.wav: one is refused.
-    write_encoded(tmp_path / "in" / "a.m4a", speech_like(rng, 0.5, 16000), 16000)
+    write_encoded(tmp_path / "in" / "a.webm", speech_like(rng, 0.5, 48000), 48000, codec="libopus")
     result = run("predict", tmp_path / "in", "--out-dir", tmp_path / "out2", *weights)
     assert result.exit_code == 1 and "a.wav would also be written from" in result.output

@@ -20,6 +20,7 @@ import soundfile as sf
 from click.testing import CliRunner
 
 from conftest import speech_like, write_encoded
+from denoise.audio import audio_info
 from denoise.cli import main
 from denoise.errors import DenoiseError
 from denoise.model_io import default_weights, read_model_info
@@ -224,13 +225,15 @@ def test_concurrent_requests_all_get_their_own_result(client):
 
 def test_phone_recording_and_video_uploads_give_wav(client, tmp_path):
     write_encoded(tmp_path / "memo.m4a", noisy(1.0, 16000)[:, 0], 16000)
-    for name, declared in (("memo.m4a", "audio/x-m4a"), ("clip.mp4", "video/mp4")):
+    for name, declared, ext, media in (("memo.m4a", "audio/x-m4a", ".m4a", "audio/mp4"),
+                                       ("clip.mp4", "video/mp4", ".wav", "audio/wav")):
         response = post(client, (tmp_path / "memo.m4a").read_bytes(), name, declared)
         assert response.status_code == 200, response.text
-        assert response.headers["content-type"] == "audio/wav"
-        assert f'filename="{name[:-4]}-denoised.wav"' in response.headers["content-disposition"]
-        info = sf.info(io.BytesIO(response.content))
-        assert (info.format, info.subtype, info.samplerate, info.channels, info.frames) == ("WAV", "PCM_16", 16000, 1, 16000)
+        assert response.headers["content-type"] == media
+        assert f'filename="{name[:-4]}-denoised{ext}"' in response.headers["content-disposition"]
+        (tmp_path / f"back{ext}").write_bytes(response.content)
+        assert audio_info(tmp_path / f"back{ext}") == (16000, 16000, 1)
+    assert sf.info(str(tmp_path / "back.wav")).subtype == "PCM_16"
     # A recording never finished: FFmpeg's reason, the upload's name, no server path.
     cut = (tmp_path / "memo.m4a").read_bytes()
     response = post(client, cut[: len(cut) // 2], "cut.m4a", "audio/mp4")
