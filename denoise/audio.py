@@ -21,7 +21,7 @@ DECODED_EXTENSIONS = (".m4a", ".aac", ".mp4", ".mov", ".3gp", ".webm", ".mka", "
 AUDIO_EXTENSIONS = SNDFILE_EXTENSIONS + DECODED_EXTENSIONS
 WRITABLE_EXTENSIONS = SNDFILE_EXTENSIONS + (".m4a",)
 AAC_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000, 64000, 88200, 96000)
-AAC_LAYOUTS = {1: "mono", 2: "stereo", 3: "3.0", 4: "4.0", 5: "5.0", 6: "5.1", 7: "6.1", 8: "7.1"}
+AAC_LAYOUTS = {1: "mono", 2: "stereo"}  # more would be surround layouts: a 4th channel taken for LFE is low-passed
 # Sample formats that carry over from any input format to any output format that holds them; a
 # codec (MP3, Vorbis, Opus) only carries over within its own format (libsndfile accepts an MP3-in-WAV
 # on paper, then cannot write it).
@@ -202,6 +202,8 @@ def _av_blocks(path: Path, stop: int | None = None, problems: list[str] | None =
             what.append(f"unreadable after {done / stream.rate:.1f} s ({state['cut']})")
         if state.get("short"):
             what.append(state["short"])
+        if state.get("logged"):
+            what.append(f"FFmpeg reported errors while decoding ({state['logged']})")
         if problems is not None and what:
             problems.append(f"{path}: damaged: {'; '.join(what)}")
 
@@ -210,7 +212,7 @@ def _decoded(container, stream, state: dict):
     import av
 
     rate, channels, layout = int(stream.rate), int(stream.channels), stream.layout
-    done, origin, frame_length = 0, None, 0
+    done, origin, frame_length, after_damage = 0, None, 0, False
     resampler, setup = None, None
     with _ffmpeg_log() as logs:
         packets = container.demux(stream)
@@ -226,6 +228,7 @@ def _decoded(container, stream, state: dict):
                 frames = packet.decode()
             except (av.error.FFmpegError, ValueError):
                 state["damaged"] += 1
+                after_damage = True
                 continue
             for frame in frames:
                 start = (round(float(frame.pts * frame.time_base) * rate)
@@ -250,11 +253,16 @@ def _decoded(container, stream, state: dict):
                     setup = (frame.format.name, frame.layout.name, frame.sample_rate)
                 for out in resampler.resample(frame):
                     block = out.to_ndarray().reshape(-1, channels)
+                    if after_damage:  # decoded from a missing predecessor's overlap: noise, up to 2x full scale
+                        block = np.zeros_like(block)
                     done += block.shape[0]
                     yield block
+                after_damage = False
         for block in _flush(resampler, channels):
             done += block.shape[0]
             yield block
+        if logs and not (state["damaged"] or state["cut"]):  # a decoder that conceals errors says so only here
+            state["logged"] = logs[-1][2].strip()
 
 
 def _flush(resampler, channels: int) -> list[np.ndarray]:
@@ -276,6 +284,12 @@ def decode_to(path: Path, dest: Path, max_samples: int | None = None,
             out.write(block)
             n += block.shape[0]
     return n, rate, channels
+
+
+def is_lossless_m4a(path: Path) -> bool:
+    """Whether an .m4a holds lossless audio (ALAC, as the iPhone's lossless memos): its output
+    should not be lossy AAC by default."""
+    return Path(path).suffix.lower() == ".m4a" and _av_subtype(path) is not None
 
 
 def _av_subtype(path: Path) -> str | None:
@@ -374,7 +388,7 @@ def check_writable(path: Path, rate: int, channels: int) -> None:
         raise AudioError(f"{path}: AAC (.m4a) cannot hold {rate} Hz audio (it holds "
                          f"{', '.join(str(r) for r in AAC_RATES)} Hz); write .wav or .flac")
     if channels not in AAC_LAYOUTS:
-        raise AudioError(f"{path}: AAC (.m4a) holds up to 8 channels, not {channels}; write .wav or .flac")
+        raise AudioError(f"{path}: .m4a output is mono or stereo, not {channels} channels; write .wav or .flac")
 
 
 def encode_m4a(src: Path, dest: Path, scale: float = 1.0) -> None:
@@ -393,18 +407,17 @@ def encode_m4a(src: Path, dest: Path, scale: float = 1.0) -> None:
             # The movie's time scale at the audio's rate: the length it records is exact to the sample.
             with av.open(str(dest), "w", format="ipod", options={"movie_timescale": str(rate)}) as container:
                 stream = container.add_stream("aac", rate=rate, layout=layout)
-                stream.bit_rate = 64000 * min(channels, 2) + 32000 * max(channels - 2, 0)
+                stream.bit_rate = 64000 * channels
                 done = 0
                 for block in audio.blocks(blocksize=1 << 16, dtype="float32", always_2d=True):
-                    frame = av.AudioFrame.from_ndarray(np.ascontiguousarray((block * scale).T), format="fltp",
-                                                       layout=layout)
+                    frame = av.AudioFrame.from_ndarray((block * scale).reshape(1, -1), format="flt", layout=layout)
                     frame.sample_rate, frame.pts, frame.time_base = rate, done, fractions.Fraction(1, rate)
                     done += block.shape[0]
                     for packet in stream.encode(frame):
                         container.mux(packet)
                 for packet in stream.encode(None):
                     container.mux(packet)
-        except av.error.FFmpegError as exc:  # a full disk, say: the caller names the output
+        except (av.error.FFmpegError, ValueError, IndexError) as exc:  # a full disk, say: the caller names the output
             raise RuntimeError(_av_reason(exc)) from None
 
 

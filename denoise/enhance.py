@@ -560,7 +560,7 @@ def plan_outputs(paths: list[Path], out_dir: Path | None,
             jobs += [(m, out_dir / m.name) for m in matches]
         else:
             jobs.append((arg, out_dir / arg.name))
-    unique, clashes = _one_input_per_output([(src, _with_format(dst, out_format)) for src, dst in jobs])
+    unique, clashes = _one_input_per_output([(src, _with_format(dst, out_format, src)) for src, dst in jobs])
     return unique, problems + clashes
 
 
@@ -581,11 +581,14 @@ def _one_input_per_output(jobs: list[tuple[Path, Path]]) -> tuple[list[tuple[Pat
     return unique, problems
 
 
-def _with_format(path: Path, out_format: str | None) -> Path:
-    """``path`` with the extension of ``out_format``, else its own if it can be written, else .wav."""
+def _with_format(path: Path, out_format: str | None, src: Path | None = None) -> Path:
+    """``path`` with the extension of ``out_format``, else its own if it can be written, else .wav
+    (also for a lossless .m4a ``src``: ALAC is not made lossy AAC unasked)."""
     if out_format:
         return path.with_suffix("." + out_format.lower().lstrip("."))
-    return path if path.suffix.lower() in audio_io.WRITABLE_EXTENSIONS else path.with_suffix(".wav")
+    if path.suffix.lower() not in audio_io.WRITABLE_EXTENSIONS or (src is not None and audio_io.is_lossless_m4a(src)):
+        return path.with_suffix(".wav")
+    return path
 
 
 @dataclass

@@ -38,8 +38,8 @@ def si_sdr(reference: np.ndarray, estimate: np.ndarray) -> float:
     reference = reference.astype(np.float64) - np.mean(reference)
     estimate = estimate.astype(np.float64) - np.mean(estimate)
     energy = np.dot(reference, reference)
-    if energy == 0:
-        return float("nan")
+    if energy == 0 or not np.any(estimate):
+        return float("nan")  # a silent reference or a silent estimate: no ratio to speak of
     target = np.dot(estimate, reference) / energy * reference
     residual = estimate - target
     return float(10 * np.log10(np.dot(target, target) / max(np.dot(residual, residual), 1e-20)))
@@ -242,8 +242,8 @@ def evaluate(
             missing = sorted({m for m in METRICS for s in ("input", "output") if math.isnan(row[f"{m}_{s}"])})
             if missing:
                 names = " and ".join(LABELS.get(m, m.upper()) for m in missing)
-                report.problems.append(f"{noisy_path}: no {names} (too short, or a silent reference); "
-                                       "left out of those averages")
+                report.problems.append(f"{noisy_path}: no {names} (too short, or a silent reference, "
+                                       "input or output); left out of those averages")
             report.rows.append(row)
         if progress is not None:
             progress(1)

@@ -272,7 +272,8 @@ def denoise_upload(upload: Upload, models: SharedModels, limits: Limits, spectro
     out = src.with_name(f"denoised{ext}")
     try:
         n, rate, channels = audio_io.audio_info(src)
-        in_format = audio_io.container_format(src) or ("M4A" if suffix == ".m4a" else None)
+        lossy_m4a = suffix == ".m4a" and not audio_io.is_lossless_m4a(src)  # ALAC is answered in WAV
+        in_format = audio_io.container_format(src) or ("M4A" if lossy_m4a else None)
         ext, media_type = OUTPUT_FORMATS.get(in_format, (ext, media_type))
     except AudioError as exc:
         raise HTTPException(415, f"{public(exc)}; expected {FORMATS_TEXT}") from None

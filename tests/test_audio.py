@@ -9,6 +9,7 @@ from denoise.audio import (
     audio_info,
     check_audio,
     decode_to,
+    is_lossless_m4a,
     find_audio_files,
     load_mono,
     output_subtype,
@@ -118,3 +119,4 @@ def test_lossless_decoded_inputs_keep_their_sample_format(tmp_path, rng):
     assert output_subtype(alac, tmp_path / "out.wav") == "PCM_24"  # 24-bit ALAC: 24-bit WAV, not 16-bit
     assert output_subtype(alac, tmp_path / "out.flac") == "PCM_24"
     assert output_subtype(lossy, tmp_path / "out.wav") is None  # a lossy codec: the format's default
+    assert is_lossless_m4a(alac) and not is_lossless_m4a(lossy)

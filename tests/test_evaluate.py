@@ -19,6 +19,7 @@ def test_si_sdr_is_scale_invariant_and_matches_snr(rng):
     assert si_sdr(x, x + n) == pytest.approx(10.0, abs=0.3)
     assert si_sdr(x, 0.3 * (x + n)) == pytest.approx(si_sdr(x, x + n))
     assert si_sdr(x, x) > 100
+    assert np.isnan(si_sdr(x, np.zeros_like(x))) and np.isnan(si_sdr(np.zeros_like(x), x))  # not -inf: no ratio
 
 
 def test_pesq_modes():
@@ -90,7 +91,8 @@ def test_unscorable_metrics_odd_names_and_duplicates_are_reported(evalset, rng):
     assert len(report.rows) == 5
     row = [r for r in report.rows if r["file"] == "short [1]"][0]
     assert np.isnan(row["stoi_input"]) and np.isnan(row["pesq_output"])
-    assert any("short [1].wav: no PESQ and STOI (too short, or a silent reference)" in p for p in report.problems)
+    assert any("short [1].wav: no PESQ and STOI (too short, or a silent reference, input or output)" in p
+               for p in report.problems)
     assert any("f1.wav: same name as f1.flac; only f1.flac is scored" in p for p in report.problems)
     assert report.averages()["stoi_input"] > 0.5  # the unscorable file is left out, not averaged as 0
 

@@ -342,6 +342,13 @@ def test_phone_and_browser_formats_are_read_and_m4a_written(tmp_path, rng, weigh
     write(tmp_path / "odd.wav", x[:4000], 12345)
     result = run("predict", tmp_path / "odd.wav", tmp_path / "odd.m4a", *weights)  # refused before the work
     assert result.exit_code == 1 and "odd.m4a: AAC (.m4a) cannot hold 12345 Hz audio" in result.output
+    write(tmp_path / "six.wav", np.stack([x] * 6, axis=1), 16000)
+    result = run("predict", tmp_path / "six.wav", tmp_path / "six.m4a", *weights)  # surround would low-pass one
+    assert result.exit_code == 1 and "six.m4a: .m4a output is mono or stereo, not 6 channels" in result.output
+    # A lossless m4a (ALAC: the iPhone's lossless memos) is not made lossy AAC unasked: 24-bit WAV.
+    write_encoded(tmp_path / "lossless" / "studio.m4a", x, 16000, codec="alac", sample_format="s32p", frame=4096)
+    assert run("predict", tmp_path / "lossless", "--out-dir", tmp_path / "lossless_out", *weights).exit_code == 0
+    assert sf.info(str(tmp_path / "lossless_out" / "studio.wav")).subtype == "PCM_24"
     # A damaged recording is denoised as far as it can be read, its damage noted, its timing kept.
     data = bytearray((tmp_path / "in" / "memo.m4a").read_bytes())
     data[len(data) // 2: len(data) // 2 + 400] = bytes(400)
