@@ -379,10 +379,26 @@ def format_for(path: Path) -> str:
     return fmt
 
 
+OPUS_RATES = (8000, 12000, 16000, 24000, 48000)
+MP3_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)
+# Formats whose decoder can overshoot the samples it was given: scaled to leave this headroom when
+# denoising pushes a file past full scale (-1 dBFS, the usual ceiling for lossy delivery).
+LOSSY_PEAK = 10 ** (-1 / 20)
+
+
+def is_lossy_output(path: Path) -> bool:
+    """Whether ``path``'s format stores audio lossily (MP3, Ogg Vorbis, Opus, AAC)."""
+    return Path(path).suffix.lower() in (".mp3", ".ogg", ".oga", ".opus", ".m4a")
+
+
 def check_writable(path: Path, rate: int, channels: int) -> None:
-    """AudioError if ``path``'s format cannot hold this rate or channel count (checked for AAC in
-    .m4a before minutes of work; libsndfile's formats say so when written)."""
-    if format_for(path) != "M4A":
+    """AudioError if ``path``'s format cannot hold this rate or channel count, before minutes of work."""
+    fmt, suffix = format_for(path), Path(path).suffix.lower()
+    for name, ok, rates in (("Opus (.opus)", suffix == ".opus", OPUS_RATES), ("MP3 (.mp3)", fmt == "MP3", MP3_RATES)):
+        if ok and rate not in rates:
+            raise AudioError(f"{path}: {name} cannot hold {rate} Hz audio (it holds "
+                             f"{', '.join(str(r) for r in rates)} Hz); write .m4a, .flac or .wav")
+    if fmt != "M4A":
         return
     if rate not in AAC_RATES:
         raise AudioError(f"{path}: AAC (.m4a) cannot hold {rate} Hz audio (it holds "

@@ -264,8 +264,9 @@ def predict(paths, out_dir, out_format, weights, overwrite, mono, plot, high_ban
             click.echo(f"  note: {result.plot_skipped}", err=True)
     if out_dir is None:
         r = report.done[0]
-        click.echo(f"Wrote {r.output} ({r.seconds:.1f} s at {r.sample_rate} Hz, {r.processing_s:.2f} s, "
-                   f"real-time factor {r.processing_s / max(r.seconds, 1e-9):.3f})")
+        png = f" and {r.output.with_suffix('.png')}" if plot and not r.plot_skipped else ""
+        click.echo(f"Wrote {r.output}{png} ({r.seconds:.1f} s at {r.sample_rate} Hz; denoised in "
+                   f"{r.processing_s:.2f} s, real-time factor {r.processing_s / max(r.seconds, 1e-9):.3f})")
     else:
         rtf = report.processing_seconds / max(report.audio_seconds, 1e-9)
         speed = (f"; {report.audio_seconds:.1f} s of audio in {report.processing_seconds:.1f} s "
@@ -366,7 +367,7 @@ def evaluate(clean_dir, noisy_dir, enhanced_dir, out, weights) -> None:
 @click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True, help="0: any free port.")
 @click.option("--weights", type=ANY_PATH, help=WEIGHTS_HELP)
 @click.option("--max-upload-mb", type=click.FloatRange(min=0, min_open=True), default=50.0, show_default=True,
-              help="Largest upload accepted, in MB.")
+              help="Largest upload accepted, in MiB (2**20 bytes).")
 @click.option("--max-seconds", type=click.FloatRange(min=0, min_open=True), default=300.0, show_default=True,
               help="Longest recording accepted, in seconds.")
 @click.option("--runtime", type=click.Choice(["auto", "lite", "keras"]), default="auto", show_default=True,

@@ -500,7 +500,9 @@ def enhance_file(
                     raise AudioError(f"{in_path}: denoising gave non-finite samples (is the input's range sane?)")
                 peak = max(peak, float(np.max(np.abs(piece))))
                 dst.write(piece)
-        scale = 1.0 if peak <= 1.0 else 1.0 / peak
+        # Past full scale, the whole file is scaled down: to full scale, or for a lossy format to
+        # -1 dBFS (its decoder overshoots: an MP3 scaled to 1.0 decoded to 1.016).
+        scale = 1.0 if peak <= 1.0 else (audio_io.LOSSY_PEAK if audio_io.is_lossy_output(out_path) else 1.0) / peak
         if out_format == "M4A":
             audio_io.encode_m4a(tmp_float, tmp_final, scale)
         else:

@@ -352,7 +352,7 @@ UPLOAD_BODY = {
         "content": {"multipart/form-data": {"schema": {
             "type": "object", "required": [FIELD],
             "properties": {FIELD: {"type": "string", "format": "binary",
-                                   "description": "the recording: wav, flac, ogg, opus, mp3, aiff, caf or w64"}},
+                                   "description": f"the recording: {FORMATS_TEXT}"}},
         }}},
     }
 }

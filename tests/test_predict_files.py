@@ -88,6 +88,24 @@ def test_clipping_is_avoided_and_reported(tmp_path):
     out, _ = sf.read(str(tmp_path / "out.wav"))
     assert result.scaled_db < 0
     assert np.max(np.abs(out)) <= 1.0
+    # A lossy format is scaled to -1 dBFS: its decoder overshoots (an MP3 scaled to 1.0 came back at 1.016).
+    lossy = enhance_file(src, tmp_path / "out.mp3", TINY, low_pass)
+    assert lossy.scaled_db == pytest.approx(result.scaled_db - 1.0, abs=0.01)
+    assert np.max(np.abs(read_audio(tmp_path / "out.mp3")[0])) <= 1.0
+
+
+def test_formats_that_cannot_hold_a_rate_are_refused_before_the_work(tmp_path, rng, weights):
+    write(tmp_path / "podcast.wav", speech_like(rng, 0.5, 44100), 44100)
+    result = run("predict", tmp_path / "podcast.wav", tmp_path / "podcast.opus", *weights)
+    assert result.exit_code == 1 and ("podcast.opus: Opus (.opus) cannot hold 44100 Hz audio (it holds 8000, "
+                                      "12000, 16000, 24000, 48000 Hz); write .m4a, .flac or .wav") in result.output
+    write(tmp_path / "odd.wav", speech_like(rng, 0.5, 12345), 12345)
+    result = run("predict", tmp_path / "odd.wav", tmp_path / "odd.mp3", *weights)
+    assert result.exit_code == 1 and "odd.mp3: MP3 (.mp3) cannot hold 12345 Hz audio" in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["odd.wav", "podcast.wav"]  # nothing half-written
+    result = run("predict", tmp_path / "podcast.wav", tmp_path / "podcast.m4a", "--plot", *weights)
+    assert result.exit_code == 0 and f"Wrote {tmp_path / 'podcast.m4a'} and {tmp_path / 'podcast.png'} (" in result.output
+    assert "; denoised in " in result.output
 
 
 def test_short_and_silent_inputs_keep_their_length(tmp_path):
