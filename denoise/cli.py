@@ -24,7 +24,26 @@ def _fail(exc: DenoiseError) -> None:
     raise click.ClickException(str(exc))
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+TRAINING_STACK = {"tensorflow", "keras"}
+
+
+class _Commands(click.Group):
+    """The command group; a command that needs TensorFlow where only the light prediction install is
+    present says so in one line, with the cure, instead of a traceback."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except ModuleNotFoundError as exc:
+            if (exc.name or "").split(".")[0] not in TRAINING_STACK:
+                raise
+            raise click.ClickException(
+                f"this needs TensorFlow and Keras ({exc.name} is not installed; training, export, the Keras "
+                "runtime and .keras models without their .tflite use them): pip install 'denoise-unet[train]'"
+            ) from None
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="denoise")
 def main() -> None:
     """Remove environmental noise from speech recordings."""

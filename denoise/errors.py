@@ -17,5 +17,9 @@ class DataError(DenoiseError):
     """A dataset folder is missing, empty or inconsistent."""
 
 
+class MissingDependencyError(DenoiseError):
+    """An optional package needed for this command is not installed."""
+
+
 class ModelFileError(DenoiseError):
     """A model file or its settings cannot be loaded or saved."""

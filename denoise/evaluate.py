@@ -19,7 +19,7 @@ from typing import Callable, Iterable
 import numpy as np
 
 from . import audio as audio_io
-from .errors import DenoiseError
+from .errors import DenoiseError, MissingDependencyError
 from .settings import write_json
 
 METRICS = ("pesq", "stoi", "si_sdr")
@@ -27,10 +27,6 @@ DNSMOS_METRICS = ("dnsmos_sig", "dnsmos_bak", "dnsmos_ovrl")
 LABELS = {"stoi": "STOI", "si_sdr": "SI-SDR dB", "dnsmos_sig": "DNSMOS SIG",
           "dnsmos_bak": "DNSMOS BAK", "dnsmos_ovrl": "DNSMOS OVRL"}
 DNSMOS_RATE = 16000
-
-
-class MissingDependencyError(DenoiseError):
-    """An optional package needed for this command is not installed."""
 
 
 def si_sdr(reference: np.ndarray, estimate: np.ndarray) -> float:

@@ -21,6 +21,24 @@ def test_help_does_not_import_tensorflow():
         assert result.exit_code == 0 and "Usage" in result.output
 
 
+def test_the_light_install_predicts_and_names_the_extra_for_the_rest(tmp_path, rng):
+    """`pip install denoise-unet` without the 'train' extra: no TensorFlow, no Keras. Prediction with
+    the shipped LiteRT exports works; what needs them says so in one line."""
+    src = tmp_path / "talk.wav"
+    sf.write(str(src), speech_like(rng, 1.0, 16000), 16000)
+    code = (
+        "import sys; sys.modules['tensorflow'] = sys.modules['keras'] = None\n"  # as if not installed
+        "from click.testing import CliRunner; from denoise.cli import main\n"
+        f"ok = CliRunner().invoke(main, ['predict', {str(src)!r}, {str(tmp_path / 'out.wav')!r}])\n"
+        "assert ok.exit_code == 0, ok.output\n"
+        f"no = CliRunner().invoke(main, ['predict', {str(src)!r}, {str(tmp_path / 'k.wav')!r}, '--runtime', 'keras'])\n"
+        "assert no.exit_code == 1 and \"pip install 'denoise-unet[train]'\" in no.output, no.output\n"
+        "assert 'Traceback' not in no.output\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+    assert sf.info(str(tmp_path / "out.wav")).frames == 16000
+
+
 def test_data_creation_train_predict_end_to_end(tmp_path, corpus, rng):
     voice, noise = corpus
     data, out = tmp_path / "data", tmp_path / "run"
