@@ -554,4 +554,4 @@ def short_error(exc: BaseException) -> str:
     line = text[-1] if text else type(exc).__name__
     if "File does not exist or is not a regular file" in line:  # its answer to an undecodable MP3, too
         return "not a format libsndfile can decode, or corrupt"
-    return line
+    return re.sub(r"^Error opening '.*': ", "", line)  # the caller names the file already

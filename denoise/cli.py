@@ -355,20 +355,22 @@ def evaluate(clean_dir, noisy_dir, enhanced_dir, out, weights) -> None:
         if clean_dir and not n_pairs:
             raise DenoiseError(f"{noisy_dir}: no file has a clean partner in {clean_dir} "
                                "(same relative path and name; any audio extension)")
+        failed: frozenset[Path] = frozenset()  # inputs whose denoising failed: said once, not again when scoring
         if enhanced_dir is None:
             chooser = ModelChooser(weights)
             enhanced_dir = out / "enhanced"
             with tqdm(total=n_files, unit="file", desc="Denoising") as bar:
-                _, failures = enhance_tree(noisy_dir, enhanced_dir, chooser.for_rate, bar.update, skip=out)
+                results, failures = enhance_tree(noisy_dir, enhanced_dir, chooser.for_rate, bar.update, skip=out)
+            failed = frozenset(find_audio_files(noisy_dir, skip=out)) - {r.input for r in results}
             for line in failures:
                 click.echo(f"  failed: {line}", err=True)
             extra["models"] = sorted(str(m.path) for m in chooser.loaded)
         extra["enhanced_dir"] = str(enhanced_dir)
         with tqdm(total=n_pairs, unit="file", desc="Scoring") as bar:
             if clean_dir:
-                report = run_evaluation(clean_dir, noisy_dir, enhanced_dir, bar.update, skip=out)
+                report = run_evaluation(clean_dir, noisy_dir, enhanced_dir, bar.update, skip=out, reported=failed)
             else:
-                report = evaluate_without_reference(noisy_dir, enhanced_dir, bar.update, skip=out)
+                report = evaluate_without_reference(noisy_dir, enhanced_dir, bar.update, skip=out, reported=failed)
         csv_path, json_path = write_report(report, out, extra)
     except DenoiseError as exc:
         _fail(exc)

@@ -213,15 +213,21 @@ def evaluate(
     enhanced_dir: Path,
     progress: Callable[[int], None] | None = None,
     skip: Path | None = None,
+    reported: frozenset[Path] = frozenset(),
 ) -> Report:
     """Score every noisy file and its enhanced version against the clean file of the same name.
 
     A metric that cannot be computed for a file (PESQ or STOI on a very short or silent reference)
-    is NaN, left out of the averages, and named in the problems.
+    is NaN, left out of the averages, and named in the problems. Noisy files in ``reported`` (whose
+    denoising failed, already said) are passed over without a second line.
     """
     report = Report()
     pairs, report.problems = pair_files(clean_dir, noisy_dir, skip=skip)
     for key, clean_path, noisy_path in pairs:
+        if noisy_path in reported:
+            if progress is not None:
+                progress(1)
+            continue
         enhanced_path = _find(enhanced_dir, key, noisy_path.suffix)
         try:
             clean, noisy, rate = read_pair(clean_path, noisy_path)
@@ -251,9 +257,11 @@ def evaluate_without_reference(
     enhanced_dir: Path,
     progress: Callable[[int], None] | None = None,
     skip: Path | None = None,
+    reported: frozenset[Path] = frozenset(),
 ) -> Report:
     """DNSMOS of every noisy file and its enhanced version (same relative path): for real
-    recordings, where no clean reference exists. Files under ``skip`` are not inputs."""
+    recordings, where no clean reference exists. Files under ``skip`` are not inputs; those in
+    ``reported`` (whose denoising failed, already said) are passed over."""
     require_dnsmos()
     report = Report(metrics=DNSMOS_METRICS)
     files = audio_io.find_audio_files(noisy_dir, skip=skip)
@@ -261,6 +269,10 @@ def evaluate_without_reference(
     if progress is not None and len(files) > len(unique):
         progress(len(files) - len(unique))  # the bar counts files; a second of one name is a problem line
     for key, noisy_path in unique.items():
+        if noisy_path in reported:
+            if progress is not None:
+                progress(1)
+            continue
         try:
             signals = {}
             for side in ("input", "output"):  # the input first: its own problem is the real reason

@@ -124,6 +124,13 @@ def test_cli_evaluate_denoises_with_a_model(evalset, tmp_path, trained):
     assert len(list((tmp_path / "rep" / "enhanced").rglob("*.wav"))) == 4
     summary = json.loads((tmp_path / "rep" / "summary.json").read_text())
     assert summary["models"] == [str(trained["model"])]
+    # A file that cannot be denoised is said once ("failed"), not again as "no denoised file".
+    (evalset["noisy"] / "snr+00" / "f0.wav").write_bytes(b"not audio")
+    result = CliRunner().invoke(main, ["evaluate", "--clean-dir", str(evalset["clean"]), "--noisy-dir",
+                                       str(evalset["noisy"]), "--weights", str(trained["model"]),
+                                       "--out", str(tmp_path / "rep2")])
+    assert result.exit_code == 0, result.output
+    assert result.output.count("f0.wav") == 1 and "failed: " in result.output, result.output
 
 
 def test_cli_evaluate_scores_phone_recordings_without_reference(tmp_path, rng, trained):
