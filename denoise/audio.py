@@ -59,8 +59,9 @@ def _check_path(path: Path) -> None:
 
 
 def audio_info(path: Path) -> tuple[int, int, int]:
-    """(n_samples, sample_rate, channels) without decoding the file. For a file PyAV decodes,
-    n_samples comes from the container's duration: an estimate (``decode_to`` gives the exact count)."""
+    """(n_samples, sample_rate, channels) without decoding the file. For a file PyAV reads, n_samples
+    is what an mp4/m4a/mov records, else the sum of its packets' durations (close; ``decode_to``
+    gives the exact count)."""
     import soundfile as sf
 
     path = Path(path)
