@@ -293,6 +293,17 @@ def is_lossless_m4a(path: Path) -> bool:
     return Path(path).suffix.lower() == ".m4a" and _av_subtype(path) is not None
 
 
+def decoding_problems(path: Path) -> list[str]:
+    """What decoding a file PyAV reads finds wrong (damaged packets, gaps, a cut), by decoding it
+    once; [] for a sound one and for every file libsndfile reads."""
+    if libsndfile_reads(path):
+        return []
+    problems: list[str] = []
+    for _ in _av_blocks(path, problems=problems):
+        pass
+    return problems
+
+
 def _av_subtype(path: Path) -> str | None:
     """The libsndfile sample format matching a lossless PyAV-read track (24-bit ALAC -> PCM_24);
     None for a lossy codec (AAC, Opus...) or an unreadable file."""

@@ -111,6 +111,8 @@ def scan_sources(
                 f"too short: {n / rate:.2f} s < one frame of "
                 f"{settings.frame_length / settings.sample_rate:.2f} s"
             )
+        elif damage := audio_io.decoding_problems(path):  # silence where packets were lost is no example
+            report.skipped[str(path)] = damage[0].split(": ", 1)[-1]
         else:
             usable.append(SourceFile(path, kind))
     return usable

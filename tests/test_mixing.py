@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from conftest import TINY, speech_like, write
+from conftest import TINY, speech_like, write, write_encoded
 from denoise.errors import AudioError, DataError
 from denoise.mixing import MixOptions, create_dataset, mix_pair, shift_pitch, speech_frames
 from denoise.settings import Settings, load_settings
@@ -71,11 +71,16 @@ def test_bad_files_are_reported_not_dropped(tmp_path, corpus, rng):
     write(voice / "short.wav", speech_like(rng, 0.005, 16000), 16000)
     write(voice / "silent.wav", np.zeros(16000, np.float32), 16000)
     (voice / "broken.flac").write_bytes(b"fLaC garbage")
+    memo = write_encoded(voice / "memo.m4a", speech_like(rng, 2.0, 16000), 16000)  # a phone recording: used
+    data = bytearray(memo.read_bytes())
+    data[len(data) // 2: len(data) // 2 + 400] = bytes(400)
+    (voice / "damaged.m4a").write_bytes(bytes(data))
     report = create_dataset(voice, noise, tmp_path / "out", TINY, MixOptions(nb_samples=5))
     skipped = {k.rsplit("/", 1)[-1]: v for k, v in report.skipped.items()}
     assert skipped["short.wav"].startswith("too short")
     assert skipped["silent.wav"] == "silent"
     assert skipped["broken.flac"].startswith("unreadable")
+    assert skipped["damaged.m4a"].startswith("damaged: ") and "memo.m4a" not in skipped
     assert report.pairs == 5
 
 
