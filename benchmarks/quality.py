@@ -196,7 +196,8 @@ def main() -> None:
     ap.add_argument("--no-dnsmos", action="store_true", help="Skip DNSMOS (faster; its column shows nan).")
     ap.add_argument("--reuse", action="store_true",
                     help="Reuse the saved scores of the input, the peers and the oracle from an earlier run "
-                         "on the same validation files (in --work); our models are always run again.")
+                         "on the same validation files (in --work; if only the way DNSMOS is scored changed, "
+                         "DNSMOS is scored again on their saved outputs); our models are always run again.")
     args = ap.parse_args()
     for part in args.rates.split(","):
         rate = int(part.split("k")[0]) * 1000  # "16k", "8k", "16k_reverb", "16k_clean"
@@ -217,7 +218,7 @@ def main() -> None:
             systems["clean reference (a perfect denoiser)"] = clean_reference(clean_dir, noisy_dir)
         reports = {}
         stamp = {"valset": [[str(p.relative_to(noisy_dir)), p.stat().st_size]
-                            for p in audio_io.find_audio_files(noisy_dir)], "dnsmos": "" if args.no_dnsmos else "sig,bak,ovrl of mean-removed audio"}
+                            for p in audio_io.find_audio_files(noisy_dir)], "dnsmos": "" if args.no_dnsmos else "sig,bak,ovrl; DC offsets over -60 dBFS taken out, digital silence kept"}
         for name, fn in {"noisy input": None, **systems}.items():
             out = args.work / part / "".join(c if c.isalnum() else "_" for c in name)
             cached = out / "scores.json"
@@ -225,6 +226,12 @@ def main() -> None:
                 saved = json.loads(cached.read_text())
                 if saved["stamp"] == stamp:
                     reports[name] = Report(rows=saved["rows"])
+                    continue
+                if saved["stamp"]["valset"] == stamp["valset"] and stamp["dnsmos"]:
+                    # Only the way DNSMOS is scored changed: the saved outputs stand, DNSMOS is scored again.
+                    reports[name] = Report(rows=saved["rows"])
+                    add_dnsmos(reports[name], noisy_dir if fn is None else out)
+                    cached.write_text(json.dumps({"stamp": stamp, "rows": reports[name].rows}))
                     continue
             scored = noisy_dir if fn is None else out  # the input is scored where it lies
             if fn is not None:

@@ -27,6 +27,7 @@ DNSMOS_METRICS = ("dnsmos_sig", "dnsmos_bak", "dnsmos_ovrl")
 LABELS = {"stoi": "STOI", "si_sdr": "SI-SDR dB", "dnsmos_sig": "DNSMOS SIG",
           "dnsmos_bak": "DNSMOS BAK", "dnsmos_ovrl": "DNSMOS OVRL"}
 DNSMOS_RATE = 16000
+DNSMOS_OFFSET = 1e-3  # -60 dBFS: a DC offset above this is taken out before DNSMOS
 
 
 def si_sdr(reference: np.ndarray, estimate: np.ndarray) -> float:
@@ -76,13 +77,18 @@ def require_dnsmos() -> None:
 
 def dnsmos(audio: np.ndarray, rate: int) -> dict[str, float]:
     """DNSMOS P.835 scores (1..5) of a mono signal: speech quality (SIG), background noise (BAK)
-    and overall (OVRL). Runs at 16 kHz; audio is resampled, its mean (a DC offset, which nobody hears
-    but DNSMOS punishes hard) taken out, and it is scaled down only if it clips."""
+    and overall (OVRL). Runs at 16 kHz; audio is resampled, a DC offset above -60 dBFS (which nobody
+    hears but DNSMOS punishes hard) is taken out of every sample but digital silence, and it is
+    scaled down only if it clips. Smaller offsets and digital silence are left exactly as they are:
+    DNSMOS is so sensitive at that level that a constant of 1e-5 added to RNNoise's output (which
+    has digital silence) moved one file's OVRL from 2.88 to 3.05."""
     require_dnsmos()
     from speechmos import dnsmos as model
 
     x = audio_io.resample(audio.astype(np.float32), rate, DNSMOS_RATE)
-    x = x - x.mean() if x.size else x
+    sounding = x != 0
+    if sounding.any() and abs(float(x[sounding].mean())) > DNSMOS_OFFSET:
+        x[sounding] -= x[sounding].mean()
     peak = float(np.max(np.abs(x))) if x.size else 0.0
     if peak > 1.0:
         x = x / peak

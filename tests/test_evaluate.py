@@ -182,6 +182,9 @@ def test_dnsmos_ranks_clean_above_noisy_at_any_rate(rng):
     # An offset nobody hears does not lower the score (DNSMOS alone gives SIG 2.3 -> 1.1 at +0.2).
     offset = dnsmos(clean + np.float32(0.2), 16000)
     assert offset == pytest.approx(good, abs=0.02)
+    # Digital silence stays zero (DNSMOS scores it far from a tiny constant); the offset is taken from the rest.
+    gapped = np.concatenate([clean, np.zeros(16000, np.float32), clean])
+    assert dnsmos(gapped + np.float32(0.2) * (gapped != 0), 16000) == pytest.approx(dnsmos(gapped, 16000), abs=0.02)
 
 
 def test_cli_evaluate_without_clean_references_uses_dnsmos(evalset, tmp_path):
