@@ -1,8 +1,11 @@
 """How a constant (DC) offset moves DNSMOS: the clean references of a validation part scored as they
 are, with an offset of 0.2 added (speechmos as it is), and with the offset added as
-``denoise.evaluate.dnsmos`` scores it (the mean taken out first).
+``denoise.evaluate.dnsmos`` scores it (an offset over -60 dBFS taken out first). With ``--tiny``,
+also a folder of outputs with digital silence (RNNoise's) as they are and with 1e-5 added: why
+``dnsmos`` leaves smaller offsets and digital silence alone.
 
-    python benchmarks/dnsmos_offset.py --folder work_data/valset/16k/clean --every 4
+    python benchmarks/dnsmos_offset.py --folder work_data/valset/16k/clean --every 4 \
+        --tiny work_data/bench/16k/RNNoise
 """
 
 import argparse
@@ -28,6 +31,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--folder", type=Path, required=True, help="Clean recordings (searched recursively).")
     ap.add_argument("--every", type=int, default=1, help="Score every n-th file only.")
+    ap.add_argument("--tiny", type=Path, help="Also score these files as they are and with 1e-5 added.")
     args = ap.parse_args()
     files = audio_io.find_audio_files(args.folder)[:: args.every]
     rows: dict[str, list] = {"as they are": [], f"+{OFFSET} offset, raw": [], f"+{OFFSET} offset, mean taken out": []}
@@ -40,6 +44,13 @@ def main() -> None:
     print(f"{len(files)} files of {args.folder}\n\n| input | DNSMOS SIG | BAK | OVRL |\n|---|---|---|---|")
     for key, values in rows.items():
         print(f"| {key} | " + " | ".join(f"{m:.2f}" for m in np.mean(values, axis=0)) + " |")
+    if args.tiny:
+        tiny = audio_io.find_audio_files(args.tiny)[:: args.every]
+        pairs = [(raw(x), raw(x + 1e-5)) for x in (audio_io.load_mono(p, DNSMOS_RATE).astype(np.float64) for p in tiny)]
+        silent = sum(bool(np.any(audio_io.load_mono(p, DNSMOS_RATE) == 0)) for p in tiny)
+        print(f"\n{len(tiny)} files of {args.tiny} ({silent} with digital silence)\n\n| input | DNSMOS SIG | BAK | OVRL |\n|---|---|---|---|")
+        for i, key in enumerate(("as they are", "+1e-5 (-100 dBFS)")):
+            print(f"| {key} | " + " | ".join(f"{m:.2f}" for m in np.mean([p[i] for p in pairs], axis=0)) + " |")
 
 
 if __name__ == "__main__":
