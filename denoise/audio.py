@@ -75,13 +75,7 @@ def audio_info(path: Path) -> tuple[int, int, int]:
 
 def libsndfile_reads(path: Path) -> bool:
     """Whether libsndfile can read ``path`` (else PyAV decodes it)."""
-    import soundfile as sf
-
-    try:
-        sf.info(str(path))
-    except Exception:
-        return False
-    return True
+    return container_format(path) is not None
 
 
 def container_format(path: Path) -> str | None:
@@ -154,10 +148,24 @@ def _exact_length(container, stream) -> int | None:
     return None
 
 
+def _rate_channels(path: Path, stream) -> tuple[int, int]:
+    rate, channels = int(stream.rate or 0), int(stream.channels or 0)
+    if rate <= 0 or channels <= 0:
+        raise AudioError(f"{path}: cannot read audio (no sample rate or channel count in its sound track)")
+    return rate, channels
+
+
+def _av_format(path: Path, sf_exc: BaseException | None = None) -> tuple[int, int]:
+    """(sample_rate, channels) of a file PyAV reads, from its header alone."""
+    container, stream = _av_open(path, sf_exc)
+    with container:
+        return _rate_channels(path, stream)
+
+
 def _av_info(path: Path, sf_exc: BaseException) -> tuple[int, int, int]:
     container, stream = _av_open(path, sf_exc)
     with container:
-        rate, channels = int(stream.rate or 0), int(stream.channels or 0)
+        rate, channels = _rate_channels(path, stream)
         n = _exact_length(container, stream)
         if n is None:  # WebM from a browser and raw AAC carry no (or a guessed) duration: add up packets
             with _ffmpeg_log():
@@ -166,8 +174,6 @@ def _av_info(path: Path, sf_exc: BaseException) -> tuple[int, int, int]:
                 except Exception:
                     units = 0
             n = int(round(float(units * stream.time_base) * rate)) if stream.time_base else 0
-    if rate <= 0 or channels <= 0:
-        raise AudioError(f"{path}: cannot read audio (no sample rate or channel count in its sound track)")
     return n, rate, channels
 
 
@@ -181,7 +187,7 @@ def _av_blocks(path: Path, stop: int | None = None, problems: list[str] | None =
     container, stream = _av_open(path)
     end = _exact_length(container, stream)
     stop = end if stop is None else stop if end is None else min(stop, end)
-    state = {"damaged": 0, "filled": 0, "cut": None}
+    state = {"damaged": 0, "filled": 0, "cut": None, "short": None, "logged": None}
     done = 0
     try:
         with container:
@@ -201,9 +207,9 @@ def _av_blocks(path: Path, stop: int | None = None, problems: list[str] | None =
             what.append(f"{state['filled'] / stream.rate:.2f} s of gaps filled with silence")
         if state["cut"]:
             what.append(f"unreadable after {done / stream.rate:.1f} s ({state['cut']})")
-        if state.get("short"):
+        if state["short"]:
             what.append(state["short"])
-        if state.get("logged"):
+        if state["logged"]:
             what.append(f"FFmpeg reported errors while decoding ({state['logged']})")
         if problems is not None and what:
             problems.append(f"{path}: damaged: {'; '.join(what)}")
@@ -278,7 +284,8 @@ def decode_to(path: Path, dest: Path, max_samples: int | None = None,
     containers (a browser's WebM) do not say how long they are. Damage is noted in ``problems``."""
     import soundfile as sf
 
-    _, rate, channels = audio_info(path)
+    _check_path(path)
+    rate, channels = _av_format(path)  # the header only: audio_info would read every packet to count them
     n = 0
     with sf.SoundFile(str(dest), "w", rate, channels, subtype="FLOAT", format="W64") as out:
         for block in _av_blocks(path, None if max_samples is None else max_samples + 1, problems):
@@ -357,7 +364,7 @@ def read_audio(path: Path, start: int = 0, stop: int | None = None) -> tuple[np.
     except Exception as exc:
         if libsndfile_reads(path):
             raise AudioError(f"{path}: cannot read audio ({short_error(exc)})") from None
-        _, rate, channels = _av_info(path, exc)
+        rate, channels = _av_format(path, exc)
         blocks = list(_av_blocks(path, stop))
         data = np.concatenate(blocks) if blocks else np.zeros((0, channels), np.float32)
         data = data[start:stop]
