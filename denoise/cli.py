@@ -335,7 +335,10 @@ def export(model, compact_to, keras_weights, lite_weights) -> None:
 @click.option("--weights", type=ANY_PATH, help=WEIGHTS_HELP)
 def evaluate(clean_dir, noisy_dir, enhanced_dir, out, weights) -> None:
     """Score noisy input and denoised output: against clean references (PESQ, STOI, SI-SDR), or,
-    with no --clean-dir (your own recordings), by DNSMOS (SIG, BAK, OVRL; 1 to 5, higher is better)."""
+    with no --clean-dir (your own recordings), by DNSMOS (SIG, BAK, OVRL; 1 to 5, higher is better).
+
+    The exit code is 1 when a file could not be denoised or scored (each is named, and the report
+    holds the rest)."""
     os.environ.setdefault("CUDA_VISIBLE_DEVICES", "-1")
     from tqdm import tqdm
 
@@ -356,6 +359,7 @@ def evaluate(clean_dir, noisy_dir, enhanced_dir, out, weights) -> None:
             raise DenoiseError(f"{noisy_dir}: no file has a clean partner in {clean_dir} "
                                "(same relative path and name; any audio extension)")
         failed: frozenset[Path] = frozenset()  # inputs whose denoising failed: said once, not again when scoring
+        incomplete = False
         if enhanced_dir is None:
             chooser = ModelChooser(weights)
             enhanced_dir = out / "enhanced"
@@ -364,6 +368,7 @@ def evaluate(clean_dir, noisy_dir, enhanced_dir, out, weights) -> None:
             failed = frozenset(find_audio_files(noisy_dir, skip=out)) - {r.input for r in results}
             for line in failures:
                 click.echo(f"  failed: {line}", err=True)
+            incomplete = bool(failures)
             extra["models"] = sorted(str(m.path) for m in chooser.loaded)
         extra["enhanced_dir"] = str(enhanced_dir)
         with tqdm(total=n_pairs, unit="file", desc="Scoring") as bar:
@@ -380,6 +385,8 @@ def evaluate(clean_dir, noisy_dir, enhanced_dir, out, weights) -> None:
         raise click.ClickException(f"{noisy_dir}: no file could be scored")
     click.echo(format_table(report))
     click.echo(f"Wrote {csv_path} and {json_path}")
+    if incomplete or report.problems:  # like predict: a script learns that some files were left out
+        raise click.exceptions.Exit(1)
 
 
 @main.command()
