@@ -381,6 +381,8 @@ def evaluate(clean_dir, noisy_dir, enhanced_dir, out, weights) -> None:
         _fail(exc)
     for line in report.problems:
         click.echo(f"  problem: {line}", err=True)
+    for line in report.notes:
+        click.echo(f"  note: {line}", err=True)
     if not report.rows:
         raise click.ClickException(f"{noisy_dir}: no file could be scored")
     click.echo(format_table(report))

@@ -170,8 +170,11 @@ def group_of(key: str) -> str:
 
 @dataclass
 class Report:
+    """Scored rows; ``problems``: files that could not be scored; ``notes``: scored files missing a metric."""
+
     rows: list[dict] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
     metrics: tuple[str, ...] = METRICS
 
     def averages(self, rows: Iterable[dict] | None = None) -> dict[str, float]:
@@ -224,7 +227,7 @@ def evaluate(
     """Score every noisy file and its enhanced version against the clean file of the same name.
 
     A metric that cannot be computed for a file (PESQ or STOI on a very short or silent reference)
-    is NaN, left out of the averages, and named in the problems. Noisy files in ``reported`` (whose
+    is NaN, left out of the averages, and named in the notes. Noisy files in ``reported`` (whose
     denoising failed, already said) are passed over without a second line.
     """
     report = Report()
@@ -250,7 +253,7 @@ def evaluate(
             missing = sorted({m for m in METRICS for s in ("input", "output") if math.isnan(row[f"{m}_{s}"])})
             if missing:
                 names = " and ".join(LABELS.get(m, m.upper()) for m in missing)
-                report.problems.append(f"{noisy_path}: no {names} (too short, or a silent reference, "
+                report.notes.append(f"{noisy_path}: no {names} (too short, or a silent reference, "
                                        "input or output); left out of those averages")
             report.rows.append(row)
         if progress is not None:
@@ -303,10 +306,13 @@ def evaluate_without_reference(
 
 
 def _find(folder: Path, key: str, suffix: str) -> Path | None:
+    """The file ``key`` (a relative path without extension) in ``folder``, with ``suffix`` or any audio extension."""
     exact = folder / f"{key}{suffix}"
     if exact.exists():
         return exact
-    matches = sorted(p for p in folder.glob(f"{glob.escape(key)}.*") if p.suffix.lower() in audio_io.AUDIO_EXTENSIONS)
+    stem = Path(key).name  # "a.*" also matches "a.b.wav", another recording's output
+    matches = sorted(p for p in folder.glob(f"{glob.escape(key)}.*")
+                     if p.suffix.lower() in audio_io.AUDIO_EXTENSIONS and p.stem == stem)
     return matches[0] if matches else None
 
 
@@ -322,7 +328,8 @@ def write_report(report: Report, out_dir: Path, extra: dict | None = None) -> tu
         for row in report.rows:
             writer.writerow({k: (f"{v:.4f}" if isinstance(v, float) else v) for k, v in row.items()})
     tmp.replace(csv_path)
-    summary = {"average": report.averages(), "groups": report.groups(), "problems": report.problems}
+    summary = {"average": report.averages(), "groups": report.groups(), "problems": report.problems,
+               "notes": report.notes}
     summary.update(extra or {})
     write_json(json_path, _finite(summary))
     return csv_path, json_path

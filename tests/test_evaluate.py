@@ -92,9 +92,28 @@ def test_unscorable_metrics_odd_names_and_duplicates_are_reported(evalset, rng):
     row = [r for r in report.rows if r["file"] == "short [1]"][0]
     assert np.isnan(row["stoi_input"]) and np.isnan(row["pesq_output"])
     assert any("short [1].wav: no PESQ and STOI (too short, or a silent reference, input or output)" in p
-               for p in report.problems)
+               for p in report.notes)
     assert any("f1.wav: same name as f1.flac; only f1.flac is scored" in p for p in report.problems)
     assert report.averages()["stoi_input"] > 0.5  # the unscorable file is left out, not averaged as 0
+
+
+def test_exit_code_says_whether_every_file_was_scored(evalset, rng, tmp_path):
+    """A metric missing for a scored file is a note (exit 0); a file left unscored is a problem (exit 1)."""
+    short = speech_like(rng, 0.05, 16000)
+    for side in ("clean", "noisy", "enhanced"):
+        write(evalset[side] / "short.wav", short, 16000)
+    args = ["evaluate", "--clean-dir", str(evalset["clean"]), "--noisy-dir", str(evalset["noisy"]),
+            "--enhanced-dir", str(evalset["enhanced"]), "--out", str(tmp_path / "rep")]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0 and "note: " in result.output and "problem" not in result.output, result.output
+    summary = json.loads((tmp_path / "rep" / "summary.json").read_text())
+    assert summary["average"]["files"] == 5 and len(summary["notes"]) == 1 and not summary["problems"]
+    # "a.b" is another recording: its output is never taken for "a"'s.
+    for side in ("clean", "noisy"):
+        write(evalset[side] / "a.wav", speech_like(rng, 1.0, 16000), 16000)
+    write(evalset["enhanced"] / "a.b.wav", speech_like(rng, 1.0, 16000), 16000)
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 1 and "a.wav: no denoised file for it in" in result.output, result.output
 
 
 def test_a_report_folder_inside_the_noisy_folder_is_not_scored_again(evalset, trained):
