@@ -400,6 +400,8 @@ def format_for(path: Path) -> str:
 
 OPUS_RATES = (8000, 12000, 16000, 24000, 48000)
 MP3_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)
+# The most channels libsndfile writes per format (measured: it refuses more, and Ogg Vorbis over 255 crashes it).
+MAX_CHANNELS = {"FLAC (.flac)": 8, "MP3 (.mp3)": 2, "Opus (.opus)": 2, "Ogg Vorbis (.ogg)": 255}
 # Formats whose decoder can overshoot the samples it was given: scaled to leave this headroom when
 # denoising pushes a file past full scale (-1 dBFS, the usual ceiling for lossy delivery).
 LOSSY_PEAK = 10 ** (-1 / 20)
@@ -417,6 +419,11 @@ def check_writable(path: Path, rate: int, channels: int) -> None:
         if ok and rate not in rates:
             raise AudioError(f"{path}: {name} cannot hold {rate} Hz audio (it holds "
                              f"{', '.join(str(r) for r in rates)} Hz); write .m4a, .flac or .wav")
+    name = {"FLAC": "FLAC (.flac)", "MP3": "MP3 (.mp3)"}.get(fmt) or (
+        "Opus (.opus)" if suffix == ".opus" else "Ogg Vorbis (.ogg)" if fmt == "OGG" else None)
+    if name in MAX_CHANNELS and channels > MAX_CHANNELS[name]:
+        raise AudioError(f"{path}: {name} holds at most {MAX_CHANNELS[name]} channels, not {channels}; "
+                         "write .wav (or --mono for one channel)")
     if fmt != "M4A":
         return
     if rate not in AAC_RATES:

@@ -6,6 +6,7 @@ import soundfile as sf
 
 from conftest import write_encoded
 from denoise.audio import (
+    check_writable,
     audio_info,
     check_audio,
     decode_to,
@@ -120,3 +121,12 @@ def test_lossless_decoded_inputs_keep_their_sample_format(tmp_path, rng):
     assert output_subtype(alac, tmp_path / "out.flac") == "PCM_24"
     assert output_subtype(lossy, tmp_path / "out.wav") is None  # a lossy codec: the format's default
     assert is_lossless_m4a(alac) and not is_lossless_m4a(lossy)
+
+
+@pytest.mark.parametrize("name,rate,most", [("x.flac", 16000, 8), ("x.mp3", 16000, 2), ("x.opus", 48000, 2),
+                                            ("x.ogg", 16000, 255), ("x.m4a", 16000, 2)])
+def test_channel_counts_a_format_cannot_hold_are_refused(name, rate, most):
+    check_writable(name, rate, most)
+    with pytest.raises(AudioError, match=f"{name}: .* {most + 1}"):
+        check_writable(name, rate, most + 1)
+    check_writable("x.wav", rate, 1024)

@@ -102,7 +102,13 @@ def test_formats_that_cannot_hold_a_rate_are_refused_before_the_work(tmp_path, r
     write(tmp_path / "odd.wav", speech_like(rng, 0.5, 12345), 12345)
     result = run("predict", tmp_path / "odd.wav", tmp_path / "odd.mp3", *weights)
     assert result.exit_code == 1 and "odd.mp3: MP3 (.mp3) cannot hold 12345 Hz audio" in result.output
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["odd.wav", "podcast.wav"]  # nothing half-written
+    write(tmp_path / "room.wav", np.stack([speech_like(rng, 0.5, 16000)] * 3, axis=1), 16000)
+    result = run("predict", tmp_path / "room.wav", tmp_path / "room.mp3", *weights)
+    assert result.exit_code == 1 and ("room.mp3: MP3 (.mp3) holds at most 2 channels, not 3; write .wav (or "
+                                      "--mono for one channel)") in result.output, result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["odd.wav", "podcast.wav", "room.wav"]  # nothing half-written
+    assert run("predict", tmp_path / "room.wav", tmp_path / "room.mp3", "--mono", *weights).exit_code == 0
+    (tmp_path / "room.mp3").unlink()
     result = run("predict", tmp_path / "podcast.wav", tmp_path / "podcast.m4a", "--plot", *weights)
     assert result.exit_code == 0 and f"Wrote {tmp_path / 'podcast.m4a'} and {tmp_path / 'podcast.png'} (" in result.output
     assert "; denoised in " in result.output
