@@ -60,11 +60,12 @@ LEVEL_RANGE_DB = (-35.0, -20.0)
 SILENT_WINDOW_DB = -70.0
 
 
-def keras_predict_fn(model, batch_size: int = 4) -> PredictFn:
+def keras_predict_fn(model, batch_size: int = 4, name: str = "the Keras model") -> PredictFn:
     """Wrap a Keras model: (n, n_bins, n_frames, 1) float32 -> same shape, on the CPU.
 
     The model runs as one traced TensorFlow graph in small batches: as fast per block as large
-    batches on a CPU, and peak memory stays low.
+    batches on a CPU, and peak memory stays low. A model that fails to run raises ModelFileError
+    naming ``name``: no file's problem, so a batch stops.
     """
     import tensorflow as tf
 
@@ -77,7 +78,10 @@ def keras_predict_fn(model, batch_size: int = 4) -> PredictFn:
                 batch = x[start : start + batch_size]
                 if batch.shape[0] < batch_size:  # one graph shape: pad the last batch
                     batch = np.concatenate([batch, np.zeros((batch_size - batch.shape[0], *batch.shape[1:]), batch.dtype)])
-                out.append(np.asarray(run(tf.constant(batch)))[: x.shape[0] - start])
+                try:
+                    out.append(np.asarray(run(tf.constant(batch)))[: x.shape[0] - start])
+                except (RuntimeError, ValueError, tf.errors.OpError) as exc:
+                    raise ModelFileError(f"{name}: cannot run the model ({_first_line(exc)})") from None
         return np.concatenate(out).astype(np.float32) if out else np.zeros_like(x)
 
     return predict
@@ -114,12 +118,19 @@ def lite_predict_fn(path: Path, batch_size: int = 4, threads: int | None = None,
             n = batch.shape[0]
             if n < batch_size:
                 batch = np.concatenate([batch, np.zeros((batch_size - n, *batch.shape[1:]), np.float32)])
-            interpreter.set_tensor(inp["index"], np.ascontiguousarray(batch, dtype=np.float32))
-            interpreter.invoke()
+            try:
+                interpreter.set_tensor(inp["index"], np.ascontiguousarray(batch, dtype=np.float32))
+                interpreter.invoke()
+            except (RuntimeError, ValueError) as exc:  # not the file being denoised: the batch stops
+                raise ModelFileError(f"{path}: cannot run the LiteRT model ({_first_line(exc)})") from None
             result[start : start + n] = interpreter.get_tensor(out["index"])[:n]
         return result
 
     return predict
+
+
+def _first_line(exc: Exception) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
 @dataclass(frozen=True)

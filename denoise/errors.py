@@ -22,4 +22,4 @@ class MissingDependencyError(DenoiseError):
 
 
 class ModelFileError(DenoiseError):
-    """A model file or its settings cannot be loaded or saved."""
+    """A model file or its settings cannot be loaded, saved or run."""

@@ -56,7 +56,7 @@ class LoadedModel:
 
             self.__dict__["_predict"] = (
                 lite_predict_fn(lite_path(self.path), block_shape=(self.settings.n_bins, self.settings.n_frames, 1))
-                if self.runtime == "lite" else keras_predict_fn(self.model)
+                if self.runtime == "lite" else keras_predict_fn(self.model, name=str(self.path))
             )
         return self.__dict__["_predict"](x)
 

@@ -93,6 +93,28 @@ def test_enhance_tree_keeps_relative_paths_and_lists_failures(tmp_path, rng):
     assert not (tmp_path / "out" / "bad.wav").exists()
 
 
+def test_a_model_that_fails_to_run_stops_the_batch_naming_the_model(tmp_path, rng):
+    """Not each file's "cannot write audio": the model is no file's problem."""
+    from conftest import write
+    from denoise.enhance import enhance_batch
+    from denoise.errors import ModelFileError
+
+    for name in ("a", "b"):
+        write(tmp_path / f"{name}.wav", speech_like(rng, 0.5, 16000), 16000)
+
+    def broken(x, training=False):
+        raise RuntimeError("tensor arena allocation failed\nmore detail")
+
+    class Fake:
+        settings = TINY
+        predict = staticmethod(keras_predict_fn(broken, name="m.keras"))
+
+    jobs = [(tmp_path / f"{n}.wav", tmp_path / f"{n}_out.wav") for n in ("a", "b")]
+    with pytest.raises(ModelFileError, match=r"^m.keras: cannot run the model \(tensor arena allocation failed\)$"):
+        enhance_batch(jobs, lambda rate: Fake)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.wav", "b.wav"]
+
+
 def block_dependent(x):
     """A stand-in model whose output depends on the whole block, so the block grid matters."""
     return np.tanh(x - x.mean(axis=(1, 2), keepdims=True) + 0.3 * x.std(axis=(1, 2), keepdims=True))
