@@ -396,7 +396,7 @@ def create_app(
     models = SharedModels(model_for_rate or ModelChooser(weights, runtime).for_rate)
     warm_up_plots()
     workdir = Path(tempfile.mkdtemp(prefix="denoise-serve-"))
-    jobs = threading.BoundedSemaphore(limits.max_jobs)
+    jobs: list[anyio.CapacityLimiter] = []  # made in the event loop, at the first request
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI):
@@ -424,11 +424,12 @@ def create_app(
         try:
             upload = await receive_upload(request, job_dir / "upload", limits)
 
-            def work() -> Denoised:
-                with jobs:
-                    return denoise_upload(upload, models, limits, spectrograms, strength)
-
-            return await anyio.to_thread.run_sync(work)
+            if not jobs:
+                jobs.append(anyio.CapacityLimiter(limits.max_jobs))
+            # Requests beyond max_jobs wait here, in the event loop, holding no worker thread: the
+            # threads that serve the page's files stay free however many recordings are queued.
+            return await anyio.to_thread.run_sync(
+                lambda: denoise_upload(upload, models, limits, spectrograms, strength), limiter=jobs[0])
         finally:
             shutil.rmtree(job_dir, ignore_errors=True)
 

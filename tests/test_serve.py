@@ -266,31 +266,40 @@ def test_limits_page_assets_and_schema(client):
     assert client.get("/docs").status_code == 404  # Swagger UI would load scripts from a CDN
 
 
-def test_page_answers_while_a_slow_request_is_processed():
+def test_page_answers_while_slow_requests_are_processed_and_queued():
+    """One recording denoised, 45 waiting their turn (more than the server's 40 worker threads): the
+    waiting ones hold no thread, so the page and its files still load at once."""
     settings = read_model_info(default_weights(16000))[0]
-    running = threading.Event()
+    running, release = threading.Event(), threading.Event()
 
     def slow_predict(x):
         if x.shape[0] > 1:  # not the warm-up call
             running.set()
-            time.sleep(1.0)
+            release.wait(30)
         return np.zeros_like(x)
 
-    app = create_app(model_for_rate=lambda rate: SimpleNamespace(settings=settings, predict=slow_predict))
+    app = create_app(model_for_rate=lambda rate: SimpleNamespace(settings=settings, predict=slow_predict),
+                     limits=Limits(max_jobs=1))
     audio = noisy(1.0, 16000)
-    with serve_in_thread(app) as url, httpx.Client(base_url=url, timeout=60) as client:
-        result = {}
-        slow = threading.Thread(target=lambda: result.update(r=post(client, encode(audio, 16000, subtype="FLOAT"))))
-        slow.start()
+    data = encode(audio, 16000, subtype="FLOAT")
+    with serve_in_thread(app) as url, httpx.Client(base_url=url, timeout=60,
+                                                   limits=httpx.Limits(max_connections=64)) as client:
+        results = [None] * 46
+        senders = [threading.Thread(target=lambda i=i: results.__setitem__(i, post(client, data))) for i in range(46)]
+        for t in senders:
+            t.start()
         assert running.wait(20)
-        for path in ("/", "/static/app.js", "/api/limits"):
+        time.sleep(1.0)  # the others arrive and wait
+        for path in ("/", "/static/app.js", "/static/style.css", "/api/limits"):
             started = time.perf_counter()
             assert client.get(path).status_code == 200
-            assert time.perf_counter() - started < 0.5, f"GET {path} waited for the slow request"
-        assert slow.is_alive()
-        slow.join(30)
-    assert result["r"].status_code == 200
-    out, _ = sf.read(io.BytesIO(result["r"].content), dtype="float32", always_2d=True)
+            assert time.perf_counter() - started < 0.5, f"GET {path} waited for the queued requests"
+        assert all(t.is_alive() for t in senders)
+        release.set()
+        for t in senders:
+            t.join(60)
+    assert all(r.status_code == 200 for r in results), [r.text for r in results if r.status_code != 200][:1]
+    out, _ = sf.read(io.BytesIO(results[0].content), dtype="float32", always_2d=True)
     np.testing.assert_allclose(out, audio, atol=1e-6)  # a model that removes nothing returns the input
 
 
