@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -112,13 +113,23 @@ def _av_open(path: Path, sf_exc: BaseException | None = None):
 
 class _ffmpeg_log:
     """Collect FFmpeg's error lines (this thread's) instead of printing them: its last one is often
-    the real reason ("moov atom not found": a phone recording that was never finished)."""
+    the real reason ("moov atom not found": a phone recording that was never finished).
+
+    FFmpeg's log level is process-wide: the first of overlapping uses (serve's threads) raises it,
+    the last puts back what was there before."""
+
+    _lock = threading.Lock()
+    _users = 0
+    _saved: int | None = None
 
     def __enter__(self) -> list:
         import av.logging
 
-        self.level = av.logging.get_level()
-        av.logging.set_level(av.logging.ERROR)
+        with _ffmpeg_log._lock:
+            if _ffmpeg_log._users == 0:
+                _ffmpeg_log._saved = av.logging.get_level()
+                av.logging.set_level(av.logging.ERROR)
+            _ffmpeg_log._users += 1
         self.capture = av.logging.Capture(local=True)
         return self.capture.__enter__()
 
@@ -126,7 +137,10 @@ class _ffmpeg_log:
         import av.logging
 
         self.capture.__exit__(*exc)
-        av.logging.set_level(self.level)
+        with _ffmpeg_log._lock:
+            _ffmpeg_log._users -= 1
+            if _ffmpeg_log._users == 0:
+                av.logging.set_level(_ffmpeg_log._saved)
 
 
 def _av_reason(exc: BaseException, logs: list | None = None) -> str:

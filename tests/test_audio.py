@@ -1,4 +1,5 @@
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -130,3 +131,30 @@ def test_channel_counts_a_format_cannot_hold_are_refused(name, rate, most):
     with pytest.raises(AudioError, match=f"{name}: .* {most + 1}"):
         check_writable(name, rate, most + 1)
     check_writable("x.wav", rate, 1024)
+
+
+def test_overlapping_decoder_logs_put_ffmpegs_level_back():
+    """serve decodes in several threads at once; FFmpeg's log level is the process's. The first in
+    leaving before the second must not leave the level raised."""
+    import threading
+
+    import av.logging
+
+    from denoise.audio import _ffmpeg_log
+
+    before = av.logging.get_level()
+    second_in = threading.Event()
+    with _ffmpeg_log():
+        assert av.logging.get_level() == av.logging.ERROR
+
+        def second():
+            with _ffmpeg_log():
+                second_in.set()
+                time.sleep(0.2)  # still inside when the first leaves
+
+        t = threading.Thread(target=second)
+        t.start()
+        second_in.wait(10)
+    assert av.logging.get_level() == av.logging.ERROR  # the second is still decoding
+    t.join(10)
+    assert av.logging.get_level() == before
