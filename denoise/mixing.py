@@ -310,7 +310,8 @@ def make_shard(
         snr = draw_snr(rng, options.snr_db, options.snr_weighting)
         if options.clean_share > 0 and clean_rng.uniform() < options.clean_share:
             noise = np.zeros_like(noise)
-        elif options.noise_only_share > 0 and pause_rng.uniform() < options.noise_only_share:
+        elif options.noise_only_share > 0 and pause_rng.uniform() * (1.0 - options.clean_share) < options.noise_only_share:
+            # drawn only for pairs that are not clean: so the share of all pairs is noise_only_share
             voice, heard = np.zeros_like(voice), None
         triple = mix_pair(
             voice,

@@ -199,6 +199,14 @@ def test_noise_only_share_leaves_pairs_without_speech(tmp_path, corpus):
     assert np.all(b["noisy_db"][speechless].max(axis=(1, 2)) > TINY.floor_db + 40)  # at a speech-like level
     assert np.array_equal(a["noisy_db"][~speechless], b["noisy_db"][~speechless])  # the others: same draws
     assert options["noise_only_share"] == 0.5
+    # With a clean share too, each is its share of all pairs: half and half leaves no pair of both.
+    create_dataset(voice, noise, tmp_path / "both", TINY, MixOptions(nb_samples=40, shard_size=40,
+                                                                     clean_share=0.5, noise_only_share=0.5))
+    with np.load(tmp_path / "both" / "shard-00000.npz") as data:
+        both = {key: data[key] for key in data.files}
+    speechless = np.all(both["clean_db"] <= TINY.floor_db + 1e-3, axis=(1, 2))
+    silent = np.all(both["noise_db"] <= TINY.floor_db + 1e-3, axis=(1, 2))
+    assert np.all(speechless ^ silent) and 8 <= silent.sum() <= 32
     with pytest.raises(DataError, match="noise-only share 0.8"):
         create_dataset(voice, noise, tmp_path / "x", TINY, MixOptions(nb_samples=2, noise_only_share=0.8,
                                                                         clean_share=0.5))
