@@ -400,8 +400,12 @@ def create_dataset(
             )
 
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     mine = [i for i in range(math.ceil(options.nb_samples / options.shard_size)) if i % num_shards == shard_index]
+    for folder in (out_dir, out_dir / SAMPLES_DIR) if 0 in mine else (out_dir,):  # before the work, not after it
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise DataError(f"{folder}: cannot create the folder ({exc.strerror})") from None
     existing = [SHARD_PATTERN.format(i) for i in mine if (out_dir / SHARD_PATTERN.format(i)).exists()]
     if existing and not overwrite:
         raise DataError(f"{out_dir / existing[0]}: already exists (use --overwrite to replace the dataset)")
@@ -437,7 +441,6 @@ def create_dataset(
         report.skipped.update(result.skipped)
         if result.qc is not None:
             samples = out_dir / SAMPLES_DIR
-            samples.mkdir(exist_ok=True)
             for name, audio in zip(("noisy", "clean", "noise"), result.qc):
                 audio_io.write_audio(samples / f"{name}.wav", audio, settings.sample_rate)
     manifest = report.to_dict()
@@ -468,6 +471,11 @@ def create_dataset(
 
 
 def _save_shard(path: Path, arrays: np.ndarray) -> None:
+    """Write a shard atomically (a hidden temporary file, then rename); a failure leaves neither."""
     tmp = path.with_name(f".{path.stem}.tmp.npz")
-    np.savez(tmp, noisy_db=arrays[0], clean_db=arrays[1], noise_db=arrays[2])
-    os.replace(tmp, path)
+    try:
+        np.savez(tmp, noisy_db=arrays[0], clean_db=arrays[1], noise_db=arrays[2])
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise DataError(f"{path}: cannot write the shard ({exc.strerror or exc})") from None

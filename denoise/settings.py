@@ -7,8 +7,10 @@ dataset and every model, and read back by training and prediction so they can ne
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -134,18 +136,29 @@ def _from_dict(cls: type, data: dict[str, Any], source: str) -> Any:
     unknown = sorted(set(data) - names)
     if unknown:
         raise SettingsError(f"{source}: unknown setting(s) {', '.join(unknown)}")
-    try:
-        return cls(**data)
-    except TypeError as exc:
-        raise SettingsError(f"{source}: {exc}") from exc
+    for f in dataclasses.fields(cls):  # the annotations are strings ("int", "float"): from __future__
+        if f.name not in data:
+            continue
+        value = data[f.name]
+        whole = isinstance(value, int) and not isinstance(value, bool)
+        if f.type == "int" and not whole:
+            raise SettingsError(f"{source}: {f.name}={value!r} must be a whole number")
+        if f.type == "float" and not (whole or (isinstance(value, float) and math.isfinite(value))):
+            raise SettingsError(f"{source}: {f.name}={value!r} must be a number")
+    return cls(**data)
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
     """Write JSON atomically: a temporary file in the same folder, then rename."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+        os.replace(tmp, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise SettingsError(f"{path}: cannot write ({exc.strerror or exc})") from None
 
 
 def read_json(path: Path) -> dict[str, Any]:

@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -92,6 +93,27 @@ def test_no_usable_audio_fails_clearly(tmp_path, corpus):
         create_dataset(empty, noise, tmp_path / "out", TINY, MixOptions(nb_samples=5))
     with pytest.raises(AudioError, match="missing: folder not found"):
         create_dataset(voice, tmp_path / "missing", tmp_path / "out", TINY, MixOptions(nb_samples=5))
+
+
+def test_output_that_cannot_be_written_is_said_before_the_work_and_leaves_no_part(tmp_path, corpus, monkeypatch):
+    voice, noise = corpus
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(DataError, match="file: cannot create the folder"):
+        create_dataset(voice, noise, tmp_path / "file", TINY, MixOptions(nb_samples=3))
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "samples").write_text("x")  # the listening samples' folder name is taken
+    with pytest.raises(DataError, match="samples: cannot create the folder"):
+        create_dataset(voice, noise, tmp_path / "out", TINY, MixOptions(nb_samples=3))
+    assert not list((tmp_path / "out").glob("shard-*"))
+
+    def full_disk(path, **arrays):
+        Path(path).write_bytes(b"half")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(np, "savez", full_disk)
+    with pytest.raises(DataError, match=r"shard-00000.npz: cannot write the shard \(No space left on device\)"):
+        create_dataset(voice, noise, tmp_path / "full", TINY, MixOptions(nb_samples=3))
+    assert not [p.name for p in (tmp_path / "full").iterdir() if "shard" in p.name]
 
 
 def test_existing_dataset_is_not_overwritten(tmp_path, corpus):

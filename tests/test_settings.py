@@ -38,6 +38,27 @@ def test_unknown_setting_in_file_is_named(tmp_path):
         load_settings(tmp_path)
 
 
+@pytest.mark.parametrize("text, message", [
+    ('{"sample_rate": "16000"}', r"sample_rate='16000' must be a whole number"),
+    ('{"n_fft": 255.5}', r"n_fft=255.5 must be a whole number"),
+    ('{"amin": null}', r"amin=None must be a number"),
+    ('{"in_scale_db": true}', r"in_scale_db=True must be a number"),
+    ('{"out_scale_db": NaN}', r"out_scale_db=nan must be a number"),
+])
+def test_settings_of_the_wrong_type_name_the_file(tmp_path, text, message):
+    (tmp_path / "settings.json").write_text(text)
+    with pytest.raises(SettingsError, match=f"settings.json: {message}"):
+        load_settings(tmp_path)
+    assert load_settings(save_settings(Settings(amin=1e-4, in_scale_db=70), tmp_path)).in_scale_db == 70
+
+
+def test_a_settings_file_that_cannot_be_written_names_it_and_leaves_nothing(tmp_path):
+    (tmp_path / "settings.json").mkdir()  # os.replace onto a folder fails
+    with pytest.raises(SettingsError, match="settings.json: cannot write"):
+        save_settings(Settings(), tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["settings.json"]
+
+
 def test_missing_and_corrupt_settings_files(tmp_path):
     with pytest.raises(SettingsError, match="settings file not found"):
         load_settings(tmp_path)
