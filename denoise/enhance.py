@@ -565,9 +565,14 @@ def plan_outputs(paths: list[Path], out_dir: Path | None,
     for arg in paths:
         arg = Path(arg)
         if arg.is_dir():
-            jobs += [(p, out_dir / p.relative_to(arg)) for p in audio_io.find_audio_files(arg, skip=out_dir)]
+            found = audio_io.find_audio_files(arg, skip=out_dir)
+            if not found:
+                problems.append(f"{arg}: no audio files in it")
+            jobs += [(p, out_dir / p.relative_to(arg)) for p in found]
         elif not arg.exists() and GLOB_CHARS & set(str(arg)):
-            matches = sorted(Path(m) for m in glob.glob(str(arg), recursive=True) if Path(m).is_file())
+            outputs = Path(out_dir).resolve()  # a rerun's pattern also matches the last run's outputs
+            matches = sorted(Path(m) for m in glob.glob(str(arg), recursive=True)
+                             if Path(m).is_file() and not Path(m).resolve().is_relative_to(outputs))
             if not matches:
                 problems.append(f"{arg}: no file matches")
             jobs += [(m, out_dir / m.name) for m in matches]

@@ -331,6 +331,15 @@ def test_an_out_dir_inside_the_input_folder_is_not_read_again(tmp_path, rng, wei
         result = run("predict", tmp_path / "in", "--out-dir", tmp_path / "in" / "clean", "--overwrite", *weights)
         assert result.exit_code == 0 and "Done 2, skipped 0, failed 0 of 2" in result.output, result.output
     assert not (tmp_path / "in" / "clean" / "clean").exists()
+    # Likewise a recursive pattern that also matches the last run's outputs.
+    for _ in range(2):
+        result = run("predict", str(tmp_path / "in" / "**" / "*.wav"), "--out-dir", tmp_path / "in" / "clean",
+                     "--overwrite", *weights)
+        assert result.exit_code == 0 and "Done 1, skipped 0, failed 0 of 1" in result.output, result.output
+    # A folder with no audio in it is a problem, not "Done 0 of 0" and success.
+    (tmp_path / "empty").mkdir()
+    result = run("predict", tmp_path / "empty", "--out-dir", tmp_path / "o", *weights)
+    assert result.exit_code == 1 and "empty: no audio files in it" in result.output, result.output
 
 
 def test_folders_find_every_format_libsndfile_reads(tmp_path, rng, weights):
