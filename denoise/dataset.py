@@ -74,6 +74,22 @@ def _read_error(path: Path, exc: BaseException) -> DataError:
     return DataError(f"{path}: cannot read shard ({detail}); make the dataset again or remove the file")
 
 
+def _array_shape(path: Path, key: str) -> tuple[int, ...]:
+    """The shape of array ``key`` in an .npz, from its .npy header alone (np.load would decompress
+    and read the whole array: mmap_mode does not apply inside a zip)."""
+    import zipfile
+
+    with zipfile.ZipFile(path) as archive:
+        try:
+            member = archive.open(f"{key}.npy")
+        except KeyError:
+            raise KeyError(key) from None
+        with member:
+            version = np.lib.format.read_magic(member)
+            read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            return tuple(read(member)[0])
+
+
 def shard_offsets(shards: list[Path], settings: Settings | None = None) -> tuple[dict[Path, int], int]:
     """Index of each shard's first pair in the whole dataset, and the total, without loading arrays.
 
@@ -85,9 +101,8 @@ def shard_offsets(shards: list[Path], settings: Settings | None = None) -> tuple
     for path in sorted(shards):
         offsets[path] = total
         try:
-            with np.load(path, mmap_mode="r") as data:
-                shapes = [data[key].shape for key in ("noisy_db", "clean_db")]
-        except Exception as exc:  # zip, pickle, EOF and OS errors: numpy raises many kinds
+            shapes = [_array_shape(path, key) for key in ("noisy_db", "clean_db")]
+        except Exception as exc:  # zip, header, EOF and OS errors: numpy raises many kinds
             raise _read_error(path, exc) from None
         if expected is not None and any(shape[1:] != expected for shape in shapes):
             raise DataError(f"{path}: pairs of shape {shapes[0][1:]}, the dataset's settings expect {expected} "

@@ -38,3 +38,23 @@ def test_wrong_geometry_is_reported(trained):
 
     with pytest.raises(DataError, match="settings expect"):
         next(iter_pairs(list_shards(trained["data"]), Settings(), "train", 10, None))
+
+
+def test_counting_pairs_reads_only_the_array_headers(tmp_path, monkeypatch):
+    """Run every epoch and before training: it must not decompress a whole dataset."""
+    from denoise.dataset import shard_offsets
+
+    arrays = np.zeros((5, TINY.n_bins, TINY.n_frames), np.float16)
+    np.savez(tmp_path / "shard-00000.npz", noisy_db=arrays, clean_db=arrays, noise_db=arrays)
+    np.savez(tmp_path / "shard-00001.npz", noisy_db=arrays[:3], clean_db=arrays[:3], noise_db=arrays[:3])
+    np.savez(tmp_path / "shard-00002.npz", clean_db=arrays)
+
+    def no_load(*args, **kwargs):
+        raise AssertionError("np.load read a whole shard")
+
+    monkeypatch.setattr(np, "load", no_load)
+    shards = list_shards(tmp_path)
+    offsets, total = shard_offsets(shards[:2], TINY)
+    assert total == 8 and offsets[shards[1]] == 5
+    with pytest.raises(DataError, match=r"shard-00002.npz: not a dataset shard \(no 'noisy_db' array\)"):
+        shard_offsets(shards)
