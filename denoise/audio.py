@@ -74,6 +74,20 @@ def audio_info(path: Path) -> tuple[int, int, int]:
     return int(info.frames), int(info.samplerate), int(info.channels)
 
 
+def audio_format(path: Path) -> tuple[int, int]:
+    """(sample_rate, channels) from the header alone: for a file PyAV reads, cheaper than
+    ``audio_info``, which may read every packet of a WebM to add up its length."""
+    import soundfile as sf
+
+    path = Path(path)
+    _check_path(path)
+    try:
+        info = sf.info(str(path))
+    except Exception as exc:  # soundfile raises several types for unreadable files
+        return _av_format(path, exc)
+    return int(info.samplerate), int(info.channels)
+
+
 def libsndfile_reads(path: Path) -> bool:
     """Whether libsndfile can read ``path`` (else PyAV decodes it)."""
     return container_format(path) is not None

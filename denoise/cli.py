@@ -1,6 +1,6 @@
 """The ``denoise`` command: parses options, calls one library function, reports.
 
-Heavy modules (TensorFlow, librosa) are imported inside the commands so ``denoise --help`` is instant.
+Heavy modules (TensorFlow, PyAV, matplotlib) are imported inside the commands so ``denoise --help`` is instant.
 """
 
 from __future__ import annotations

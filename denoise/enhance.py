@@ -464,13 +464,14 @@ def enhance_file(
     if not out_path.parent.is_dir():
         raise AudioError(f"{out_path}: output folder {out_path.parent} does not exist")
     out_format = audio_io.format_for(out_path)
-    n, rate, channels = audio_io.audio_info(in_path)
     # A format only PyAV reads (.m4a...) is decoded into the output folder first, then read in chunks;
     # its length is known once decoded.
     decoded = None if audio_io.libsndfile_reads(in_path) else out_path.with_name(f".{out_path.name}.in.w64")
+    if decoded is None:
+        n, rate, channels = audio_io.audio_info(in_path)
+    else:
+        n, (rate, channels) = 0, audio_io.audio_format(in_path)
     damage: list[str] = []
-    if in_path.stat().st_size == 0:
-        raise AudioError(f"{in_path}: empty file")
     if n <= 0 and decoded is None:
         raise AudioError(f"{in_path}: no samples")
     if not MIN_RATE <= rate <= MAX_RATE:
@@ -657,7 +658,7 @@ def enhance_batch(
                         dst.parent.mkdir(parents=True, exist_ok=True)
                     except OSError as exc:
                         raise AudioError(f"{dst}: cannot create output folder ({exc.strerror})") from None
-                _, rate, _ = audio_io.audio_info(src)
+                rate, _ = audio_io.audio_format(src)
                 loaded = model_for_rate(rate)
                 result = enhance_file(src, dst, loaded.settings, loaded.predict, mono=mono, **options)
                 if plot:
@@ -694,9 +695,8 @@ def enhance_tree(
     denoiser. Returns the results and one line per file that failed.
     """
     files = audio_io.find_audio_files(in_dir, skip=skip or out_dir)
-    lossy = {".mp3", ".ogg", ".oga", ".opus", ".m4a"}
     jobs = [(p, Path(out_dir) / p.relative_to(in_dir)) for p in files]
-    jobs = [(p, _with_format(q, "wav" if q.suffix.lower() in lossy else None)) for p, q in jobs]
+    jobs = [(p, _with_format(q, "wav" if audio_io.is_lossy_output(q) else None)) for p, q in jobs]
     jobs, clashes = _one_input_per_output(jobs)
     if progress is not None and clashes:
         progress(len(clashes))

@@ -103,7 +103,7 @@ def plot_before_after(noisy_path: Path, denoised_path: Path, out_path: Path,
     plt = _pyplot()
     fig, axes = plt.subplots(len(panels), 1, figsize=(10, 2.6 * len(panels)), sharex=True, squeeze=False)
     for ax, (label, path) in zip(axes[:, 0], panels):
-        _, rate, _ = audio_io.audio_info(path)
+        rate, _ = audio_io.audio_format(path)
         data, rate = audio_io.read_audio(path, stop=int(PLOT_SECONDS * rate))
         db, hop_s = spectrogram_db(audio_io.to_mono(data), rate)
         extent = (0, db.shape[1] * hop_s, 0, rate / 2000)

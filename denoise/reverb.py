@@ -15,7 +15,6 @@ import numpy as np
 
 from .errors import DataError
 
-SPEED_OF_SOUND = 343.0
 EARLY_ORDER = 10  # image-source reflection orders simulated exactly
 MIXING_TIME = 0.05  # seconds after the direct sound where the noise tail takes over
 ROOM_MIN = (3.0, 3.0, 2.5)  # metres (length, width, height)

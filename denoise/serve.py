@@ -270,14 +270,14 @@ def denoise_upload(upload: Upload, models: SharedModels, limits: Limits, spectro
 
     ext, media_type = ".wav", "audio/wav"
     out = src.with_name(f"denoised{ext}")
+    measured = not audio_io.libsndfile_reads(src)  # m4a, a video: measured by decoding, below
     try:
-        n, rate, channels = audio_io.audio_info(src)
+        n, rate, channels = (0, *audio_io.audio_format(src)) if measured else audio_io.audio_info(src)
         lossy_m4a = suffix == ".m4a" and not audio_io.is_lossless_m4a(src)  # ALAC is answered in WAV
         in_format = audio_io.container_format(src) or ("M4A" if lossy_m4a else None)
         ext, media_type = OUTPUT_FORMATS.get(in_format, (ext, media_type))
     except AudioError as exc:
         raise HTTPException(415, f"{public(exc)}; expected {FORMATS_TEXT}") from None
-    measured = not audio_io.libsndfile_reads(src)
     if measured:  # m4a, a video: its length is known once decoded (a browser's WebM does not say it)
         try:
             n, rate, channels = audio_io.decode_to(src, src.with_name("measure.w64"), int(limits.max_seconds * rate))
@@ -320,7 +320,7 @@ def _spectrograms(src: Path, out: Path, name: str) -> dict[str, bytes]:
 
     images, vmax = {}, None
     for key, path, title in (("original", src, f"original: {name}"), ("denoised", out, "denoised")):
-        _, rate, _ = audio_io.audio_info(path)
+        rate, _ = audio_io.audio_format(path)
         data, rate = audio_io.read_audio(path, stop=int(PLOT_SECONDS * rate))
         images[key], vmax = spectrogram_png(data, rate, title, vmax)
     return images
