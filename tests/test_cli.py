@@ -134,3 +134,45 @@ def test_data_creation_with_esc50_classes(tmp_path, librispeech, esc50):
     result = run(*common, "--noise-dir", esc50, "--noise-classes", "clock_tick,helicopter", "--overwrite")
     assert result.exit_code == 1
     assert "unknown class(es) helicopter; valid: clock_tick, dog, footsteps\n" in result.output
+
+
+def test_cli_defaults_and_choices_are_the_librarys():
+    """The CLI repeats the library's defaults and choices (importing them would slow --help): they must agree."""
+    from denoise.enhance import HIGH_BAND_MODES, EnhanceOptions
+    from denoise.mixing import SNR_WEIGHTINGS, MixOptions
+    from denoise.model import LOSSES
+    from denoise.model_io import KERAS_WEIGHTS, LITE_WEIGHTS, RUNTIMES
+    from denoise.serve import DEFAULT_MAX_SECONDS, DEFAULT_MAX_UPLOAD_MB
+    from denoise.settings import ModelSettings, Settings
+    from denoise.train import TrainOptions
+
+    def params(command):
+        return {p.name: p for p in main.commands[command].params}
+
+    def default(command, name):
+        value = params(command)[name].default
+        return tuple(value) if isinstance(value, list) else value
+
+    enhance, mix, settings, train = EnhanceOptions(), MixOptions(nb_samples=1), Settings(), TrainOptions()
+    expected = {
+        ("predict", "strength"): enhance.strength, ("predict", "floor_db"): enhance.floor_db,
+        ("predict", "overlap"): enhance.overlap, ("predict", "high_band"): enhance.high_band,
+        ("predict", "match_level"): enhance.match_level,
+        ("serve", "max_upload_mb"): DEFAULT_MAX_UPLOAD_MB, ("serve", "max_seconds"): DEFAULT_MAX_SECONDS,
+        ("train", "epochs"): train.epochs, ("train", "batch_size"): train.batch_size,
+        ("train", "validation_split"): train.validation_split, ("train", "seed"): train.seed,
+        ("train", "base_filters"): ModelSettings().base_filters, ("train", "depth"): ModelSettings().depth,
+        **{("data-creation", f): getattr(settings, f) for f in ("sample_rate", "frame_length", "n_fft", "hop_length")},
+        ("data-creation", "snr_range"): mix.snr_db, ("data-creation", "snr_weighting"): mix.snr_weighting,
+        ("data-creation", "max_noises"): mix.max_noises, ("data-creation", "clean_share"): mix.clean_share,
+        ("data-creation", "noise_only_share"): mix.noise_only_share, ("data-creation", "seed"): mix.seed,
+        ("data-creation", "pitch_share"): mix.pitch_share, ("data-creation", "pitch_range"): mix.pitch_semitones,
+        ("data-creation", "lowpass_share"): mix.lowpass_share, ("data-creation", "lowpass_range"): mix.lowpass_hz,
+        ("data-creation", "rt60_range"): mix.rt60, ("data-creation", "shard_size"): mix.shard_size,
+    }
+    assert {key: default(*key) for key in expected} == expected
+    choices = {("predict", "high_band"): HIGH_BAND_MODES, ("predict", "runtime"): RUNTIMES,
+               ("serve", "runtime"): RUNTIMES, ("export", "keras_weights"): KERAS_WEIGHTS,
+               ("export", "lite_weights"): LITE_WEIGHTS, ("train", "loss"): LOSSES,
+               ("data-creation", "snr_weighting"): SNR_WEIGHTINGS}
+    assert {key: tuple(params(key[0])[key[1]].type.choices) for key in choices} == choices
