@@ -10,10 +10,14 @@ import os
 import re
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .errors import AudioError
+
+if TYPE_CHECKING:
+    import soundfile
 
 SNDFILE_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".aif", ".aifc", ".caf", ".w64")
 # Read through PyAV. Of these only .m4a (AAC) is written; an output for the others is WAV unless
@@ -399,7 +403,7 @@ def read_audio(path: Path, start: int = 0, stop: int | None = None) -> tuple[np.
     return data, int(rate)
 
 
-def open_audio(path: Path):
+def open_audio(path: Path) -> "soundfile.SoundFile":
     """An open ``soundfile.SoundFile`` for reading (a context manager); AudioError names the file."""
     import soundfile as sf
 

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from fractions import Fraction
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 import numpy as np
 
 from .errors import DataError
 from .settings import Settings, load_settings
 from .spectrogram import noise_target_db, scale_input, scale_target
+
+if TYPE_CHECKING:
+    import tensorflow as tf
 
 SHARD_GLOB = "shard-*.npz"
 
@@ -159,7 +162,7 @@ def make_dataset(
     seed: int = 0,
     drop_remainder: bool = False,
     pack_input: bool = False,
-):
+) -> "tf.data.Dataset":
     """A ``tf.data.Dataset`` of (x, y) batches, shuffled for training, prefetched in both splits.
 
     pack_input: y becomes (noise target, input) on the channel axis, for losses that also score

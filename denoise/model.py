@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Callable
+
 from .settings import ModelSettings, Settings
 
+if TYPE_CHECKING:
+    import keras
 
-def build_unet(settings: Settings, model_settings: ModelSettings | None = None):
+
+def build_unet(settings: Settings, model_settings: ModelSettings | None = None) -> "keras.Model":
     """U-Net mapping the scaled noisy spectrogram to the scaled noise target.
 
     Input and output: float32, shape (batch, n_bins, n_frames, 1). The encoder has ``depth``
@@ -44,7 +49,8 @@ def build_unet(settings: Settings, model_settings: ModelSettings | None = None):
     return keras.Model(inputs, outputs, name="denoise_unet")
 
 
-def widen_unet(model, settings: Settings, model_settings: ModelSettings, base_filters: int):
+def widen_unet(model: "keras.Model", settings: Settings, model_settings: ModelSettings,
+               base_filters: int) -> "keras.Model":
     """A copy of the trained U-Net ``model`` with ``base_filters`` filters in its first level
     (doubling per level as before) that computes exactly what ``model`` computes.
 
@@ -89,7 +95,8 @@ LOSSES = ("noise", "noise+clean")
 _CUSTOM: dict = {}
 
 
-def with_dropout(model, settings: Settings, model_settings: ModelSettings, dropout: float):
+def with_dropout(model: "keras.Model", settings: Settings, model_settings: ModelSettings,
+                 dropout: float) -> "keras.Model":
     """(model, model settings): a float32 copy of ``model`` whose Dropout layers use ``dropout``
     (fine-tuning a model with more or less regularisation than it was trained with)."""
     import dataclasses
@@ -142,7 +149,7 @@ def custom_objects() -> dict:
     return _CUSTOM
 
 
-def make_loss(kind: str, settings: Settings):
+def make_loss(kind: str, settings: Settings) -> Callable:
     """The training loss: "noise" (Huber on the noise target, the original method) or
     "noise+clean" (also scores the clean estimate; needs targets packed with the input)."""
     import keras

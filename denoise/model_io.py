@@ -14,10 +14,14 @@ import platform
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, Iterator
 
 from .errors import ModelFileError, SettingsError
 from .settings import ModelSettings, Settings, read_json, write_json
+
+if TYPE_CHECKING:
+    import keras
 
 MODEL_SUFFIX = ".keras"
 LITE_SUFFIX = ".tflite"
@@ -25,7 +29,7 @@ DEFAULT_MODEL_NAME = "best.keras"
 RUNTIMES = ("auto", "lite", "keras")
 
 
-def import_tensorflow():
+def import_tensorflow() -> ModuleType:
     """Import TensorFlow quietly (lazily: the CLI's help and light paths never pay for it)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     with quiet_stderr():  # TensorFlow 2.21 logs from C++ on import whatever TF_CPP_MIN_LOG_LEVEL says
@@ -62,7 +66,7 @@ class LoadedModel:
 
 
 @contextlib.contextmanager
-def quiet_stderr():
+def quiet_stderr() -> Iterator[None]:
     """Silence the C-level stderr (TensorFlow's converter and LiteRT log there) for a block."""
     saved = os.dup(2)
     try:
@@ -87,7 +91,7 @@ def lite_runtime_available() -> bool:
     return importlib.util.find_spec("ai_edge_litert") is not None
 
 
-def float32_copy(loaded: "LoadedModel"):
+def float32_copy(loaded: "LoadedModel") -> "keras.Model":
     """A float32 Keras model with the loaded model's weights (it may be float16 or mixed)."""
     from .model import build_unet
 
@@ -212,7 +216,7 @@ def _quantise_archive(path: Path, weights: list) -> None:
         raise ModelFileError(f"{path}: cannot save model ({exc})") from None
 
 
-def read_keras_model(path: Path, compile: bool = False):
+def read_keras_model(path: Path, compile: bool = False) -> "keras.Model":
     """The Keras model in a .keras file, an int8-stored one expanded to float32.
 
     Imports Keras only (any backend: the JAX trainer and labeller use it too); ``load_model`` adds

@@ -11,6 +11,8 @@ stays aligned with the dry speech that training uses as the target.
 
 from __future__ import annotations
 
+from types import ModuleType
+
 import numpy as np
 
 from .errors import DataError
@@ -24,7 +26,7 @@ MIN_DISTANCE = 0.5  # source to microphone, metres: a talker near a phone or a l
 MAX_DISTANCE = 3.0
 
 
-def require_pyroomacoustics():
+def require_pyroomacoustics() -> ModuleType:
     """The pyroomacoustics module, or DataError saying how to install it."""
     try:
         import pyroomacoustics

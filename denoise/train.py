@@ -7,7 +7,7 @@ import math
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
 from .dataset import count_pairs, list_shards, load_dataset_settings, make_dataset
 from .errors import DataError, ModelFileError
@@ -59,7 +59,7 @@ def training_device() -> str:
     return f"GPU ({len(gpus)}: {', '.join(g.name for g in gpus)})" if gpus else "CPU"
 
 
-def choose_strategy(distribute: str):
+def choose_strategy(distribute: str) -> tuple[Any, str]:
     """The tf.distribute strategy and its description: several workers from TF_CONFIG, several
     local GPUs, or one device. "mirrored" forces MirroredStrategy over every local device of the
     kind in use (this tests the multi-device path on logical CPU devices)."""
