@@ -342,52 +342,34 @@ def evaluate(clean_dir, noisy_dir, enhanced_dir, out, weights) -> None:
     os.environ.setdefault("CUDA_VISIBLE_DEVICES", "-1")
     from tqdm import tqdm
 
-    from .audio import find_audio_files
-    from .enhance import enhance_tree
-    from .evaluate import (evaluate as run_evaluation, evaluate_without_reference, format_table, pair_files,
-                           require_dnsmos, require_metrics, write_report)
-    from .model_io import ModelChooser
+    from .evaluate import evaluate_folder, format_table
 
-    extra = {"clean_dir": str(clean_dir) if clean_dir else None, "noisy_dir": str(noisy_dir)}
+    bars: list = []
+
+    def progress(stage: str, total: int):
+        for bar in bars:  # the stage before is done
+            bar.close()
+        bars.append(tqdm(total=total, unit="file", desc=stage))
+        return bars[-1].update
+
     try:
-        require_metrics() if clean_dir else require_dnsmos()  # before spending minutes denoising
-        n_files = len(find_audio_files(noisy_dir, skip=out))  # a report folder inside holds no inputs
-        if not n_files:
-            raise DenoiseError(f"{noisy_dir}: no audio files found")
-        n_pairs = len(pair_files(clean_dir, noisy_dir, skip=out)[0]) if clean_dir else n_files
-        if clean_dir and not n_pairs:
-            raise DenoiseError(f"{noisy_dir}: no file has a clean partner in {clean_dir} "
-                               "(same relative path and name; any audio extension)")
-        failed: frozenset[Path] = frozenset()  # inputs whose denoising failed: said once, not again when scoring
-        incomplete = False
-        if enhanced_dir is None:
-            chooser = ModelChooser(weights)
-            enhanced_dir = out / "enhanced"
-            with tqdm(total=n_files, unit="file", desc="Denoising") as bar:
-                results, failures = enhance_tree(noisy_dir, enhanced_dir, chooser.for_rate, bar.update, skip=out)
-            failed = frozenset(find_audio_files(noisy_dir, skip=out)) - {r.input for r in results}
-            for line in failures:
-                click.echo(f"  failed: {line}", err=True)
-            incomplete = bool(failures)
-            extra["models"] = sorted(str(m.path) for m in chooser.loaded)
-        extra["enhanced_dir"] = str(enhanced_dir)
-        with tqdm(total=n_pairs, unit="file", desc="Scoring") as bar:
-            if clean_dir:
-                report = run_evaluation(clean_dir, noisy_dir, enhanced_dir, bar.update, skip=out, reported=failed)
-            else:
-                report = evaluate_without_reference(noisy_dir, enhanced_dir, bar.update, skip=out, reported=failed)
-        csv_path, json_path = write_report(report, out, extra)
+        run = evaluate_folder(noisy_dir, out, clean_dir, enhanced_dir, weights, progress)
     except DenoiseError as exc:
         _fail(exc)
-    for line in report.problems:
+    finally:
+        for bar in bars:
+            bar.close()
+    for line in run.failed:
+        click.echo(f"  failed: {line}", err=True)
+    for line in run.report.problems:
         click.echo(f"  problem: {line}", err=True)
-    for line in report.notes:
+    for line in run.report.notes:
         click.echo(f"  note: {line}", err=True)
-    if not report.rows:
+    if not run.report.rows:
         raise click.ClickException(f"{noisy_dir}: no file could be scored")
-    click.echo(format_table(report))
-    click.echo(f"Wrote {csv_path} and {json_path}")
-    if incomplete or report.problems:  # like predict: a script learns that some files were left out
+    click.echo(format_table(run.report))
+    click.echo(f"Wrote {run.csv_path} and {run.json_path}")
+    if not run.complete:  # like predict: a script learns that some files were left out
         raise click.exceptions.Exit(1)
 
 

@@ -305,6 +305,70 @@ def evaluate_without_reference(
     return report
 
 
+@dataclass
+class FolderEvaluation:
+    """What ``evaluate_folder`` did: the scores, the files it could not denoise, the report's files."""
+
+    report: Report
+    failed: list[str]
+    csv_path: Path
+    json_path: Path
+
+    @property
+    def complete(self) -> bool:
+        """Whether every file was denoised and scored (notes on a missing metric aside)."""
+        return not self.failed and not self.report.problems
+
+
+def evaluate_folder(
+    noisy_dir: Path,
+    out: Path,
+    clean_dir: Path | None = None,
+    enhanced_dir: Path | None = None,
+    weights: Path | None = None,
+    progress: Callable[[str, int], Callable[[int], None]] | None = None,
+) -> FolderEvaluation:
+    """``denoise evaluate``: denoise ``noisy_dir`` into ``out/enhanced`` (with ``weights``, or the
+    shipped models; not when ``enhanced_dir`` is given), score input and output against
+    ``clean_dir`` (PESQ, STOI, SI-SDR) or, without it, by DNSMOS, and write ``out/per_file.csv``
+    and ``out/summary.json``. ``out`` inside ``noisy_dir`` holds no inputs.
+
+    ``progress(stage, total)`` ("Denoising", "Scoring") returns the callback that stage calls with
+    each file done. Problems found before any work (no audio, no file with a partner, a missing
+    metrics package) raise DenoiseError.
+    """
+    from .enhance import enhance_tree
+    from .model_io import ModelChooser
+
+    noisy_dir, out = Path(noisy_dir), Path(out)
+    require_metrics() if clean_dir else require_dnsmos()  # before spending minutes denoising
+    inputs = audio_io.find_audio_files(noisy_dir, skip=out)  # a report folder inside holds no inputs
+    if not inputs:
+        raise DenoiseError(f"{noisy_dir}: no audio files found")
+    n_pairs = len(pair_files(clean_dir, noisy_dir, skip=out)[0]) if clean_dir else len(inputs)
+    if clean_dir and not n_pairs:
+        raise DenoiseError(f"{noisy_dir}: no file has a clean partner in {clean_dir} "
+                           "(same relative path and name; any audio extension)")
+    extra = {"clean_dir": str(clean_dir) if clean_dir else None, "noisy_dir": str(noisy_dir)}
+    failed_inputs: frozenset[Path] = frozenset()  # said once, as failures, not again when scoring
+    failures: list[str] = []
+    if enhanced_dir is None:
+        chooser = ModelChooser(weights)
+        enhanced_dir = out / "enhanced"
+        results, failures = enhance_tree(noisy_dir, enhanced_dir, chooser.for_rate,
+                                         progress("Denoising", len(inputs)) if progress else None, skip=out)
+        failed_inputs = frozenset(inputs) - {r.input for r in results}
+        extra["models"] = sorted(str(m.path) for m in chooser.loaded)
+    extra["enhanced_dir"] = str(enhanced_dir)
+    scored = progress("Scoring", n_pairs) if progress else None
+    if clean_dir:
+        report = evaluate(clean_dir, noisy_dir, enhanced_dir, scored, skip=out, reported=failed_inputs)
+    else:
+        report = evaluate_without_reference(noisy_dir, enhanced_dir, scored, skip=out, reported=failed_inputs)
+    csv_path, json_path = write_report(report, out, extra)
+    return FolderEvaluation(report, failures, csv_path, json_path)
+
+
 def _find(folder: Path, key: str, suffix: str) -> Path | None:
     """The file ``key`` (a relative path without extension) in ``folder``, with ``suffix`` or any audio extension."""
     exact = folder / f"{key}{suffix}"

@@ -153,6 +153,22 @@ def test_cli_evaluate_denoises_with_a_model(evalset, tmp_path, trained):
     assert json.loads((tmp_path / "rep2" / "summary.json").read_text())["average"]["files"] == 3
 
 
+def test_evaluate_folder_is_the_command_as_a_function(evalset, tmp_path, trained):
+    from denoise.evaluate import evaluate_folder
+
+    stages = []
+
+    def progress(stage, total):
+        stages.append([stage, total, 0])
+        return lambda n: stages[-1].__setitem__(2, stages[-1][2] + n)
+
+    run = evaluate_folder(evalset["noisy"], tmp_path / "rep", evalset["clean"], weights=trained["model"],
+                          progress=progress)
+    assert run.complete and len(run.report.rows) == 4 and run.json_path == tmp_path / "rep" / "summary.json"
+    assert stages == [["Denoising", 4, 4], ["Scoring", 4, 4]]
+    assert json.loads(run.json_path.read_text())["models"] == [str(trained["model"])]
+
+
 def test_cli_evaluate_scores_phone_recordings_without_reference(tmp_path, rng, trained):
     """Own recordings from a phone (AAC in .m4a): denoised into WAV and scored by DNSMOS."""
     clean = speech_like(rng, 2.0, 16000)
