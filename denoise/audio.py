@@ -134,19 +134,21 @@ class _ffmpeg_log:
     the real reason ("moov atom not found": a phone recording that was never finished).
 
     FFmpeg's log level is process-wide: the first of overlapping uses (serve's threads) raises it,
-    the last puts back what was there before."""
+    the last puts back what was there before. PyAV skips a line equal to the one before, so a
+    second unfinished recording would lose its reason: skipping is off meanwhile."""
 
     _lock = threading.Lock()
     _users = 0
-    _saved: int | None = None
+    _saved: tuple[int | None, bool] = (None, True)
 
     def __enter__(self) -> list:
         import av.logging
 
         with _ffmpeg_log._lock:
             if _ffmpeg_log._users == 0:
-                _ffmpeg_log._saved = av.logging.get_level()
+                _ffmpeg_log._saved = (av.logging.get_level(), av.logging.get_skip_repeated())
                 av.logging.set_level(av.logging.ERROR)
+                av.logging.set_skip_repeated(False)
             _ffmpeg_log._users += 1
         self.capture = av.logging.Capture(local=True)
         return self.capture.__enter__()
@@ -158,7 +160,8 @@ class _ffmpeg_log:
         with _ffmpeg_log._lock:
             _ffmpeg_log._users -= 1
             if _ffmpeg_log._users == 0:
-                av.logging.set_level(_ffmpeg_log._saved)
+                av.logging.set_level(_ffmpeg_log._saved[0])
+                av.logging.set_skip_repeated(_ffmpeg_log._saved[1])
 
 
 def _av_reason(exc: BaseException, logs: list | None = None) -> str:
@@ -524,6 +527,28 @@ def load_mono(path: Path, rate: int) -> np.ndarray:
     """Read a file, downmix to mono and resample to ``rate``: float32, shape (n_samples,)."""
     data, orig = read_audio(path)
     return resample(to_mono(data), orig, rate)
+
+
+def float_writer(path: Path, rate: int, channels: int) -> "soundfile.SoundFile":
+    """A float32 W64 file open for writing (no size limit): where long outputs are built up."""
+    import soundfile as sf
+
+    return sf.SoundFile(str(path), "w", rate, channels, subtype="FLOAT", format="W64")
+
+
+def convert_float_file(src: Path, dest: Path, subtype: str | None, scale: float = 1.0) -> None:
+    """Write the float file ``src``, times ``scale``, into ``dest``'s format (by its extension;
+    ``subtype`` for libsndfile's formats), block by block so memory stays bounded."""
+    import soundfile as sf
+
+    fmt = format_for(dest)
+    if fmt == "M4A":
+        encode_m4a(src, dest, scale)
+        return
+    with sf.SoundFile(str(src)) as source:
+        with sf.SoundFile(str(dest), "w", source.samplerate, source.channels, subtype=subtype, format=fmt) as out:
+            for block in source.blocks(blocksize=1 << 18, dtype="float32", always_2d=True):
+                out.write(to_integer_pcm(block * scale if scale != 1.0 else block, out.subtype))
 
 
 def write_audio(path: Path, audio: np.ndarray, rate: int, subtype: str | None = None) -> None:

@@ -100,8 +100,9 @@ def test_formats_libsndfile_cannot_read_are_decoded(tmp_path, rng, monkeypatch):
     assert len(problems) == 1 and "damaged.m4a: damaged: " in problems[0] and "filled with silence" in problems[0]
     # A recording never finished (no index): FFmpeg's own reason.
     (tmp_path / "cut.m4a").write_bytes(path.read_bytes()[: len(data) // 2])
-    with pytest.raises(AudioError, match=r"cut.m4a: cannot read audio \(moov atom not found\)"):
-        audio_info(tmp_path / "cut.m4a")
+    for _ in range(2):  # the second time too: PyAV skips a log line equal to the one before
+        with pytest.raises(AudioError, match=r"cut.m4a: cannot read audio \(moov atom not found\)"):
+            audio_info(tmp_path / "cut.m4a")
     # A stream whose channels change midway (two raw AAC streams joined) is read as its first part's.
     mono = write_encoded(tmp_path / "a.aac", x[:8000], 16000, fmt="adts")
     stereo = write_encoded(tmp_path / "b.aac", np.stack([x[:8000]] * 2, axis=1), 16000, fmt="adts")
