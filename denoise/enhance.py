@@ -455,15 +455,13 @@ def enhance_file(
     """
     import time
 
-    import soundfile as sf
-
     in_path, out_path = Path(in_path), Path(out_path)
     enhance_options = EnhanceOptions(**options).validate()
     if out_path.exists() and out_path.resolve() == in_path.resolve():
         raise AudioError(f"{out_path}: output would overwrite its input")
     if not out_path.parent.is_dir():
         raise AudioError(f"{out_path}: output folder {out_path.parent} does not exist")
-    out_format = audio_io.format_for(out_path)
+    audio_io.format_for(out_path)  # an extension that names no writable format: refused before the work
     # A format only PyAV reads (.m4a...) is decoded into the output folder first, then read in chunks;
     # its length is known once decoded.
     decoded = None if audio_io.libsndfile_reads(in_path) else out_path.with_name(f".{out_path.name}.in.w64")
@@ -492,15 +490,13 @@ def enhance_file(
             if n <= 0:
                 raise AudioError(f"{in_path}: no samples")
         peak = 0.0
-        with audio_io.open_audio(decoded or in_path) as src, sf.SoundFile(
-            str(tmp_float), "w", rate, out_channels, subtype="FLOAT", format="W64"
-        ) as dst:
+        with audio_io.open_audio(decoded or in_path) as src, audio_io.float_writer(tmp_float, rate, out_channels) as dst:
 
             def read(a: int, b: int) -> np.ndarray:
                 try:
                     src.seek(a)
                     data = src.read(b - a, dtype="float32", always_2d=True)
-                except (RuntimeError, sf.LibsndfileError) as exc:
+                except RuntimeError as exc:  # libsndfile's errors
                     raise AudioError(f"{in_path}: truncated or corrupt ({audio_io.short_error(exc)})") from None
                 if data.shape[0] != b - a:
                     raise AudioError(f"{in_path}: truncated: {a + data.shape[0]} of {n} samples readable")
@@ -515,16 +511,9 @@ def enhance_file(
         # Past full scale, the whole file is scaled down: to full scale, or for a lossy format to
         # -1 dBFS (its decoder overshoots: an MP3 scaled to 1.0 decoded to 1.016).
         scale = 1.0 if peak <= 1.0 else (audio_io.LOSSY_PEAK if audio_io.is_lossy_output(out_path) else 1.0) / peak
-        if out_format == "M4A":
-            audio_io.encode_m4a(tmp_float, tmp_final, scale)
-        else:
-            with sf.SoundFile(str(tmp_float)) as src, sf.SoundFile(
-                str(tmp_final), "w", rate, out_channels, subtype=subtype, format=out_format
-            ) as dst:
-                for block in src.blocks(blocksize=1 << 18, dtype="float32", always_2d=True):
-                    dst.write(audio_io.to_integer_pcm(block * scale if scale != 1.0 else block, dst.subtype))
+        audio_io.convert_float_file(tmp_float, tmp_final, subtype, scale)
         tmp_final.replace(out_path)
-    except (OSError, RuntimeError, sf.LibsndfileError) as exc:
+    except (OSError, RuntimeError) as exc:  # RuntimeError: libsndfile's errors
         audio_io.remove_quietly(tmp_final)
         raise AudioError(f"{out_path}: cannot write audio ({audio_io.short_error(exc)})") from None
     except BaseException:  # DenoiseError, and Ctrl-C while writing: leave no hidden file behind
