@@ -136,6 +136,9 @@ def data_creation(voice_dir, noise_dir, noise_classes, out_dir, nb_samples, samp
                 bar.close()
     except DenoiseError as exc:
         _fail(exc)
+    except KeyboardInterrupt:
+        raise click.ClickException(f"interrupted: {out_dir} holds an unfinished dataset, which training refuses; "
+                                   "run the same command with --overwrite to make it again") from None
     elapsed = time.perf_counter() - start
     click.echo(f"Wrote {report.pairs} pairs in {len(report.shards)} shard(s) to {out_dir} "
                f"({report.pairs / elapsed:.0f} pairs/s)")

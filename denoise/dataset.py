@@ -37,6 +37,10 @@ def _check_complete(data_dir: Path, present: set[str]) -> None:
     import re
 
     manifests = sorted(data_dir.glob("manifest*.json"))
+    if not manifests:
+        raise DataError(f"{data_dir}: no manifest.json: its data creation did not finish (interrupted?), so "
+                        "shards may be missing; make the dataset again (data-creation --overwrite)")
+    listed_anywhere: set[str] = set()
     for path in manifests:
         parts = re.fullmatch(r"manifest-part(\d+)-of-(\d+)\.json", path.name)
         if parts:
@@ -53,6 +57,11 @@ def _check_complete(data_dir: Path, present: set[str]) -> None:
         if absent:
             raise DataError(f"{data_dir / absent[0]}: missing, though {path.name} lists it "
                             f"({len(absent)} of its {len(listed)} shards are missing)")
+        listed_anywhere |= set(listed)
+    unlisted = sorted(present - listed_anywhere)
+    if unlisted:
+        raise DataError(f"{data_dir / unlisted[0]}: no manifest lists it ({len(unlisted)} such shard(s): copied in "
+                        "from another dataset, or left by an interrupted run?); move it out or make the dataset again")
 
 
 def load_dataset_settings(data_dir: Path) -> Settings:

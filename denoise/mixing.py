@@ -415,6 +415,10 @@ def create_dataset(
             if index.isdigit() and int(index) % num_shards == shard_index and int(index) not in mine:
                 stale.unlink()
     save_settings(settings, out_dir)
+    manifest_name = MANIFEST_FILE if num_shards == 1 else f"manifest-part{shard_index:03d}-of-{num_shards:03d}.json"
+    # Written last: an interrupted run leaves none, and training refuses the folder (an old one
+    # would vouch for a mix of old and new shards).
+    (out_dir / manifest_name).unlink(missing_ok=True)
 
     results = []
     if progress is not None:
@@ -429,10 +433,14 @@ def create_dataset(
 
         with ProcessPoolExecutor(max_workers=workers) as pool:
             futures = [pool.submit(make_shard, i, voices, noises, out_dir, settings, options) for i in mine]
-            for future in as_completed(futures):
-                results.append(future.result())
-                if progress is not None:
-                    progress(results[-1].pairs)
+            try:
+                for future in as_completed(futures):
+                    results.append(future.result())
+                    if progress is not None:
+                        progress(results[-1].pairs)
+            except BaseException:  # Ctrl-C or a failed shard: start no more shards
+                pool.shutdown(wait=True, cancel_futures=True)
+                raise
     for result in sorted(results, key=lambda r: r.index):
         report.pairs += result.pairs
         report.shards.append(SHARD_PATTERN.format(result.index))
@@ -465,8 +473,7 @@ def create_dataset(
         "rt60": list(options.rt60),
         "part": f"{shard_index + 1} of {num_shards}",
     }
-    name = MANIFEST_FILE if num_shards == 1 else f"manifest-part{shard_index:03d}-of-{num_shards:03d}.json"
-    write_json(out_dir / name, manifest)
+    write_json(out_dir / manifest_name, manifest)
     return report
 
 

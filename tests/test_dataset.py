@@ -48,6 +48,7 @@ def test_counting_pairs_reads_only_the_array_headers(tmp_path, monkeypatch):
     np.savez(tmp_path / "shard-00000.npz", noisy_db=arrays, clean_db=arrays, noise_db=arrays)
     np.savez(tmp_path / "shard-00001.npz", noisy_db=arrays[:3], clean_db=arrays[:3], noise_db=arrays[:3])
     np.savez(tmp_path / "shard-00002.npz", clean_db=arrays)
+    (tmp_path / "manifest.json").write_text('{"shards": ["shard-00000.npz", "shard-00001.npz", "shard-00002.npz"]}')
 
     def no_load(*args, **kwargs):
         raise AssertionError("np.load read a whole shard")

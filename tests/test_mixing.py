@@ -116,6 +116,34 @@ def test_output_that_cannot_be_written_is_said_before_the_work_and_leaves_no_par
     assert not [p.name for p in (tmp_path / "full").iterdir() if "shard" in p.name]
 
 
+def test_an_interrupted_dataset_or_a_foreign_shard_is_refused_by_training(tmp_path, corpus, monkeypatch):
+    """Training must not take a half-made dataset for a whole one, even over an old manifest."""
+    import denoise.mixing as mixing
+    from denoise.dataset import list_shards
+
+    voice, noise = corpus
+    create_dataset(voice, noise, tmp_path / "d", TINY, MixOptions(nb_samples=4, shard_size=2))
+    assert len(list_shards(tmp_path / "d")) == 2
+    made = mixing.make_shard
+
+    def interrupted(index, *args):
+        if index == 1:
+            raise KeyboardInterrupt
+        return made(index, *args)
+
+    monkeypatch.setattr(mixing, "make_shard", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        create_dataset(voice, noise, tmp_path / "d", TINY, MixOptions(nb_samples=4, shard_size=2, seed=1),
+                       overwrite=True)
+    with pytest.raises(DataError, match="d: no manifest.json: its data creation did not finish"):
+        list_shards(tmp_path / "d")
+    monkeypatch.setattr(mixing, "make_shard", made)
+    create_dataset(voice, noise, tmp_path / "d", TINY, MixOptions(nb_samples=4, shard_size=2), overwrite=True)
+    (tmp_path / "d" / "shard-00007.npz").write_bytes((tmp_path / "d" / "shard-00000.npz").read_bytes())
+    with pytest.raises(DataError, match=r"shard-00007.npz: no manifest lists it \(1 such shard"):
+        list_shards(tmp_path / "d")
+
+
 def test_existing_dataset_is_not_overwritten(tmp_path, corpus):
     voice, noise = corpus
     create_dataset(voice, noise, tmp_path / "out", TINY, MixOptions(nb_samples=3))

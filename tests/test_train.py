@@ -89,6 +89,10 @@ def test_training_errors(trained, tmp_path):
     shutil.copy(trained["data"] / "settings.json", small)
     with np.load(trained["data"] / "shard-00000.npz") as d:
         np.savez(small / "shard-00000.npz", **{k: d[k][:1] for k in d.files})
+    # Shards without a manifest: a data creation that never finished.
+    with pytest.raises(DataError, match="small: no manifest.json: its data creation did not finish"):
+        train(small, tmp_path / "out", TrainOptions(validation_split=0.5), **QUIET)
+    (small / "manifest.json").write_text('{"shards": ["shard-00000.npz"]}')
     with pytest.raises(DataError, match="1 pairs are too few for a 50% validation split"):
         train(small, tmp_path / "out", TrainOptions(validation_split=0.5), **QUIET)
 
