@@ -95,8 +95,12 @@ def input_rate(dataset, batch_size: int, batches: int = 20) -> float:
     return count * batch_size / max(time.perf_counter() - start, 1e-9)
 
 
-def _prepare_model(data_dir, out_dir, settings, options, model_settings, resume, init_weights, widen_to, dropout, log):
-    """(model, model settings, epochs already done, best validation loss, learning rate), compiled for fit."""
+def _prepare_model(data_dir, out_dir, settings, options, model_settings, resume, init_weights, widen_to, dropout, log,
+                   pairs=None):
+    """(model, model settings, epochs already done, best validation loss, learning rate), compiled for fit.
+
+    ``pairs``: (training, validation) pairs of ``data_dir``, to tell whether a resumed run goes on
+    with the data it was trained on."""
     from .model import build_unet, compile_model, widen_unet, with_dropout
 
     last_path, state_path, log_path = out_dir / LAST, out_dir / STATE, out_dir / LOG
@@ -119,6 +123,13 @@ def _prepare_model(data_dir, out_dir, settings, options, model_settings, resume,
         best_json = (out_dir / BEST).with_suffix(".json")
         if best_json.exists():  # an interrupted save may have written best.keras and not state.json
             best_val = min(best_val, float(read_json(best_json).get("training", {}).get("val_loss", best_val)))
+        before = info.get("training", {})
+        if "data_dir" in before and (Path(before["data_dir"]).resolve() != Path(data_dir).resolve() or (
+                pairs is not None and (before.get("train_pairs"), before.get("validation_pairs")) != tuple(pairs))):
+            # Another validation set: its losses say nothing against the old ones.
+            log(f"Resuming on other data ({data_dir}; the checkpoint's was {before['data_dir']}): its validation "
+                f"loss is not comparable with the earlier {best_val:.5f}, so {BEST} is the best from now on")
+            best_val = math.inf
         model = load_model(last_path, compile=True, runtime="keras").model
         learning_rate = float(model.optimizer.learning_rate)
         if options.learning_rate is not None and not math.isclose(options.learning_rate, learning_rate, rel_tol=1e-6):
@@ -260,7 +271,8 @@ def _fit(data_dir, out_dir, shards, settings, every, n_train, n_val, options, mo
     try:
         with strategy.scope():
             model, model_settings, initial_epoch, best_val, learning_rate = _prepare_model(
-                data_dir, out_dir, settings, options, model_settings, resume, init_weights, widen_to, dropout, log)
+                data_dir, out_dir, settings, options, model_settings, resume, init_weights, widen_to, dropout, log,
+                (n_train, n_val))
     finally:
         keras.mixed_precision.set_global_policy("float32")
     options = replace(options, learning_rate=learning_rate)
@@ -288,7 +300,7 @@ def _fit(data_dir, out_dir, shards, settings, every, n_train, n_val, options, mo
 
     supply = input_rate(dataset("train", n_train), options.batch_size)
     log(f"Input pipeline alone: {supply:.0f} samples/s")
-    recipe = {"data_dir": str(data_dir), "train_pairs": n_train, "validation_pairs": n_val,
+    recipe = {"data_dir": str(Path(data_dir).resolve()), "train_pairs": n_train, "validation_pairs": n_val,
               "batch_size": options.batch_size, "learning_rate": options.learning_rate,
               "mixed_precision": options.mixed_precision, "loss": options.loss}
     if init_weights:

@@ -45,6 +45,24 @@ def test_resume_continues_the_epoch_count(trained, tmp_path):
     assert int(model.optimizer.iterations.numpy()) == 2 * 4  # 27 pairs / batch 8 = 4 steps per epoch
 
 
+def test_resuming_on_other_data_says_so_and_starts_best_afresh(trained, tmp_path):
+    out = tmp_path / "run"
+    train(trained["data"], out, TrainOptions(epochs=1, batch_size=8), TINY_MODEL, **QUIET)
+    assert load_model(out / "best.keras").metadata["training"]["data_dir"] == str(trained["data"].resolve())
+    lines = []
+    train(trained["data"], out, TrainOptions(epochs=2, batch_size=8), resume=True, log=lines.append, verbose=0)
+    assert not any("other data" in line for line in lines)
+    other = tmp_path / "other"
+    shutil.copytree(trained["data"], other)
+    lines = []
+    result = train(other, out, TrainOptions(epochs=3, batch_size=8), resume=True, log=lines.append, verbose=0)
+    assert any(f"Resuming on other data ({other}; the checkpoint's was {trained['data'].resolve()})" in line
+               and "best.keras is the best from now on" in line for line in lines), lines
+    best = load_model(out / "best.keras").metadata["training"]
+    assert best["epochs"] == 3 and best["data_dir"] == str(other.resolve())  # the old data's best is not kept
+    assert result.best_val_loss == best["val_loss"]
+
+
 def test_resume_needs_a_checkpoint(trained, tmp_path):
     with pytest.raises(ModelFileError, match="no checkpoint to resume from"):
         train(trained["data"], tmp_path / "new", TrainOptions(epochs=1), resume=True, **QUIET)
