@@ -154,6 +154,9 @@ def save_compact(model_path: Path, out_path: Path, lite_weights: str = "float16"
     if keras_weights not in KERAS_WEIGHTS:
         raise ModelFileError(f"keras_weights={keras_weights!r} must be one of {', '.join(KERAS_WEIGHTS)}")
     _check_destination(Path(out_path))  # before minutes of loading and converting
+    if Path(out_path).resolve() == resolve_model_path(model_path).resolve():
+        raise ModelFileError(f"{out_path}: is the model being exported (it would be replaced by a smaller, "
+                             "less precise copy); give --compact-to another name")
     import keras
 
     loaded = load_model(model_path, runtime="keras")

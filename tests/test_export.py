@@ -56,6 +56,13 @@ def test_predict_with_the_lite_runtime_never_imports_tensorflow(trained, tmp_pat
 
 
 def test_compact_copy_for_shipping(trained, tmp_path, rng):
+    import shutil
+
+    run = shutil.copytree(trained["run"], tmp_path / "run")
+    before = (run / "best.keras").read_bytes()
+    result = CliRunner().invoke(main, ["export", str(run), "--compact-to", str(run / "best.keras")])
+    assert result.exit_code == 1 and "best.keras: is the model being exported" in result.output, result.output
+    assert (run / "best.keras").read_bytes() == before  # the trained model is not replaced by a float16 copy
     result = CliRunner().invoke(main, ["export", str(trained["model"]), "--compact-to", str(tmp_path / "small.keras")])
     assert result.exit_code == 0, result.output
     full = load_model(trained["model"], runtime="keras")
