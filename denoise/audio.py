@@ -46,7 +46,15 @@ def find_audio_files(folder: Path, skip: Path | None = None) -> list[Path]:
         raise AudioError(f"{folder}: folder not found")
     if not folder.is_dir():
         raise AudioError(f"{folder}: not a folder")
-    found = sorted(p for p in folder.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS and p.is_file())
+    found, seen = [], set()
+    for root, dirs, files in os.walk(folder, followlinks=True):  # a subset made of linked folders
+        real = os.path.realpath(root)
+        if real in seen:  # a link back up the tree
+            dirs[:] = []
+            continue
+        seen.add(real)
+        found += [Path(root) / name for name in files if Path(name).suffix.lower() in AUDIO_EXTENSIONS]
+    found = sorted(p for p in found if p.is_file())
     if skip is not None:
         inner, outer = Path(skip).resolve(), folder.resolve()
         if inner != outer and inner.is_relative_to(outer):

@@ -89,11 +89,12 @@ class CreationReport:
 
 
 def scan_sources(
-    folder: Path, kind: str, settings: Settings, report: CreationReport, classes: tuple[str, ...] = ()
+    folder: Path, kind: str, settings: Settings, report: CreationReport, classes: tuple[str, ...] = (),
+    skip: Path | None = None,
 ) -> list[SourceFile]:
-    """Find audio files under ``folder`` (only ESC-50 ``classes`` if given); report unreadable and
-    too-short ones as skipped."""
-    files = find_sources(folder, classes)
+    """Find audio files under ``folder`` (only ESC-50 ``classes`` if given; none under ``skip``);
+    report unreadable and too-short ones as skipped."""
+    files = find_sources(folder, classes, skip)
     report.found[kind] = len(files)
     usable = []
     for path in files:
@@ -390,8 +391,12 @@ def create_dataset(
     if not 0 <= shard_index < num_shards:
         raise DataError(f"shard_index={shard_index} must be in 0..num_shards-1={num_shards - 1}")
     report = CreationReport()
-    voices = scan_sources(voice_dir, "voice", settings, report)
-    noises = scan_sources(noise_dir, "noise", settings, report, options.noise_classes)
+    if Path(voice_dir).resolve() == Path(noise_dir).resolve():
+        raise DataError(f"{voice_dir}: both the voice and the noise folder; noise would be mixed with itself as speech")
+    # The listening samples a run writes are no input of the next (an --out-dir inside an input folder).
+    written = Path(out_dir) / SAMPLES_DIR
+    voices = scan_sources(voice_dir, "voice", settings, report, skip=written)
+    noises = scan_sources(noise_dir, "noise", settings, report, options.noise_classes, skip=written)
     for kind, files, folder in (("voice", voices, voice_dir), ("noise", noises, noise_dir)):
         if not files:
             raise DataError(

@@ -47,11 +47,11 @@ def parse_classes(text: str) -> tuple[str, ...]:
     return tuple(name.strip() for name in text.split(",") if name.strip())
 
 
-def find_sources(folder: Path, classes: Sequence[str] = ()) -> list[Path]:
-    """Audio files under ``folder`` (recursively, sorted); with ``classes``, only the ESC-50 clips
-    whose class the metadata names among them. Unknown class names raise DataError listing the
-    valid ones; files the metadata does not list are left out."""
-    files = audio_io.find_audio_files(folder)
+def find_sources(folder: Path, classes: Sequence[str] = (), skip: Path | None = None) -> list[Path]:
+    """Audio files under ``folder`` (recursively, sorted; none under ``skip``); with ``classes``,
+    only the ESC-50 clips whose class the metadata names among them. Unknown class names raise
+    DataError listing the valid ones; files the metadata does not list are left out."""
+    files = audio_io.find_audio_files(folder, skip=skip)
     if not classes:
         return files
     metadata = find_esc50_metadata(folder)

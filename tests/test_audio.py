@@ -30,6 +30,19 @@ def test_find_audio_files_is_recursive_and_sorted(corpus):
     assert {p.suffix for p in find_audio_files(noise)} == {".wav", ".ogg"}
 
 
+def test_find_audio_files_follows_linked_folders_once(corpus, tmp_path):
+    """A subset made of links to speaker folders is found; a link back up the tree is not a loop."""
+    voice, _ = corpus
+    subset = tmp_path / "subset"
+    subset.mkdir()
+    for i, speaker in enumerate(sorted(p for p in voice.iterdir() if p.is_dir())):
+        (subset / f"s{i}").symlink_to(speaker.resolve(), target_is_directory=True)
+    (subset / "loop").symlink_to(subset, target_is_directory=True)
+    found = find_audio_files(subset)
+    assert len(found) == len(find_audio_files(voice)) - len([p for p in voice.iterdir() if p.is_file()])
+    assert len(found) == len({p.resolve() for p in found}) > 0
+
+
 def test_find_audio_files_errors(tmp_path):
     with pytest.raises(AudioError, match="folder not found"):
         find_audio_files(tmp_path / "nope")

@@ -144,6 +144,19 @@ def test_an_interrupted_dataset_or_a_foreign_shard_is_refused_by_training(tmp_pa
         list_shards(tmp_path / "d")
 
 
+def test_a_dataset_written_into_its_voice_folder_does_not_feed_the_next_run(tmp_path, corpus):
+    import shutil
+
+    voice, noise = corpus
+    voice = shutil.copytree(voice, tmp_path / "speakers")
+    found = create_dataset(voice, noise, voice, TINY, MixOptions(nb_samples=3)).found["voice"]
+    assert (voice / "samples" / "noisy.wav").exists()
+    again = create_dataset(voice, noise, voice, TINY, MixOptions(nb_samples=3), overwrite=True)
+    assert again.found["voice"] == found  # its samples/*.wav are not taken for speech
+    with pytest.raises(DataError, match="both the voice and the noise folder"):
+        create_dataset(noise, noise, tmp_path / "x", TINY, MixOptions(nb_samples=3))
+
+
 def test_existing_dataset_is_not_overwritten(tmp_path, corpus):
     voice, noise = corpus
     create_dataset(voice, noise, tmp_path / "out", TINY, MixOptions(nb_samples=3))
