@@ -105,15 +105,29 @@ def data_creation(voice_dir, noise_dir, noise_classes, out_dir, nb_samples, samp
                   pitch_range, lowpass_share, lowpass_range, reverb, reverb_share, rt60_range, seed, shard_size,
                   overwrite, workers, num_shards, shard_index) -> None:
     """Blend clean speech with noise at random SNRs into spectrogram shards for training."""
+    ctx = click.get_current_context()
+    for option, needs, given in (("reverb_share", "--reverb", reverb), ("rt60_range", "--reverb", reverb),
+                                 ("pitch_range", "--pitch-share", pitch_share > 0),
+                                 ("lowpass_range", "--lowpass-share", lowpass_share > 0)):
+        if ctx.get_parameter_source(option) == click.core.ParameterSource.COMMANDLINE and not given:
+            raise click.UsageError(f"--{option.replace('_', '-')} does nothing without {needs}")
     from tqdm import tqdm
 
     from .mixing import MixOptions, create_dataset
-    from .settings import Settings
+    from .settings import ModelSettings, Settings, deepest_unet
     from .sources import parse_classes
 
     try:
         settings = Settings(sample_rate=sample_rate, frame_length=frame_length, n_fft=n_fft,
                             hop_length=hop_length).validate()
+        depth = deepest_unet(settings)
+        if depth < 2:
+            raise click.UsageError(
+                f"--n-fft {n_fft} gives {settings.n_bins} bins and --frame-length/--hop-length {settings.n_frames} "
+                "frames; a U-Net halves both at each level, so both must be even at least (n_fft odd: 255, 511)")
+        if depth < ModelSettings().depth:
+            click.echo(f"Note: {settings.n_bins}x{settings.n_frames} spectrograms fit a U-Net of at most {depth} levels: "
+                       f"train with --depth {depth}", err=True)
         options = MixOptions(nb_samples=nb_samples, snr_db=snr_range, seed=seed, shard_size=shard_size,
                              noise_classes=parse_classes(noise_classes or ""),
                              reverb_share=reverb_share if reverb else 0.0, rt60=rt60_range,

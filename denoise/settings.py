@@ -129,6 +129,14 @@ class ModelSettings:
         return _from_dict(cls, data, source).validate()
 
 
+def deepest_unet(settings: Settings, most: int = 8) -> int:
+    """The most U-Net levels (up to ``most``) whose poolings divide the geometry: 1 if none."""
+    depth = 1
+    while depth < most and not settings.n_bins % 2**depth and not settings.n_frames % 2**depth:
+        depth += 1
+    return depth
+
+
 def _from_dict(cls: type, data: dict[str, Any], source: str) -> Any:
     if not isinstance(data, dict):
         raise SettingsError(f"{source}: expected a JSON object, got {type(data).__name__}")

@@ -88,6 +88,17 @@ def test_data_creation_errors(tmp_path, corpus):
     result = run("data-creation", "--voice-dir", voice, "--noise-dir", noise, "--out-dir", tmp_path / "o",
                  "--nb-samples", 0)
     assert result.exit_code == 2 and "nb-samples" in result.output
+    # Options that need a switch, and a geometry no U-Net fits: said before the work, not ignored or left to train.
+    common = ["data-creation", "--voice-dir", voice, "--noise-dir", noise, "--out-dir", tmp_path / "o", "--nb-samples", 2]
+    for extra, message in ((["--reverb-share", 0.3], "--reverb-share does nothing without --reverb"),
+                           (["--pitch-range", 0, 3], "--pitch-range does nothing without --pitch-share"),
+                           (["--n-fft", 512], "--n-fft 512 gives 257 bins")):
+        result = run(*common, *extra)
+        assert result.exit_code == 2 and message in result.output, result.output
+    assert not (tmp_path / "o").exists()
+    result = run(*common[:-2], "--nb-samples", 2, "--sample-rate", 8000, "--frame-length", 96, "--n-fft", 31,
+                 "--hop-length", 8)
+    assert result.exit_code == 0 and "fit a U-Net of at most 3 levels: train with --depth 3" in result.output
 
 
 def test_train_errors(tmp_path, trained):
