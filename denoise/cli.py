@@ -218,6 +218,7 @@ def train(data_dir, out, epochs, batch_size, learning_rate, validation_split, re
     except DenoiseError as exc:
         _fail(exc)
     except KeyboardInterrupt:
+        click.echo()  # end Keras's progress bar line
         try:
             saved = f"{out / 'last.keras'} holds epoch {read_json(out / STATE)['epoch']}"
         except Exception:
