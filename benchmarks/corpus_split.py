@@ -63,6 +63,8 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("work_data"))
     ap.add_argument("--seed", type=int, default=2026)
     args = ap.parse_args()
+    if not (args.corpus / "manifest.csv").is_file():
+        raise SystemExit(f"{args.corpus / 'manifest.csv'}: not found; --corpus names the shared corpus folder")
     rows = list(csv.DictReader(open(args.corpus / "manifest.csv")))
     speech = [r for r in rows if r["kind"] == "speech"]
     noise = [r for r in rows if r["kind"] == "noise"]
