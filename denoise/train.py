@@ -233,10 +233,19 @@ def train(
         )
 
     out_dir = Path(out_dir)
+    if resume and not (out_dir / LAST).exists():
+        raise ModelFileError(f"{out_dir / LAST}: no checkpoint to resume from")
+    created = not out_dir.exists()
     out_dir.mkdir(parents=True, exist_ok=True)
-    with run_folder_lock(out_dir):
-        return _fit(data_dir, out_dir, shards, settings, every, n_train, n_val, options, model_settings,
-                    resume, init_weights, widen_to, dropout, log, verbose)
+    try:
+        with run_folder_lock(out_dir):
+            return _fit(data_dir, out_dir, shards, settings, every, n_train, n_val, options, model_settings,
+                        resume, init_weights, widen_to, dropout, log, verbose)
+    except BaseException:
+        if created and {p.name for p in out_dir.iterdir()} <= {LOCK}:  # failed before writing anything
+            (out_dir / LOCK).unlink(missing_ok=True)
+            out_dir.rmdir()
+        raise
 
 
 @contextlib.contextmanager

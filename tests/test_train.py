@@ -66,6 +66,11 @@ def test_resuming_on_other_data_says_so_and_starts_best_afresh(trained, tmp_path
 def test_resume_needs_a_checkpoint(trained, tmp_path):
     with pytest.raises(ModelFileError, match="no checkpoint to resume from"):
         train(trained["data"], tmp_path / "new", TrainOptions(epochs=1), resume=True, **QUIET)
+    assert not (tmp_path / "new").exists()
+    # A run that fails before writing anything leaves no folder behind (a model that does not exist here).
+    with pytest.raises(ModelFileError):
+        train(trained["data"], tmp_path / "ft", TrainOptions(epochs=1), init_weights=tmp_path / "none.keras", **QUIET)
+    assert not (tmp_path / "ft").exists()
 
 
 def test_init_weights_fine_tunes(trained, tmp_path):
