@@ -131,7 +131,7 @@ def _prepare_model(data_dir, out_dir, settings, options, model_settings, resume,
                 f"loss is not comparable with the earlier {best_val:.5f}, so {BEST} is the best from now on")
             best_val = math.inf
         model = load_model(last_path, compile=True, runtime="keras").model
-        learning_rate = float(model.optimizer.learning_rate)
+        learning_rate = float(f"{float(model.optimizer.learning_rate):.6g}")  # float32: 1e-4 reads 9.9999997e-05
         if options.learning_rate is not None and not math.isclose(options.learning_rate, learning_rate, rel_tol=1e-6):
             log(f"Learning rate {options.learning_rate:g} (the checkpoint's was {learning_rate:g})")
             model.optimizer.learning_rate = learning_rate = options.learning_rate
