@@ -46,13 +46,17 @@ def find_audio_files(folder: Path, skip: Path | None = None) -> list[Path]:
         raise AudioError(f"{folder}: folder not found")
     if not folder.is_dir():
         raise AudioError(f"{folder}: not a folder")
-    found, seen = [], set()
+    found, seen, top = [], set(), Path(os.path.realpath(folder))
     for root, dirs, files in os.walk(folder, followlinks=True):  # a subset made of linked folders
         real = os.path.realpath(root)
-        if real in seen:  # a link back up the tree
+        if real in seen:  # a real folder reached again through a link: searched once, under its own name
             dirs[:] = []
             continue
         seen.add(real)
+        # Real folders before links (sorted), so a folder is found under its own name; a link to the
+        # top folder or above it would search outside it.
+        dirs[:] = sorted((d for d in dirs if not top.is_relative_to(os.path.realpath(os.path.join(root, d)))),
+                         key=lambda d: (os.path.islink(os.path.join(root, d)), d))
         found += [Path(root) / name for name in files if Path(name).suffix.lower() in AUDIO_EXTENSIONS]
     found = sorted(p for p in found if p.is_file())
     if skip is not None:
@@ -71,32 +75,35 @@ def _check_path(path: Path) -> None:
         raise AudioError(f"{path}: empty file (0 bytes)")
 
 
+def _sndfile_info(path: Path):
+    """libsndfile's header of ``path`` (checked to exist and hold bytes), or the exception it raised."""
+    import soundfile as sf
+
+    _check_path(path)
+    try:
+        return sf.info(str(path))
+    except Exception as exc:  # soundfile raises several types for unreadable files
+        return exc
+
+
 def audio_info(path: Path) -> tuple[int, int, int]:
     """(n_samples, sample_rate, channels) without decoding the file. For a file PyAV reads, n_samples
     is what an mp4/m4a/mov records, else the sum of its packets' durations (close; ``decode_to``
     gives the exact count)."""
-    import soundfile as sf
-
     path = Path(path)
-    _check_path(path)
-    try:
-        info = sf.info(str(path))
-    except Exception as exc:  # soundfile raises several types for unreadable files
-        return _av_info(path, exc)
+    info = _sndfile_info(path)
+    if isinstance(info, Exception):
+        return _av_info(path, info)
     return int(info.frames), int(info.samplerate), int(info.channels)
 
 
 def audio_format(path: Path) -> tuple[int, int]:
     """(sample_rate, channels) from the header alone: for a file PyAV reads, cheaper than
     ``audio_info``, which may read every packet of a WebM to add up its length."""
-    import soundfile as sf
-
     path = Path(path)
-    _check_path(path)
-    try:
-        info = sf.info(str(path))
-    except Exception as exc:  # soundfile raises several types for unreadable files
-        return _av_format(path, exc)
+    info = _sndfile_info(path)
+    if isinstance(info, Exception):
+        return _av_format(path, info)
     return int(info.samplerate), int(info.channels)
 
 
@@ -444,7 +451,7 @@ def format_for(path: Path) -> str:
 OPUS_RATES = (8000, 12000, 16000, 24000, 48000)
 MP3_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)
 # The most channels libsndfile writes per format (measured: it refuses more, and Ogg Vorbis over 255 crashes it).
-MAX_CHANNELS = {"FLAC (.flac)": 8, "MP3 (.mp3)": 2, "Opus (.opus)": 2, "Ogg Vorbis (.ogg)": 255}
+MAX_CHANNELS = {"FLAC (.flac)": 8, "MP3 (.mp3)": 2, "Opus (.opus)": 255, "Ogg Vorbis (.ogg)": 255}
 # Formats whose decoder can overshoot the samples it was given: scaled to leave this headroom when
 # denoising pushes a file past full scale (-1 dBFS, the usual ceiling for lossy delivery).
 LOSSY_PEAK = 10 ** (-1 / 20)

@@ -117,6 +117,7 @@ def data_creation(voice_dir, noise_dir, noise_classes, out_dir, nb_samples, samp
     from .settings import ModelSettings, Settings, deepest_unet
     from .sources import parse_classes
 
+    bars: list = []  # the progress bar appears once every input has been checked, when the work starts
     try:
         settings = Settings(sample_rate=sample_rate, frame_length=frame_length, n_fft=n_fft,
                             hop_length=hop_length).validate()
@@ -135,7 +136,6 @@ def data_creation(voice_dir, noise_dir, noise_classes, out_dir, nb_samples, samp
                              clean_share=clean_share, noise_only_share=noise_only_share, pitch_share=pitch_share,
                              pitch_semitones=pitch_range, lowpass_share=lowpass_share, lowpass_hz=lowpass_range)
         start = time.perf_counter()
-        bars = []  # the progress bar appears once every input has been checked
 
         def progress(pairs: int) -> None:
             if not bars:
@@ -151,6 +151,8 @@ def data_creation(voice_dir, noise_dir, noise_classes, out_dir, nb_samples, samp
     except DenoiseError as exc:
         _fail(exc)
     except KeyboardInterrupt:
+        if not bars:
+            raise click.ClickException("interrupted while checking the inputs; nothing was written") from None
         raise click.ClickException(f"interrupted: {out_dir} holds an unfinished dataset, which training refuses; "
                                    "run the same command with --overwrite to make it again") from None
     elapsed = time.perf_counter() - start

@@ -52,7 +52,8 @@ def _check_complete(data_dir: Path, present: set[str]) -> None:
         try:
             listed = json.loads(path.read_text()).get("shards", [])
         except (OSError, ValueError, AttributeError):
-            continue  # an unreadable manifest is a report, not the data
+            raise DataError(f"{path}: cannot read this manifest, which says which shards the dataset holds; "
+                            "make the dataset again") from None
         absent = [name for name in listed if name not in present]
         if absent:
             raise DataError(f"{data_dir / absent[0]}: missing, though {path.name} lists it "

@@ -560,9 +560,14 @@ def plan_outputs(paths: list[Path], out_dir: Path | None,
                 problems.append(f"{arg}: no audio files in it")
             jobs += [(p, out_dir / p.relative_to(arg)) for p in found]
         elif not arg.exists() and GLOB_CHARS & set(str(arg)):
-            outputs = Path(out_dir).resolve()  # a rerun's pattern also matches the last run's outputs
+            # An --out-dir inside the folder the pattern searches: a rerun's pattern would also match
+            # the last run's outputs (as for a folder; an --out-dir of "." above "rec/*.wav" is no such case).
+            searched = Path(*[part for part in arg.parts[: next(i for i, p in enumerate(arg.parts)
+                                                                if GLOB_CHARS & set(p))]] or ["."]).resolve()
+            outputs = Path(out_dir).resolve()
+            inside = outputs != searched and outputs.is_relative_to(searched)
             matches = sorted(Path(m) for m in glob.glob(str(arg), recursive=True)
-                             if Path(m).is_file() and not Path(m).resolve().is_relative_to(outputs))
+                             if Path(m).is_file() and not (inside and Path(m).resolve().is_relative_to(outputs)))
             if not matches:
                 problems.append(f"{arg}: no file matches")
             jobs += [(m, out_dir / m.name) for m in matches]

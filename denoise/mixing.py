@@ -424,6 +424,10 @@ def create_dataset(
     # Written last: an interrupted run leaves none, and training refuses the folder (an old one
     # would vouch for a mix of old and new shards).
     (out_dir / manifest_name).unlink(missing_ok=True)
+    if overwrite:  # the manifests of the dataset made before with another number of parts
+        for old in out_dir.glob("manifest*.json"):
+            if old.name != manifest_name and not old.name.endswith(f"-of-{num_shards:03d}.json"):
+                old.unlink()
 
     results = []
     if progress is not None:

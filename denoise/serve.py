@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import ipaddress
+import logging
 import re
 import shutil
 import socket
@@ -40,7 +41,7 @@ from starlette.requests import ClientDisconnect
 
 from . import __version__
 from . import audio as audio_io
-from .errors import AudioError, DenoiseError
+from .errors import AudioError, DenoiseError, ModelFileError
 
 WEB_DIR = Path(__file__).resolve().parent / "web"
 FIELD = "file"
@@ -294,6 +295,9 @@ def denoise_upload(upload: Upload, models: SharedModels, limits: Limits, spectro
         result = enhance_file(src, out, *_settings_and_predict(models, rate), strength=strength)
         data = out.read_bytes()
         images = _spectrograms(src, out, name) if spectrograms else None
+    except ModelFileError as exc:  # the server's fault, not the upload's: its path stays in the server's log
+        logging.getLogger("denoise.serve").error("%s", exc)
+        raise HTTPException(500, "the server's model failed to run; its log says why") from None
     except DenoiseError as exc:
         raise HTTPException(422, public(exc)) from None
     stem = name.rsplit(".", 1)[0] if "." in name else name

@@ -12,6 +12,7 @@ import dataclasses
 import json
 import math
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -159,7 +160,7 @@ def _from_dict(cls: type, data: dict[str, Any], source: str) -> Any:
 def write_json(path: Path, data: dict[str, Any]) -> None:
     """Write JSON atomically: a temporary file in the same folder, then rename."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")  # parallel jobs: one each
     try:
         tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
         os.replace(tmp, path)

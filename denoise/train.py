@@ -124,7 +124,10 @@ def _prepare_model(data_dir, out_dir, settings, options, model_settings, resume,
         if best_json.exists():  # an interrupted save may have written best.keras and not state.json
             best_val = min(best_val, float(read_json(best_json).get("training", {}).get("val_loss", best_val)))
         before = info.get("training", {})
-        if "data_dir" in before and (Path(before["data_dir"]).resolve() != Path(data_dir).resolve() or (
+        # Older checkpoints hold the path as given, relative to a working folder unknown now: the
+        # pair counts alone judge them.
+        moved = Path(before.get("data_dir", "")).is_absolute() and Path(before["data_dir"]) != Path(data_dir).resolve()
+        if "data_dir" in before and (moved or (
                 pairs is not None and (before.get("train_pairs"), before.get("validation_pairs")) != tuple(pairs))):
             # Another validation set: its losses say nothing against the old ones.
             log(f"Resuming on other data ({data_dir}; the checkpoint's was {before['data_dir']}): its validation "
@@ -235,17 +238,25 @@ def train(
     out_dir = Path(out_dir)
     if resume and not (out_dir / LAST).exists():
         raise ModelFileError(f"{out_dir / LAST}: no checkpoint to resume from")
-    created = not out_dir.exists()
-    out_dir.mkdir(parents=True, exist_ok=True)
     try:
-        with run_folder_lock(out_dir):
+        out_dir.mkdir(parents=True)
+        created = True
+    except FileExistsError:
+        created = False
+    except OSError as exc:
+        raise DataError(f"{out_dir}: cannot create the folder ({exc.strerror})") from None
+    if not out_dir.is_dir():
+        raise DataError(f"{out_dir}: not a folder")
+    with run_folder_lock(out_dir):
+        try:
             return _fit(data_dir, out_dir, shards, settings, every, n_train, n_val, options, model_settings,
                         resume, init_weights, widen_to, dropout, log, verbose)
-    except BaseException:
-        if created and {p.name for p in out_dir.iterdir()} <= {LOCK}:  # failed before writing anything
-            (out_dir / LOCK).unlink(missing_ok=True)
-            out_dir.rmdir()
-        raise
+        except BaseException:
+            # Failed before writing anything into the folder it made: leave none (the lock is still ours).
+            if created and {p.name for p in out_dir.iterdir()} <= {LOCK}:
+                (out_dir / LOCK).unlink(missing_ok=True)
+                out_dir.rmdir()
+            raise
 
 
 @contextlib.contextmanager

@@ -187,3 +187,23 @@ def test_cli_defaults_and_choices_are_the_librarys():
                ("export", "lite_weights"): LITE_WEIGHTS, ("train", "loss"): LOSSES,
                ("data-creation", "snr_weighting"): SNR_WEIGHTINGS}
     assert {key: tuple(params(key[0])[key[1]].type.choices) for key in choices} == choices
+
+
+def test_data_creation_interrupted_says_what_it_left(tmp_path, corpus, monkeypatch):
+    import denoise.mixing as mixing
+
+    voice, noise = corpus
+    args = ["data-creation", "--voice-dir", voice, "--noise-dir", noise, "--out-dir", tmp_path / "d", "--nb-samples", 4,
+            "--shard-size", 2, *TINY_CLI]
+
+    def stop(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(mixing, "scan_sources", stop)
+    result = run(*args)
+    assert result.exit_code == 1 and "interrupted while checking the inputs; nothing was written" in result.output
+    monkeypatch.undo()
+    made = mixing.make_shard
+    monkeypatch.setattr(mixing, "make_shard", lambda index, *a: made(index, *a) if index == 0 else stop())
+    result = run(*args)
+    assert result.exit_code == 1 and "d holds an unfinished dataset, which training refuses" in result.output

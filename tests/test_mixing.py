@@ -142,6 +142,14 @@ def test_an_interrupted_dataset_or_a_foreign_shard_is_refused_by_training(tmp_pa
     (tmp_path / "d" / "shard-00007.npz").write_bytes((tmp_path / "d" / "shard-00000.npz").read_bytes())
     with pytest.raises(DataError, match=r"shard-00007.npz: no manifest lists it \(1 such shard"):
         list_shards(tmp_path / "d")
+    (tmp_path / "d" / "shard-00007.npz").unlink()
+    (tmp_path / "d" / "manifest.json").write_text('{"shards": ["shard-000')
+    with pytest.raises(DataError, match="manifest.json: cannot read this manifest"):
+        list_shards(tmp_path / "d")
+    # Made again in two parts over the old one: the old manifest.json goes before any new shard.
+    create_dataset(voice, noise, tmp_path / "d", TINY, MixOptions(nb_samples=4, shard_size=2), overwrite=True,
+                   num_shards=2, shard_index=0)
+    assert sorted(p.name for p in (tmp_path / "d").glob("manifest*")) == ["manifest-part000-of-002.json"]
 
 
 def test_a_dataset_written_into_its_voice_folder_does_not_feed_the_next_run(tmp_path, corpus):

@@ -336,6 +336,10 @@ def test_an_out_dir_inside_the_input_folder_is_not_read_again(tmp_path, rng, wei
         result = run("predict", str(tmp_path / "in" / "**" / "*.wav"), "--out-dir", tmp_path / "in" / "clean",
                      "--overwrite", *weights)
         assert result.exit_code == 0 and "Done 1, skipped 0, failed 0 of 1" in result.output, result.output
+    # An --out-dir above the pattern's folder is no such case: its inputs are found.
+    from denoise.enhance import plan_outputs
+
+    assert plan_outputs([str(tmp_path / "in" / "*.wav")], tmp_path)[0] == [(tmp_path / "in" / "a.wav", tmp_path / "a.wav")]
     # A folder with no audio in it is a problem, not "Done 0 of 0" and success.
     (tmp_path / "empty").mkdir()
     result = run("predict", tmp_path / "empty", "--out-dir", tmp_path / "o", *weights)

@@ -345,3 +345,20 @@ def test_cli_serves_until_interrupted_and_removes_its_folder(tmp_path):
         proc.kill()
         proc.wait()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_model_that_fails_to_run_is_the_servers_error_not_the_uploads():
+    from denoise.errors import ModelFileError
+
+    settings = read_model_info(default_weights(16000))[0]
+
+    def broken(x):
+        if x.shape[0] > 1:  # not the warm-up call
+            raise ModelFileError("/srv/models/secret.keras: cannot run the model (arena)")
+        return np.zeros_like(x)
+
+    app = create_app(model_for_rate=lambda rate: SimpleNamespace(settings=settings, predict=broken))
+    with serve_in_thread(app) as url, httpx.Client(base_url=url, timeout=60) as client:
+        response = post(client, encode(noisy(1.0, 16000), 16000))
+    assert response.status_code == 500 and "model failed to run" in response.text
+    assert "secret" not in response.text
