@@ -333,6 +333,7 @@ def _spectrograms(src: Path, out: Path, name: str) -> dict[str, bytes]:
 class SpectrogramImages(BaseModel):
     original: str
     denoised: str
+    seconds: float  # how much of the recording they show (its beginning, when it is long)
 
 
 class Analysis(BaseModel):
@@ -462,13 +463,16 @@ def create_app(
     @app.post("/api/analyze", summary="Denoise a recording; answers with the audio and both spectrograms",
               openapi_extra=UPLOAD_BODY, response_model=Analysis, responses=ERRORS)
     async def analyze(request: Request, strength: float = STRENGTH) -> dict[str, Any]:
+        from .plots import PLOT_SECONDS
+
         result = await run_job(request, spectrograms=True, strength=strength)
         b64 = lambda data: base64.b64encode(data).decode("ascii")  # noqa: E731
         return {
             "filename": result.filename, "media_type": result.media_type, "audio": b64(result.audio),
             "sample_rate": result.sample_rate, "channels": result.channels, "seconds": result.seconds,
             "processing_seconds": result.processing_seconds, "scaled_db": result.scaled_db,
-            "spectrograms": {k: b64(v) for k, v in result.spectrograms.items()},
+            "spectrograms": {**{k: b64(v) for k, v in result.spectrograms.items()},
+                             "seconds": min(result.seconds, PLOT_SECONDS)},
             "truncated": result.truncated,
         }
 

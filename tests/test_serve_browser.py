@@ -96,7 +96,8 @@ def test_upload_enhance_listen_and_download(page, tmp_path):
     assert denoised_duration(page) == pytest.approx(info.duration, abs=0.01)
     for image in ("#spec-original", "#spec-denoised"):
         assert page.evaluate(f"document.querySelector('{image}').naturalWidth") > 300
-    assert "s of audio denoised in" in page.inner_text("#timing")
+    assert "s of audio denoised at strength 100 % in" in page.inner_text("#timing")
+    assert page.evaluate("document.activeElement.id") == "download"  # focus is not lost on the body
     with page.expect_download() as download:
         page.click("#download")
     saved = tmp_path / download.value.suggested_filename
@@ -107,6 +108,26 @@ def test_upload_enhance_listen_and_download(page, tmp_path):
     shot = tmp_path / "serve.png"
     page.screenshot(path=str(shot), full_page=True)
     print(f"screenshot: {shot}")
+    # Another file: the last result is gone, and its player no longer holds (or plays) it.
+    drop_text(page, "notes.txt", "text/plain", "not a recording")
+    assert page.is_hidden("#download") and page.is_disabled("#enhance")
+    assert page.evaluate("(() => { const a = document.getElementById('denoised'); "
+                         "return [a.readyState, isNaN(a.duration)]; })()") == [0, True]
+    assert "notes.txt does not look like a recording" in page.inner_text("#message")
+    assert page.inner_text("#chosen") == ""
+    # At phone width nothing runs off the side.
+    page.set_input_files("#file", str(EXAMPLE))
+    enhance_and_wait(page)
+    page.set_viewport_size({"width": 390, "height": 844})
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+
+
+def drop_text(page, name: str, media_type: str, text: str) -> None:
+    page.evaluate("""([name, type, text]) => {
+        const data = new DataTransfer();
+        data.items.add(new File([text], name, { type }));
+        document.getElementById('drop').dispatchEvent(new DragEvent('drop', { dataTransfer: data, bubbles: true }));
+    }""", [name, media_type, text])
 
 
 def test_record_from_the_microphone(page):
@@ -124,11 +145,7 @@ def test_record_from_the_microphone(page):
 
 
 def test_a_dropped_file_that_is_not_audio_gets_the_servers_message(page):
-    page.evaluate("""(text) => {
-        const data = new DataTransfer();
-        data.items.add(new File([text], 'notes.wav', { type: 'audio/wav' }));
-        document.getElementById('drop').dispatchEvent(new DragEvent('drop', { dataTransfer: data, bubbles: true }));
-    }""", "these are notes, not audio\n" * 10)
+    drop_text(page, "notes.wav", "audio/wav", "these are notes, not audio\n" * 10)
     assert "notes.wav" in page.inner_text("#chosen")
     page.click("#enhance")
     page.wait_for_selector("#message:not([hidden])", timeout=WAIT_MS)

@@ -3,7 +3,10 @@
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const state = { file: null, limits: null, urls: [], recorder: null };
+const state = { file: null, limits: null, urls: [], recorder: null, job: null };
+// Until /api/limits answers (it lists every format the server reads).
+const FORMATS = ["wav", "flac", "ogg", "oga", "opus", "mp3", "aiff", "aif", "aifc", "caf", "w64", "m4a", "aac",
+                 "mp4", "mov", "3gp", "webm", "mka", "mkv", "wma"];
 
 function showMessage(text) {
   $("message").textContent = text || "";
@@ -18,7 +21,10 @@ function objectUrl(blob) {
 
 function clearResult() {
   for (const url of state.urls.splice(0)) URL.revokeObjectURL(url);
-  for (const id of ["denoised", "original"]) $(id).removeAttribute("src");
+  for (const id of ["denoised", "original"]) {
+    $(id).removeAttribute("src");
+    $(id).load(); // without it the player keeps playing what it had loaded
+  }
   for (const id of ["spec-original", "spec-denoised", "download"]) $(id).hidden = true;
   $("timing").textContent = "";
 }
@@ -27,22 +33,49 @@ function megabytes(bytes) {
   return (bytes / 1048576).toFixed(1) + " MB";
 }
 
+function formats() {
+  return (state.limits ? state.limits.formats : FORMATS).join(", ");
+}
+
+// Whether a file can be a recording: by its type, else by its extension.
+function looksLikeAudio(file) {
+  if (/^(audio|video)\//.test(file.type)) return true;
+  const ext = file.name.includes(".") ? file.name.split(".").pop().toLowerCase() : "";
+  return (state.limits ? state.limits.formats : FORMATS).includes(ext);
+}
+
 // A recording was chosen, dropped or recorded: check it against the limits and play it.
 function choose(file) {
+  if (state.job) return; // one recording at a time: a drop while denoising is ignored
   clearResult();
   showMessage("");
   state.file = null;
+  $("chosen").textContent = "";
+  $("record-time").textContent = "";
   $("enhance").disabled = true;
   if (!file) return;
   if (file.size === 0) return showMessage(file.name + ": the file is empty");
+  if (!looksLikeAudio(file)) {
+    return showMessage(file.name + " does not look like a recording; choose " + formats());
+  }
   if (state.limits && file.size > state.limits.max_upload_bytes) {
-    return showMessage(file.name + " is " + megabytes(file.size) + "; the limit is " +
+    return showMessage(file.name + " is " + megabytes(file.size) + "; this page takes up to " +
                        megabytes(state.limits.max_upload_bytes));
   }
   state.file = file;
   $("chosen").textContent = file.name + " (" + megabytes(file.size) + ")";
   $("original").src = objectUrl(file);
   $("enhance").disabled = false;
+}
+
+// The player learns the duration: a recording over the limit is said before it is uploaded.
+function checkDuration() {
+  const seconds = $("original").duration;
+  if (!state.file || !state.limits || !isFinite(seconds) || seconds <= state.limits.max_seconds) return;
+  showMessage(state.file.name + " is " + Math.round(seconds) + " s long; this page takes up to " +
+              Math.round(state.limits.max_seconds) + " s (split it, or use the denoise command)");
+  state.file = null;
+  $("enhance").disabled = true;
 }
 
 function base64Bytes(text) {
@@ -54,25 +87,34 @@ function base64Bytes(text) {
 
 function setBusy(busy) {
   $("busy").hidden = !busy;
+  $("cancel").hidden = !busy;
   $("enhance").disabled = busy || !state.file;
   $("enhance").setAttribute("aria-busy", String(busy));
   $("record").disabled = busy;
   $("file").disabled = busy;
+  $("drop").classList.toggle("disabled", busy);
 }
 
 async function enhance() {
-  if (!state.file) return;
+  if (!state.file || state.job) return;
   showMessage("");
+  const job = { controller: new AbortController(), started: performance.now() };
+  state.job = job;
   setBusy(true);
-  const started = performance.now();
+  $("cancel").focus();
+  const tick = setInterval(() => {
+    $("busy-text").textContent = "Denoising\u2026 " + ((performance.now() - job.started) / 1000).toFixed(0) + " s";
+  }, 1000);
+  const strength = Number($("strength").value);
+  let done = null;
   try {
     const form = new FormData();
     form.append("file", state.file, state.file.name);
-    const strength = Number($("strength").value) / 100;
-    const response = await fetch("/api/analyze?strength=" + strength, { method: "POST", body: form });
+    const response = await fetch("/api/analyze?strength=" + strength / 100,
+                                 { method: "POST", body: form, signal: job.controller.signal });
     const body = await response.json().catch(() => ({}));
     if (!response.ok) {
-      throw new Error(body.detail || "the server answered " + response.status);
+      throw new Error(body.detail || "The server answered " + response.status + ".");
     }
     const audio = new Blob([base64Bytes(body.audio)], { type: body.media_type });
     const url = objectUrl(audio);
@@ -80,19 +122,31 @@ async function enhance() {
     $("spec-original").src = "data:image/png;base64," + body.spectrograms.original;
     $("spec-denoised").src = "data:image/png;base64," + body.spectrograms.denoised;
     $("spec-original").hidden = $("spec-denoised").hidden = false;
-    const roundTrip = (performance.now() - started) / 1000;
-    $("timing").textContent = body.seconds.toFixed(1) + " s of audio denoised in " +
-      body.processing_seconds.toFixed(2) + " s (" + roundTrip.toFixed(2) + " s with upload and images)" +
+    const roundTrip = (performance.now() - job.started) / 1000;
+    $("timing").textContent = body.seconds.toFixed(1) + " s of audio denoised at strength " + strength +
+      " % in " + body.processing_seconds.toFixed(2) + " s (" + roundTrip.toFixed(2) + " s with upload and images)" +
+      (body.spectrograms.seconds < body.seconds ? "; the spectrograms show the first " +
+        Math.round(body.spectrograms.seconds) + " s" : "") +
       (body.scaled_db < 0 ? "; scaled by " + body.scaled_db.toFixed(2) + " dB to avoid clipping" : "") +
       (body.truncated ? "; note: " + body.truncated + ", denoised what it holds" : "");
     $("download").href = url;
     $("download").download = body.filename;
     $("download").hidden = false;
+    done = $("download");
   } catch (error) {
-    showMessage(error.message === "Failed to fetch" ? "the server cannot be reached" : error.message);
+    if (error.name === "AbortError") showMessage("Cancelled.");
+    else showMessage(error.message === "Failed to fetch" ? "The server cannot be reached." : error.message);
   } finally {
+    clearInterval(tick);
+    $("busy-text").textContent = "Denoising\u2026";
+    state.job = null;
     setBusy(false);
+    (done || $("enhance")).focus(); // not left on the body while a disabled button held it
   }
+}
+
+function cancel() {
+  if (state.job) state.job.controller.abort();
 }
 
 // --- Recording: MediaRecorder, then decoded and re-encoded as 16-bit mono WAV, which the server reads.
@@ -115,22 +169,29 @@ function wavFile(buffer) {
     const s = Math.max(-1, Math.min(1, mono[i]));
     view.setInt16(44 + 2 * i, s < 0 ? s * 0x8000 : s * 0x7fff, true);
   }
-  const stamp = new Date().toISOString().slice(0, 19).replace(/[:T]/g, "-");
+  const now = new Date(); // local time, as the person recording reads their clock
+  const pad = (x) => String(x).padStart(2, "0");
+  const stamp = now.getFullYear() + "-" + pad(now.getMonth() + 1) + "-" + pad(now.getDate()) + "-" +
+    pad(now.getHours()) + "-" + pad(now.getMinutes()) + "-" + pad(now.getSeconds());
   return new File([view], "recording-" + stamp + ".wav", { type: "audio/wav" });
 }
 
 async function startRecording() {
-  let stream;
+  let stream, recorder;
   try {
     stream = await navigator.mediaDevices.getUserMedia({ audio: true });
+    recorder = new MediaRecorder(stream);
   } catch (error) {
-    return showMessage("no microphone available (" + error.message + ")");
+    if (stream) stream.getTracks().forEach((track) => track.stop());
+    return showMessage("No microphone available (" + error.message + ")");
   }
   const chunks = [];
-  const recorder = new MediaRecorder(stream);
   const started = Date.now();
+  const longest = state.limits ? state.limits.max_seconds : Infinity;
   const tick = setInterval(() => {
-    $("record-time").textContent = ((Date.now() - started) / 1000).toFixed(0) + " s";
+    const seconds = (Date.now() - started) / 1000;
+    $("record-time").textContent = seconds.toFixed(0) + " s";
+    if (seconds >= longest && recorder.state === "recording") toggleRecording(); // the server's limit
   }, 250);
   recorder.ondataavailable = (event) => chunks.push(event.data);
   recorder.onstop = async () => {
@@ -138,13 +199,16 @@ async function startRecording() {
     stream.getTracks().forEach((track) => track.stop());
     $("record").textContent = "Record";
     $("record").setAttribute("aria-pressed", "false");
+    const context = new AudioContext();
     try {
-      const context = new AudioContext();
       const decoded = await context.decodeAudioData(await new Blob(chunks).arrayBuffer());
-      context.close();
+      const seconds = $("record-time").textContent;
       choose(wavFile(decoded));
+      $("record-time").textContent = seconds;
     } catch (error) {
-      showMessage("the recording could not be decoded (" + error.message + ")");
+      showMessage("The recording could not be decoded (" + error.message + ")");
+    } finally {
+      context.close();
     }
   };
   recorder.start();
@@ -167,15 +231,28 @@ function toggleRecording() {
 
 function init() {
   const drop = $("drop");
-  $("file").addEventListener("change", (event) => choose(event.target.files[0]));
+  $("file").addEventListener("change", (event) => {
+    choose(event.target.files[0]);
+    event.target.value = ""; // choosing the same file again is a change too
+  });
+  $("file").addEventListener("keydown", (event) => { // Space opens the chooser; Enter too
+    if (event.key === "Enter") { event.preventDefault(); $("file").click(); }
+  });
   drop.addEventListener("dragover", (event) => { event.preventDefault(); drop.classList.add("over"); });
-  drop.addEventListener("dragleave", () => drop.classList.remove("over"));
+  drop.addEventListener("dragleave", (event) => {
+    if (!drop.contains(event.relatedTarget)) drop.classList.remove("over"); // not when over its own text
+  });
   drop.addEventListener("drop", (event) => {
     event.preventDefault();
     drop.classList.remove("over");
     choose(event.dataTransfer.files[0]);
   });
+  for (const type of ["dragover", "drop"]) { // a file dropped beside the zone must not replace the page
+    window.addEventListener(type, (event) => event.preventDefault());
+  }
   $("enhance").addEventListener("click", enhance);
+  $("cancel").addEventListener("click", cancel);
+  $("original").addEventListener("loadedmetadata", checkDuration);
   if (navigator.mediaDevices && window.MediaRecorder) {
     $("record").addEventListener("click", toggleRecording);
   } else {
@@ -185,9 +262,12 @@ function init() {
   $("strength").addEventListener("input", () => {
     $("strength-value").textContent = $("strength").value + " %";
   });
+  window.addEventListener("beforeunload", (event) => {
+    if (state.job) event.preventDefault(); // leaving now loses the recording being denoised
+  });
   fetch("/api/limits").then((r) => r.json()).then((limits) => {
     state.limits = limits;
-    $("limits").textContent = limits.formats.join(", ") + "; up to " + megabytes(limits.max_upload_bytes) +
+    $("limits").textContent = formats() + "; up to " + megabytes(limits.max_upload_bytes) +
       " and " + Math.round(limits.max_seconds) + " s";
   }).catch(() => {});
 }
