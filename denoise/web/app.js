@@ -72,10 +72,10 @@ function choose(file) {
 function checkDuration() {
   const seconds = $("original").duration;
   if (!state.file || !state.limits || !isFinite(seconds) || seconds <= state.limits.max_seconds) return;
-  showMessage(state.file.name + " is " + Math.round(seconds) + " s long; this page takes up to " +
+  const name = state.file.name;
+  choose(null);
+  showMessage(name + " is " + Math.round(seconds) + " s long; this page takes up to " +
               Math.round(state.limits.max_seconds) + " s (split it, or use the denoise command)");
-  state.file = null;
-  $("enhance").disabled = true;
 }
 
 function base64Bytes(text) {
@@ -90,7 +90,7 @@ function setBusy(busy) {
   $("cancel").hidden = !busy;
   $("enhance").disabled = busy || !state.file;
   $("enhance").setAttribute("aria-busy", String(busy));
-  $("record").disabled = busy;
+  $("record").disabled = busy && !recording(); // a recording under way can always be stopped
   $("file").disabled = busy;
   $("drop").classList.toggle("disabled", busy);
 }
@@ -103,7 +103,7 @@ async function enhance() {
   setBusy(true);
   $("cancel").focus();
   const tick = setInterval(() => {
-    $("busy-text").textContent = "Denoising\u2026 " + ((performance.now() - job.started) / 1000).toFixed(0) + " s";
+    $("busy-time").textContent = ((performance.now() - job.started) / 1000).toFixed(0) + " s"; // not read out
   }, 1000);
   const strength = Number($("strength").value);
   let done = null;
@@ -138,7 +138,7 @@ async function enhance() {
     else showMessage(error.message === "Failed to fetch" ? "The server cannot be reached." : error.message);
   } finally {
     clearInterval(tick);
-    $("busy-text").textContent = "Denoising\u2026";
+    $("busy-time").textContent = "";
     state.job = null;
     setBusy(false);
     (done || $("enhance")).focus(); // not left on the body while a disabled button held it
@@ -176,6 +176,10 @@ function wavFile(buffer) {
   return new File([view], "recording-" + stamp + ".wav", { type: "audio/wav" });
 }
 
+function recording() {
+  return Boolean(state.recorder && state.recorder.state === "recording");
+}
+
 async function startRecording() {
   let stream, recorder;
   try {
@@ -185,13 +189,17 @@ async function startRecording() {
     if (stream) stream.getTracks().forEach((track) => track.stop());
     return showMessage("No microphone available (" + error.message + ")");
   }
+  choose(null); // what was chosen before is replaced by the recording
+  const context = new AudioContext(); // decodes the recording at its rate, which sets the WAV's size
   const chunks = [];
   const started = Date.now();
-  const longest = state.limits ? state.limits.max_seconds : Infinity;
+  // The server's limits: its longest recording, and its largest upload as 16-bit mono WAV.
+  const longest = state.limits ? Math.min(state.limits.max_seconds,
+                                          (state.limits.max_upload_bytes - 44) / (2 * context.sampleRate)) : Infinity;
   const tick = setInterval(() => {
     const seconds = (Date.now() - started) / 1000;
     $("record-time").textContent = seconds.toFixed(0) + " s";
-    if (seconds >= longest && recorder.state === "recording") toggleRecording(); // the server's limit
+    if (seconds >= longest && recording()) toggleRecording();
   }, 250);
   recorder.ondataavailable = (event) => chunks.push(event.data);
   recorder.onstop = async () => {
@@ -199,7 +207,7 @@ async function startRecording() {
     stream.getTracks().forEach((track) => track.stop());
     $("record").textContent = "Record";
     $("record").setAttribute("aria-pressed", "false");
-    const context = new AudioContext();
+    $("record").disabled = Boolean(state.job);
     try {
       const decoded = await context.decodeAudioData(await new Blob(chunks).arrayBuffer());
       const seconds = $("record-time").textContent;
@@ -219,7 +227,7 @@ async function startRecording() {
 }
 
 function toggleRecording() {
-  if (state.recorder && state.recorder.state === "recording") {
+  if (recording()) {
     state.recorder.stop();
     state.recorder = null;
   } else {
@@ -238,7 +246,10 @@ function init() {
   $("file").addEventListener("keydown", (event) => { // Space opens the chooser; Enter too
     if (event.key === "Enter") { event.preventDefault(); $("file").click(); }
   });
-  drop.addEventListener("dragover", (event) => { event.preventDefault(); drop.classList.add("over"); });
+  drop.addEventListener("dragover", (event) => {
+    event.preventDefault();
+    if (!state.job) drop.classList.add("over");
+  });
   drop.addEventListener("dragleave", (event) => {
     if (!drop.contains(event.relatedTarget)) drop.classList.remove("over"); // not when over its own text
   });
