@@ -35,7 +35,7 @@ from typing import Callable, Iterator
 import numpy as np
 
 from . import audio as audio_io
-from .errors import AudioError, DenoiseError, ModelFileError
+from .errors import AudioError, Cancelled, DenoiseError, ModelFileError
 from .settings import Settings
 from .spectrogram import (
     block_starts,
@@ -444,10 +444,13 @@ def enhance_file(
     settings: Settings,
     predict: PredictFn,
     mono: bool = False,
+    stop: Callable[[], bool] | None = None,
     **options,
 ) -> FileResult:
     """Denoise one file into ``out_path``: same rate, channels (or mono) and, where the output format
     allows, sample format. Memory stays bounded whatever the duration.
+
+    ``stop``, asked before each chunk: True abandons the work (Cancelled), leaving no output.
 
     Nothing is left at ``out_path`` on failure: the audio goes to a temporary file in the output
     folder that is renamed at the end. If denoising would push samples past full scale, the whole
@@ -504,6 +507,8 @@ def enhance_file(
                 return data.mean(axis=1, keepdims=True) if mono else data
 
             for piece in enhance_chunks(read, n, rate, settings, predict, enhance_options):
+                if stop is not None and stop():
+                    raise Cancelled(f"{in_path}: cancelled")
                 if not np.all(np.isfinite(piece)):
                     raise AudioError(f"{in_path}: denoising gave non-finite samples (is the input's range sane?)")
                 peak = max(peak, float(np.max(np.abs(piece))))

@@ -21,5 +21,9 @@ class MissingDependencyError(DenoiseError):
     """An optional package needed for this command is not installed."""
 
 
+class Cancelled(DenoiseError):
+    """The work was stopped because whoever asked for it no longer waits for it."""
+
+
 class ModelFileError(DenoiseError):
     """A model file or its settings cannot be loaded, saved or run."""

@@ -41,7 +41,7 @@ from starlette.requests import ClientDisconnect
 
 from . import __version__
 from . import audio as audio_io
-from .errors import AudioError, DenoiseError, ModelFileError
+from .errors import AudioError, Cancelled, DenoiseError, ModelFileError
 
 WEB_DIR = Path(__file__).resolve().parent / "web"
 FIELD = "file"
@@ -254,14 +254,17 @@ STRENGTH = Query(1.0, ge=0.0, le=1.0, description="Share of the predicted noise 
 
 
 def denoise_upload(upload: Upload, models: SharedModels, limits: Limits, spectrograms: bool = False,
-                   strength: float = 1.0) -> Denoised:
+                   strength: float = 1.0, stop: Callable[[], bool] | None = None) -> Denoised:
     """Check and denoise a saved upload into its folder; return the result in memory.
 
     Runs in a worker thread. Problems with the recording raise HTTPException 413, 415 or 422 whose
-    one-line message names the upload (server paths never appear in it).
+    one-line message names the upload (server paths never appear in it). ``stop`` (the client went
+    away, asked between chunks) abandons the work: 499, which nobody reads.
     """
     from .enhance import enhance_file
 
+    if stop is not None and stop():  # gone while it waited for its turn
+        raise HTTPException(499, "the client closed the request")
     name = upload.name
     suffix = Path(name).suffix.lower()  # kept, so a file's problem is put as for the same file on disk
     src = upload.path.rename(upload.path.with_suffix(suffix)) if suffix in audio_io.AUDIO_EXTENSIONS else upload.path
@@ -292,9 +295,11 @@ def denoise_upload(upload: Upload, models: SharedModels, limits: Limits, spectro
                                  f"{limits.max_seconds:g} s (denoise serve --max-seconds)")
     out = src.with_name(f"denoised{ext}")
     try:
-        result = enhance_file(src, out, *_settings_and_predict(models, rate), strength=strength)
+        result = enhance_file(src, out, *_settings_and_predict(models, rate), strength=strength, stop=stop)
         data = out.read_bytes()
         images = _spectrograms(src, out, name) if spectrograms else None
+    except Cancelled:
+        raise HTTPException(499, "the client closed the request") from None
     except ModelFileError as exc:  # the server's fault, not the upload's: its path stays in the server's log
         logging.getLogger("denoise.serve").error("%s", exc)
         raise HTTPException(500, "the server's model failed to run; its log says why") from None
@@ -433,8 +438,10 @@ def create_app(
                 jobs.append(anyio.CapacityLimiter(limits.max_jobs))
             # Requests beyond max_jobs wait here, in the event loop, holding no worker thread: the
             # threads that serve the page's files stay free however many recordings are queued.
+            # A client that went away (Cancel on the page) stops its job at the next chunk.
+            gone = lambda: anyio.from_thread.run(request.is_disconnected)  # noqa: E731
             return await anyio.to_thread.run_sync(
-                lambda: denoise_upload(upload, models, limits, spectrograms, strength), limiter=jobs[0])
+                lambda: denoise_upload(upload, models, limits, spectrograms, strength, gone), limiter=jobs[0])
         finally:
             shutil.rmtree(job_dir, ignore_errors=True)
 

@@ -362,3 +362,26 @@ def test_a_model_that_fails_to_run_is_the_servers_error_not_the_uploads():
         response = post(client, encode(noisy(1.0, 16000), 16000))
     assert response.status_code == 500 and "model failed to run" in response.text
     assert "secret" not in response.text
+
+
+def test_a_client_that_goes_away_stops_its_job():
+    """Cancel on the page closes the request: the job stops at its next chunk instead of holding a slot."""
+    settings = read_model_info(default_weights(16000))[0]
+    calls = []
+
+    def slow_predict(x):
+        if x.shape[0] > 1:  # not the warm-up call
+            calls.append(time.perf_counter())
+            time.sleep(1.0)
+        return np.zeros_like(x)
+
+    app = create_app(model_for_rate=lambda rate: SimpleNamespace(settings=settings, predict=slow_predict),
+                     limits=Limits(max_upload_bytes=50 * 2**20, max_seconds=300))
+    data = encode(noisy(150.0, 16000), 16000)  # five 30-s chunks: five slow calls if it ran to the end
+    with serve_in_thread(app) as url:
+        with httpx.Client(base_url=url, timeout=httpx.Timeout(60, read=0.5)) as client:
+            with pytest.raises(httpx.ReadTimeout):
+                post(client, data)
+        time.sleep(4.0)
+        assert 1 <= len(calls) <= 2, len(calls)
+        assert os.listdir(app.state.workdir) == []  # its files are gone with it
