@@ -193,6 +193,9 @@ def test_workers_and_parts_give_the_same_dataset(tmp_path, corpus):
         assert (tmp_path / "two" / name).read_bytes() == reference
         assert (tmp_path / "parts" / name).read_bytes() == reference
     assert (tmp_path / "parts" / "manifest-part002-of-003.json").exists()
+    from denoise.dataset import list_shards
+
+    assert len(list_shards(tmp_path / "parts")) == 4  # the three parts' manifests vouch for every shard
     for name in ("noisy", "clean", "noise"):  # the part holding shard 0 writes the listening samples
         assert (tmp_path / "parts" / "samples" / f"{name}.wav").read_bytes() == (
             tmp_path / "one" / "samples" / f"{name}.wav").read_bytes()
