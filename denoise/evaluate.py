@@ -354,6 +354,8 @@ def evaluate_folder(
     failures: list[str] = []
     if enhanced_dir is None:
         chooser = ModelChooser(weights)
+        if weights is not None:
+            chooser.for_rate(0)  # the one model given, loaded before any folder is made: a bad path says so first
         enhanced_dir = out / "enhanced"
         results, failures = enhance_tree(noisy_dir, enhanced_dir, chooser.for_rate,
                                          progress("Denoising", len(inputs)) if progress else None, skip=out)

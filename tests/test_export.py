@@ -203,3 +203,4 @@ def test_a_model_that_cannot_load_stops_a_batch_in_one_line(tmp_path, rng):
                                        str(tmp_path / "in"), "--out", str(tmp_path / "out"),
                                        "--weights", str(tmp_path / "bad.tflite")])
     assert result.exit_code == 1 and result.output.count("cannot load the LiteRT model") == 1, result.output
+    assert not (tmp_path / "out" / "enhanced").exists()  # refused before any folder was made
