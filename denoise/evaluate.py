@@ -8,6 +8,7 @@ the ``pesq``, ``pystoi`` and ``speechmos`` packages (the ``eval`` extra).
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import glob
 import math
@@ -354,11 +355,17 @@ def evaluate_folder(
     failures: list[str] = []
     if enhanced_dir is None:
         chooser = ModelChooser(weights)
-        if weights is not None:
-            chooser.for_rate(0)  # the one model given, loaded before any folder is made: a bad path says so first
         enhanced_dir = out / "enhanced"
-        results, failures = enhance_tree(noisy_dir, enhanced_dir, chooser.for_rate,
-                                         progress("Denoising", len(inputs)) if progress else None, skip=out)
+        made = not enhanced_dir.exists()
+        try:
+            results, failures = enhance_tree(noisy_dir, enhanced_dir, chooser.for_rate,
+                                             progress("Denoising", len(inputs)) if progress else None, skip=out)
+        except DenoiseError:  # a model that cannot be loaded or run stops it: leave no empty folders
+            if made:
+                for folder in sorted((p for p in enhanced_dir.rglob("*") if p.is_dir()), reverse=True) + [enhanced_dir]:
+                    with contextlib.suppress(OSError):
+                        folder.rmdir()  # only empty ones go
+            raise
         failed_inputs = frozenset(inputs) - {r.input for r in results}
         extra["models"] = sorted(str(m.path) for m in chooser.loaded)
     extra["enhanced_dir"] = str(enhanced_dir)
