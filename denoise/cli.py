@@ -15,6 +15,7 @@ from . import __version__
 from .errors import DenoiseError
 
 EXISTING_DIR = click.Path(file_okay=False, path_type=Path)
+SKIPPED_SHOWN = 10  # skipped outputs listed one by one; past that, a count
 ANY_PATH = click.Path(path_type=Path)
 WEIGHTS_HELP = ("Model file (.keras, or its .tflite export alone, each with its .json) or training folder. "
                 "Default: the shipped 8 kHz model for audio at 8 kHz or below, the 16 kHz model otherwise.")
@@ -312,8 +313,12 @@ def predict(paths, out_dir, out_format, weights, overwrite, mono, plot, high_ban
                  f"(real-time factor {rtf:.3f})") if report.done else ""
         click.echo(f"Done {len(report.done)}, skipped {len(report.skipped)}, failed {len(report.failed)} "
                    f"of {len(jobs) + len(problems)}{speed}")
-    for line in report.skipped:
+    shown = report.skipped if len(report.skipped) <= SKIPPED_SHOWN else report.skipped[: SKIPPED_SHOWN - 1]
+    for line in shown:
         click.echo(f"  skipped: {line}", err=True)
+    if len(shown) < len(report.skipped):  # a rerun over a large folder: not one line per file
+        click.echo(f"  skipped: {len(report.skipped) - len(shown)} more outputs that exist "
+                   "(use --overwrite to replace them)", err=True)
     if report.failed:
         for line in report.failed:
             click.echo(f"  failed: {line}", err=True)

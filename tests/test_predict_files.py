@@ -420,3 +420,13 @@ def test_out_format_chooses_every_output_format(tmp_path, rng, weights):
     write_encoded(tmp_path / "in" / "a.webm", speech_like(rng, 0.5, 48000), 48000, codec="libopus")
     result = run("predict", tmp_path / "in", "--out-dir", tmp_path / "out2", *weights)
     assert result.exit_code == 1 and "a.wav would also be written from" in result.output
+
+
+def test_a_rerun_over_a_large_folder_counts_its_skipped_outputs(tmp_path, rng, weights):
+    for i in range(12):
+        write(tmp_path / "in" / f"{i:02d}.wav", speech_like(rng, 0.2, 8000), 8000)
+    assert run("predict", tmp_path / "in", "--out-dir", tmp_path / "out", *weights).exit_code == 0
+    result = run("predict", tmp_path / "in", "--out-dir", tmp_path / "out", *weights)
+    assert result.exit_code == 0 and "Done 0, skipped 12, failed 0 of 12" in result.output
+    assert result.output.count("exists (use --overwrite to replace it)") == 9
+    assert "skipped: 3 more outputs that exist (use --overwrite to replace them)" in result.output
