@@ -407,9 +407,11 @@ def evaluate(clean_dir, noisy_dir, enhanced_dir, out, weights) -> None:
               help="Largest upload accepted, in MiB (2**20 bytes).")
 @click.option("--max-seconds", type=click.FloatRange(min=0, min_open=True), default=300.0, show_default=True,
               help="Longest recording accepted, in seconds.")
+@click.option("--max-jobs", type=click.IntRange(min=1), default=2, show_default=True,
+              help="Recordings denoised at once; further requests wait their turn (each job uses about one core).")
 @click.option("--runtime", type=click.Choice(["auto", "lite", "keras"]), default="auto", show_default=True,
               help="auto: the LiteRT export beside the model when present (fast, no TensorFlow), else Keras.")
-def serve(host, port, weights, max_upload_mb, max_seconds, runtime) -> None:
+def serve(host, port, weights, max_upload_mb, max_seconds, max_jobs, runtime) -> None:
     """Serve a web page (and HTTP API) that denoises recordings dropped or recorded in the browser."""
     os.environ.setdefault("CUDA_VISIBLE_DEVICES", "-1")
     try:
@@ -420,8 +422,8 @@ def serve(host, port, weights, max_upload_mb, max_seconds, runtime) -> None:
     if warning:
         click.echo(warning, err=True)
     try:
-        run(host, port, weights, Limits(max_upload_bytes=int(max_upload_mb * 2**20), max_seconds=max_seconds),
-            runtime, echo=click.echo)
+        run(host, port, weights, Limits(max_upload_bytes=int(max_upload_mb * 2**20), max_seconds=max_seconds,
+                                        max_jobs=max_jobs), runtime, echo=click.echo)
     except DenoiseError as exc:
         _fail(exc)
 

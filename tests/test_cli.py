@@ -153,7 +153,7 @@ def test_cli_defaults_and_choices_are_the_librarys():
     from denoise.mixing import SNR_WEIGHTINGS, MixOptions
     from denoise.model import LOSSES
     from denoise.model_io import KERAS_WEIGHTS, LITE_WEIGHTS, RUNTIMES
-    from denoise.serve import DEFAULT_MAX_SECONDS, DEFAULT_MAX_UPLOAD_MB
+    from denoise.serve import DEFAULT_MAX_SECONDS, DEFAULT_MAX_UPLOAD_MB, Limits
     from denoise.settings import ModelSettings, Settings
     from denoise.train import TrainOptions
 
@@ -170,6 +170,7 @@ def test_cli_defaults_and_choices_are_the_librarys():
         ("predict", "overlap"): enhance.overlap, ("predict", "high_band"): enhance.high_band,
         ("predict", "match_level"): enhance.match_level,
         ("serve", "max_upload_mb"): DEFAULT_MAX_UPLOAD_MB, ("serve", "max_seconds"): DEFAULT_MAX_SECONDS,
+        ("serve", "max_jobs"): Limits().max_jobs,
         ("train", "epochs"): train.epochs, ("train", "batch_size"): train.batch_size,
         ("train", "validation_split"): train.validation_split, ("train", "seed"): train.seed,
         ("train", "base_filters"): ModelSettings().base_filters, ("train", "depth"): ModelSettings().depth,

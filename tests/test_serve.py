@@ -330,7 +330,8 @@ def test_cli_warns_for_all_interfaces_and_reports_a_busy_port():
 
 def test_cli_serves_until_interrupted_and_removes_its_folder(tmp_path):
     env = {**os.environ, "TMPDIR": str(tmp_path), "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "denoise", "serve", "--port", "0", "--max-seconds", "60"],
+    proc = subprocess.Popen([sys.executable, "-m", "denoise", "serve", "--port", "0", "--max-seconds", "60",
+                             "--max-jobs", "3"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
         line = proc.stdout.readline()
@@ -338,7 +339,8 @@ def test_cli_serves_until_interrupted_and_removes_its_folder(tmp_path):
         assert url, line + proc.stderr.read()
         assert [p.name.startswith("denoise-serve-") for p in tmp_path.iterdir()] == [True]
         assert httpx.get(url.group(0)).status_code == 200
-        assert httpx.get(url.group(0) + "api/limits").json()["max_seconds"] == 60
+        limits = httpx.get(url.group(0) + "api/limits").json()
+        assert (limits["max_seconds"], limits["max_jobs"]) == (60, 3)
         proc.send_signal(signal.SIGINT)
         assert proc.wait(20) == 0, proc.stderr.read()
     finally:
