@@ -408,7 +408,7 @@ def evaluate(clean_dir, noisy_dir, enhanced_dir, out, weights) -> None:
 @click.option("--max-seconds", type=click.FloatRange(min=0, min_open=True), default=300.0, show_default=True,
               help="Longest recording accepted, in seconds.")
 @click.option("--max-jobs", type=click.IntRange(min=1), default=2, show_default=True,
-              help="Recordings denoised at once; further requests wait their turn (each job uses about one core).")
+              help="Recordings denoised at once; further requests wait their turn.")
 @click.option("--runtime", type=click.Choice(["auto", "lite", "keras"]), default="auto", show_default=True,
               help="auto: the LiteRT export beside the model when present (fast, no TensorFlow), else Keras.")
 def serve(host, port, weights, max_upload_mb, max_seconds, max_jobs, runtime) -> None:
