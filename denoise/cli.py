@@ -347,7 +347,11 @@ def export(model, compact_to, keras_weights, lite_weights) -> None:
             path = export_lite(model, lite_weights or "float32")
     except DenoiseError as exc:
         _fail(exc)
-    click.echo(f"Wrote {path}")
+    if compact_to:  # the copy is three files, kept together
+        keras_path = Path(compact_to)
+        click.echo(f"Wrote {keras_path}, {keras_path.with_suffix('.json')} and {path}")
+    else:
+        click.echo(f"Wrote {path}")
 
 
 @main.command()

@@ -65,6 +65,8 @@ def test_compact_copy_for_shipping(trained, tmp_path, rng):
     assert (run / "best.keras").read_bytes() == before  # the trained model is not replaced by a float16 copy
     result = CliRunner().invoke(main, ["export", str(trained["model"]), "--compact-to", str(tmp_path / "small.keras")])
     assert result.exit_code == 0, result.output
+    small = tmp_path / "small"
+    assert f"Wrote {small}.keras, {small}.json and {small}.tflite" in result.output  # all three, kept together
     full = load_model(trained["model"], runtime="keras")
     small_lite, small_keras = load_model(tmp_path / "small.keras"), load_model(tmp_path / "small.keras", runtime="keras")
     assert small_lite.runtime == "lite" and small_keras.metadata["weights_dtype"] == "float16"
