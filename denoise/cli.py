@@ -16,6 +16,7 @@ from .errors import DenoiseError
 
 EXISTING_DIR = click.Path(file_okay=False, path_type=Path)
 SKIPPED_SHOWN = 10  # skipped outputs listed one by one; past that, a count
+LONG_FILE_SECONDS = 60.0  # one recording at least this long gets a progress bar over its seconds
 ANY_PATH = click.Path(path_type=Path)
 WEIGHTS_HELP = ("Model file (.keras, or its .tflite export alone, each with its .json) or training folder. "
                 "Default: the shipped 8 kHz model for audio at 8 kHz or below, the 16 kHz model otherwise.")
@@ -281,14 +282,25 @@ def predict(paths, out_dir, out_format, weights, overwrite, mono, plot, high_ban
     except OSError as exc:
         raise click.ClickException(f"{out_dir}: cannot create output folder ({exc.strerror})")
     chooser = ModelChooser(weights, runtime)
+    seconds_bar: list = []  # one long file: a bar over its seconds of audio, shown once it is worth it
+
+    def file_progress(done: float, total: float) -> None:
+        if not seconds_bar and total >= LONG_FILE_SECONDS:
+            seconds_bar.append(tqdm(total=round(total, 1), unit="s", desc="Denoising"))
+        if seconds_bar:
+            seconds_bar[0].update(round(done, 1) - seconds_bar[0].n)
+
     try:
         with tqdm(total=len(jobs), unit="file", desc="Denoising", disable=len(jobs) < 2) as bar:
             report = enhance_batch(jobs, chooser.for_rate, overwrite=overwrite, mono=mono, plot=plot,
                                    high_band=high_band, strength=strength, floor_db=floor_db, overlap=overlap,
-                                   match_level=match_level,
-                                   make_dirs=out_dir is not None, progress=bar.update)
+                                   match_level=match_level, make_dirs=out_dir is not None, progress=bar.update,
+                                   file_progress=file_progress if len(jobs) == 1 else None)
     except DenoiseError as exc:  # the model or the options: every file would fail alike
         _fail(exc)
+    finally:
+        for one in seconds_bar:
+            one.close()
     report.failed = problems + report.failed
     if out_dir is None:  # one file: its problem is the command's error
         if report.skipped:

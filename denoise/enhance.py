@@ -445,12 +445,14 @@ def enhance_file(
     predict: PredictFn,
     mono: bool = False,
     stop: Callable[[], bool] | None = None,
+    progress: Callable[[float, float], None] | None = None,
     **options,
 ) -> FileResult:
     """Denoise one file into ``out_path``: same rate, channels (or mono) and, where the output format
     allows, sample format. Memory stays bounded whatever the duration.
 
     ``stop``, asked before each chunk: True abandons the work (Cancelled), leaving no output.
+    ``progress(seconds done, seconds in all)`` is called after each chunk.
 
     Nothing is left at ``out_path`` on failure: the audio goes to a temporary file in the output
     folder that is renamed at the end. If denoising would push samples past full scale, the whole
@@ -492,7 +494,7 @@ def enhance_file(
             n, rate, channels = audio_io.decode_to(in_path, decoded, problems=damage)
             if n <= 0:
                 raise AudioError(f"{in_path}: no samples")
-        peak = 0.0
+        peak, done = 0.0, 0
         with audio_io.open_audio(decoded or in_path) as src, audio_io.float_writer(tmp_float, rate, out_channels) as dst:
 
             def read(a: int, b: int) -> np.ndarray:
@@ -513,6 +515,9 @@ def enhance_file(
                     raise AudioError(f"{in_path}: denoising gave non-finite samples (is the input's range sane?)")
                 peak = max(peak, float(np.max(np.abs(piece))))
                 dst.write(piece)
+                if progress is not None:
+                    done += piece.shape[0]
+                    progress(done / rate, n / rate)
         # Past full scale, the whole file is scaled down: to full scale, or for a lossy format to
         # -1 dBFS (its decoder overshoots: an MP3 scaled to 1.0 decoded to 1.016).
         scale = 1.0 if peak <= 1.0 else (audio_io.LOSSY_PEAK if audio_io.is_lossy_output(out_path) else 1.0) / peak
@@ -632,6 +637,7 @@ def enhance_batch(
     plot: bool = False,
     make_dirs: bool = False,
     progress: Callable[[int], None] | None = None,
+    file_progress: Callable[[float, float], None] | None = None,
     **options,
 ) -> BatchReport:
     """Denoise each (input, output) pair; a failure is recorded and the batch goes on.
@@ -659,7 +665,8 @@ def enhance_batch(
                         raise AudioError(f"{dst}: cannot create output folder ({exc.strerror})") from None
                 rate, _ = audio_io.audio_format(src)
                 loaded = model_for_rate(rate)
-                result = enhance_file(src, dst, loaded.settings, loaded.predict, mono=mono, **options)
+                result = enhance_file(src, dst, loaded.settings, loaded.predict, mono=mono, progress=file_progress,
+                                      **options)
                 if plot:
                     png = dst.with_suffix(".png")
                     if png in plotted:

@@ -430,3 +430,12 @@ def test_a_rerun_over_a_large_folder_counts_its_skipped_outputs(tmp_path, rng, w
     assert result.exit_code == 0 and "Done 0, skipped 12, failed 0 of 12" in result.output
     assert result.output.count("exists (use --overwrite to replace it)") == 9
     assert "skipped: 3 more outputs that exist (use --overwrite to replace them)" in result.output
+
+
+def test_one_long_recording_shows_its_progress_in_seconds(tmp_path, rng, weights):
+    write(tmp_path / "short.wav", speech_like(rng, 2.0, 8000), 8000)
+    result = run("predict", tmp_path / "short.wav", tmp_path / "short_out.wav", *weights)
+    assert result.exit_code == 0 and "Denoising" not in result.output
+    write(tmp_path / "episode.wav", np.tile(speech_like(rng, 2.0, 8000), 31), 8000)  # 62 s
+    result = run("predict", tmp_path / "episode.wav", tmp_path / "episode_out.wav", *weights)
+    assert result.exit_code == 0 and "Denoising: 100%" in result.output and "62.0/62.0" in result.output, result.output
