@@ -572,9 +572,7 @@ def plan_outputs(paths: list[Path], out_dir: Path | None,
         elif not arg.exists() and GLOB_CHARS & set(str(arg)):
             # An --out-dir inside the folder the pattern searches: a rerun's pattern would also match
             # the last run's outputs (as for a folder; an --out-dir of "." above "rec/*.wav" is no such case).
-            searched = Path(*[part for part in arg.parts[: next(i for i, p in enumerate(arg.parts)
-                                                                if GLOB_CHARS & set(p))]] or ["."]).resolve()
-            outputs = Path(out_dir).resolve()
+            searched, outputs = _pattern_root(arg).resolve(), Path(out_dir).resolve()
             inside = outputs != searched and outputs.is_relative_to(searched)
             matches = sorted(Path(m) for m in glob.glob(str(arg), recursive=True)
                              if Path(m).is_file() and not (inside and Path(m).resolve().is_relative_to(outputs)))
@@ -585,6 +583,16 @@ def plan_outputs(paths: list[Path], out_dir: Path | None,
             jobs.append((arg, out_dir / arg.name))
     unique, clashes = _one_input_per_output([(src, _with_format(dst, out_format, src)) for src, dst in jobs])
     return unique, problems + clashes
+
+
+def _pattern_root(pattern: Path) -> Path:
+    """The folder a glob pattern searches: its parts before the first with a glob character."""
+    fixed = []
+    for part in pattern.parts:
+        if GLOB_CHARS & set(part):
+            break
+        fixed.append(part)
+    return Path(*fixed) if fixed else Path(".")
 
 
 def _one_input_per_output(jobs: list[tuple[Path, Path]]) -> tuple[list[tuple[Path, Path]], list[str]]:
