@@ -65,6 +65,17 @@ def _check_complete(data_dir: Path, present: set[str]) -> None:
                         "from another dataset, or left by an interrupted run?); move it out or make the dataset again")
 
 
+def dataset_fingerprint(data_dir: Path) -> str:
+    """A short digest of the dataset's manifests: it changes when the dataset is made again with
+    other options or inputs (a resumed training learns that its validation set changed)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for path in sorted(Path(data_dir).glob("manifest*.json")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
 def load_dataset_settings(data_dir: Path) -> Settings:
     """The settings data creation saved beside the shards."""
     return load_settings(Path(data_dir))

@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from .dataset import count_pairs, list_shards, load_dataset_settings, make_dataset
+from .dataset import count_pairs, dataset_fingerprint, list_shards, load_dataset_settings, make_dataset
 from .errors import DataError, ModelFileError
 from .plots import plot_losses
 from .model_io import export_lite, float32_copy, import_tensorflow, load_model, read_model_info, save_model
@@ -127,11 +127,14 @@ def _prepare_model(data_dir, out_dir, settings, options, model_settings, resume,
         # Older checkpoints hold the path as given, relative to a working folder unknown now: the
         # pair counts alone judge them.
         moved = Path(before.get("data_dir", "")).is_absolute() and Path(before["data_dir"]) != Path(data_dir).resolve()
-        if "data_dir" in before and (moved or (
+        remade = "dataset" in before and before["dataset"] != dataset_fingerprint(data_dir)
+        if "data_dir" in before and (moved or remade or (
                 pairs is not None and (before.get("train_pairs"), before.get("validation_pairs")) != tuple(pairs))):
             # Another validation set: its losses say nothing against the old ones.
-            log(f"Resuming on other data ({data_dir}; the checkpoint's was {before['data_dir']}): its validation "
-                f"loss is not comparable with the earlier {best_val:.5f}, so {BEST} is the best from now on")
+            what = (f"other data ({data_dir}; the checkpoint's was {before['data_dir']})" if moved
+                    else f"{data_dir} made again since the checkpoint")
+            log(f"Resuming on {what}: its validation loss is not comparable with the earlier {best_val:.5f}, "
+                f"so {BEST} is the best from now on")
             best_val = math.inf
         model = load_model(last_path, compile=True, runtime="keras").model
         learning_rate = float(f"{float(model.optimizer.learning_rate):.6g}")  # float32: 1e-4 reads 9.9999997e-05
@@ -320,7 +323,7 @@ def _fit(data_dir, out_dir, shards, settings, every, n_train, n_val, options, mo
 
     supply = input_rate(dataset("train", n_train), options.batch_size)
     log(f"Input pipeline alone: {supply:.0f} samples/s")
-    recipe = {"data_dir": str(Path(data_dir).resolve()), "train_pairs": n_train, "validation_pairs": n_val,
+    recipe = {"data_dir": str(Path(data_dir).resolve()), "dataset": dataset_fingerprint(data_dir), "train_pairs": n_train, "validation_pairs": n_val,
               "batch_size": options.batch_size, "learning_rate": options.learning_rate,
               "mixed_precision": options.mixed_precision, "loss": options.loss}
     if init_weights:

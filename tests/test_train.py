@@ -67,6 +67,14 @@ def test_resuming_on_other_data_says_so_and_starts_best_afresh(trained, tmp_path
     best = load_model(out / "best.keras").metadata["training"]
     assert best["epochs"] == 3 and best["data_dir"] == str(other.resolve())  # the old data's best is not kept
     assert result.best_val_loss == best["val_loss"]
+    # The same folder made again (another seed, the same number of pairs): its manifest says so.
+    from denoise.mixing import MixOptions, create_dataset
+
+    create_dataset(trained["voice"], trained["noise"], other, TINY, MixOptions(nb_samples=30, shard_size=12, seed=4),
+                   overwrite=True)
+    lines = []
+    train(other, out, TrainOptions(epochs=4, batch_size=8), resume=True, log=lines.append, verbose=0)
+    assert any(f"Resuming on {other} made again since the checkpoint" in line for line in lines), lines
 
 
 def test_resume_needs_a_checkpoint(trained, tmp_path):
