@@ -104,9 +104,7 @@ def _prepare_model(data_dir, out_dir, settings, options, model_settings, resume,
     from .model import build_unet, compile_model, widen_unet, with_dropout
 
     last_path, state_path, log_path = out_dir / LAST, out_dir / STATE, out_dir / LOG
-    if resume:
-        if not last_path.exists():
-            raise ModelFileError(f"{last_path}: no checkpoint to resume from")
+    if resume:  # train() has checked that last.keras exists
         saved_settings, model_settings, info = read_model_info(last_path)
         if saved_settings != settings:
             raise DataError(f"{data_dir}: dataset settings differ from the checkpoint's in {out_dir} "
@@ -323,7 +321,8 @@ def _fit(data_dir, out_dir, shards, settings, every, n_train, n_val, options, mo
 
     supply = input_rate(dataset("train", n_train), options.batch_size)
     log(f"Input pipeline alone: {supply:.0f} samples/s")
-    recipe = {"data_dir": str(Path(data_dir).resolve()), "dataset": dataset_fingerprint(data_dir), "train_pairs": n_train, "validation_pairs": n_val,
+    recipe = {"data_dir": str(Path(data_dir).resolve()), "dataset": dataset_fingerprint(data_dir),
+              "train_pairs": n_train, "validation_pairs": n_val,
               "batch_size": options.batch_size, "learning_rate": options.learning_rate,
               "mixed_precision": options.mixed_precision, "loss": options.loss}
     if init_weights:
