@@ -356,13 +356,13 @@ def evaluate_folder(
     if enhanced_dir is None:
         chooser = ModelChooser(weights)
         enhanced_dir = out / "enhanced"
-        made = not enhanced_dir.exists()
+        made = [d for d in (out, enhanced_dir) if not d.exists()]
         try:
             results, failures = enhance_tree(noisy_dir, enhanced_dir, chooser.for_rate,
                                              progress("Denoising", len(inputs)) if progress else None, skip=out)
         except DenoiseError:  # a model that cannot be loaded or run stops it: leave no empty folders
             if made:
-                for folder in sorted((p for p in enhanced_dir.rglob("*") if p.is_dir()), reverse=True) + [enhanced_dir]:
+                for folder in sorted((p for p in enhanced_dir.rglob("*") if p.is_dir()), reverse=True) + made[::-1]:
                     with contextlib.suppress(OSError):
                         folder.rmdir()  # only empty ones go
             raise

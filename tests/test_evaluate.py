@@ -205,6 +205,15 @@ def test_cli_evaluate_errors(tmp_path):
     result = CliRunner().invoke(main, ["evaluate", "--clean-dir", str(tmp_path / "c"), "--noisy-dir",
                                        str(tmp_path / "n"), "--out", str(tmp_path / "r"), "--weights", "nowhere"])
     assert result.exit_code == 1 and "n: no file has a clean partner in" in result.output  # before denoising
+    # A model that cannot be loaded stops it, leaving no empty report or enhanced folder behind.
+    write(tmp_path / "c" / "a.wav", np.zeros(8000, np.float32), 8000)
+    (tmp_path / "bad.keras").write_text("junk")
+    (tmp_path / "bad.json").write_text("{}")
+    result = CliRunner().invoke(main, ["evaluate", "--clean-dir", str(tmp_path / "c"), "--noisy-dir",
+                                       str(tmp_path / "n"), "--out", str(tmp_path / "r"),
+                                       "--weights", str(tmp_path / "bad.keras")])
+    assert result.exit_code == 1 and 'bad.json: no "settings" in it' in result.output
+    assert not (tmp_path / "r").exists()
 
 
 def test_dnsmos_ranks_clean_above_noisy_at_any_rate(rng):
