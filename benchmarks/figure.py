@@ -1,4 +1,4 @@
-"""The README's figure: the shipped model on the bundled example, as noisy, denoised and clean spectrograms.
+"""The figure of docs/how-it-works.md: the shipped model on the bundled example, as noisy, denoised and clean spectrograms.
 
     python benchmarks/figure.py            # writes docs/example_spectrograms.png
 

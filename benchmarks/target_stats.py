@@ -5,7 +5,7 @@
 For the shards of ``--data-dir`` (all, or the first ``--shards``): the noisy magnitude in dB and the
 scaled input ``(noisy_dB - in_offset_db) / in_scale_db``, and the noise share ``noisy_dB - clean_dB``
 the U-Net predicts (median, percentiles, the share of bins beyond +-out_scale_db, which the tanh
-output cannot reach). The README's section on the method quotes these figures.
+output cannot reach). docs/how-it-works.md quotes these figures.
 """
 
 from __future__ import annotations
