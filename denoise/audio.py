@@ -1,11 +1,13 @@
 """Audio I/O: reading, writing, resampling, checking. The only module that imports soundfile and PyAV.
 
 libsndfile reads and writes the usual formats; what it cannot read (AAC in .m4a from phones, the
-sound track of a video, WebM, WMA) is decoded by PyAV (FFmpeg), for reading only.
+sound track of a video, WebM, WMA) is decoded by PyAV (FFmpeg). PyAV also writes AAC in .m4a, and
+videos: the input's picture copied unchanged beside the denoised sound track.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import threading
@@ -20,11 +22,16 @@ if TYPE_CHECKING:
     import soundfile
 
 SNDFILE_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".aif", ".aifc", ".caf", ".w64")
-# Read through PyAV. Of these only .m4a (AAC) is written; an output for the others is WAV unless
-# another format is asked for.
+# Read through PyAV. Of these .m4a (AAC) and the video containers below are written; an output for
+# the others is WAV unless another format is asked for.
 DECODED_EXTENSIONS = (".m4a", ".aac", ".mp4", ".mov", ".3gp", ".webm", ".mka", ".mkv", ".wma")
 AUDIO_EXTENSIONS = SNDFILE_EXTENSIONS + DECODED_EXTENSIONS
-WRITABLE_EXTENSIONS = SNDFILE_EXTENSIONS + (".m4a",)
+# Written by PyAV: extension -> (format_for's name, FFmpeg's muxer, audio codec). The video ones get
+# the input's picture (every video stream, copied packet by packet, never re-encoded).
+AV_OUTPUTS = {".m4a": ("M4A", "ipod", "aac"), ".mp4": ("MP4", "mp4", "aac"), ".mov": ("MOV", "mov", "aac"),
+              ".mkv": ("MKV", "matroska", "aac"), ".webm": ("WEBM", "webm", "libopus")}
+VIDEO_EXTENSIONS = (".mp4", ".mov", ".mkv", ".webm")
+WRITABLE_EXTENSIONS = SNDFILE_EXTENSIONS + tuple(AV_OUTPUTS)
 AAC_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000, 64000, 88200, 96000)
 AAC_LAYOUTS = {1: "mono", 2: "stereo"}  # more would be surround layouts: a 4th channel taken for LFE is low-passed
 # Sample formats that carry over from any input format to any output format that holds them; a
@@ -434,13 +441,13 @@ def open_audio(path: Path) -> "soundfile.SoundFile":
 
 
 def format_for(path: Path) -> str:
-    """The soundfile format named by ``path``'s extension ('M4A': AAC written by PyAV), or
-    AudioError if none can be written."""
+    """The soundfile format named by ``path``'s extension ('M4A', 'MP4', 'MOV', 'MKV', 'WEBM':
+    written by PyAV), or AudioError if none can be written."""
     import soundfile as sf
 
+    if Path(path).suffix.lower() in AV_OUTPUTS:
+        return AV_OUTPUTS[Path(path).suffix.lower()][0]
     ext = Path(path).suffix.lower().lstrip(".")
-    if ext == "m4a":
-        return "M4A"
     fmt = {"oga": "OGG", "opus": "OGG", "aif": "AIFF", "aifc": "AIFF", "mp3": "MP3"}.get(ext, ext.upper())
     if fmt not in sf.available_formats():
         what = f"cannot write the '{Path(path).suffix}' format" if ext else "no extension to choose the format by"
@@ -459,7 +466,7 @@ LOSSY_PEAK = 10 ** (-1 / 20)
 
 def is_lossy_output(path: Path) -> bool:
     """Whether ``path``'s format stores audio lossily (MP3, Ogg Vorbis, Opus, AAC)."""
-    return Path(path).suffix.lower() in (".mp3", ".ogg", ".oga", ".opus", ".m4a")
+    return Path(path).suffix.lower() in (".mp3", ".ogg", ".oga", ".opus") + tuple(AV_OUTPUTS)
 
 
 def check_writable(path: Path, rate: int, channels: int) -> None:
@@ -474,43 +481,97 @@ def check_writable(path: Path, rate: int, channels: int) -> None:
     if name in MAX_CHANNELS and channels > MAX_CHANNELS[name]:
         raise AudioError(f"{path}: {name} holds at most {MAX_CHANNELS[name]} channels, not {channels}; "
                          "write .wav (or --mono for one channel)")
-    if fmt != "M4A":
+    if suffix not in AV_OUTPUTS:
         return
-    if rate not in AAC_RATES:
-        raise AudioError(f"{path}: AAC (.m4a) cannot hold {rate} Hz audio (it holds "
-                         f"{', '.join(str(r) for r in AAC_RATES)} Hz); write .wav or .flac")
+    codec, rates = ("Opus", OPUS_RATES) if suffix == ".webm" else ("AAC", AAC_RATES)
+    if rate not in rates:
+        instead = ".mkv or .mp4" if suffix == ".webm" else ".wav or .flac"
+        raise AudioError(f"{path}: {codec} ({suffix}) cannot hold {rate} Hz audio (it holds "
+                         f"{', '.join(str(r) for r in rates)} Hz); write {instead}")
     if channels not in AAC_LAYOUTS:
-        raise AudioError(f"{path}: .m4a output is mono or stereo, not {channels} channels; write .wav or .flac")
+        raise AudioError(f"{path}: {suffix} output is mono or stereo, not {channels} channels; write .wav or "
+                         ".flac (or --mono)")
 
 
-def encode_m4a(src: Path, dest: Path, scale: float = 1.0) -> None:
-    """AAC in .m4a (as phones record it) from a float W64/WAV file, block by block; the encoder's
-    delay is recorded in the file, so a decoder gives back exactly the input's length."""
+def encode_av(src: Path, dest: Path, scale: float = 1.0, picture: Path | None = None) -> None:
+    """AAC in .m4a (as phones record it), or a video, from a float W64/WAV file, block by block. In
+    .m4a, .mp4 and .mov the encoder's delay is recorded, so a decoder gives back exactly the input's
+    length. For a video, every video stream of ``picture`` (the input) is copied unchanged, and the
+    sound is preceded by silence up to where the input's first sound track started, so it stays in
+    sync with the picture."""
     import fractions
+    import heapq
 
     import av
     import soundfile as sf
 
-    with sf.SoundFile(str(src)) as audio:
+    suffix = Path(dest).suffix.lower()
+    _, muxer, codec = AV_OUTPUTS[suffix]
+    with sf.SoundFile(str(src)) as audio, contextlib.ExitStack() as stack:
         rate, channels = audio.samplerate, audio.channels
         check_writable(dest, rate, channels)
         layout = AAC_LAYOUTS[channels]
+        source, videos, start = None, [], 0
+        if picture is not None and suffix in VIDEO_EXTENSIONS:
+            source = stack.enter_context(_av_open(picture)[0])
+            videos = list(source.streams.video)
+            start = _sound_start(picture, rate) if videos else 0
         try:
-            # The movie's time scale at the audio's rate: the length it records is exact to the sample.
-            with av.open(str(dest), "w", format="ipod", options={"movie_timescale": str(rate)}) as container:
-                stream = container.add_stream("aac", rate=rate, layout=layout)
-                stream.bit_rate = 64000 * channels
+            # mp4/mov: the movie's time scale at the audio's rate, so the length it records is exact to the sample.
+            options = {"movie_timescale": str(rate)} if muxer in ("ipod", "mp4", "mov") else {}
+            container = stack.enter_context(av.open(str(dest), "w", format=muxer, options=options))
+            copies = {v.index: container.add_stream_from_template(v) for v in videos}
+            stream = container.add_stream(codec, rate=rate, layout=layout)
+            stream.bit_rate = 64000 * channels
+            if source is not None:
+                container.metadata.update(source.metadata)
+
+            def blocks():
+                # Silence until the input's sound started: the track starts with the picture, at 0, so
+                # that the encoder's delay is recorded as in an m4a (a later first timestamp would not be).
+                for at in range(0, start, 1 << 16):
+                    yield np.zeros((min(1 << 16, start - at), channels), np.float32)
+                yield from audio.blocks(blocksize=1 << 16, dtype="float32", always_2d=True)
+
+            def sound():
                 done = 0
-                for block in audio.blocks(blocksize=1 << 16, dtype="float32", always_2d=True):
+                for block in blocks():
                     frame = av.AudioFrame.from_ndarray((block * scale).reshape(1, -1), format="flt", layout=layout)
                     frame.sample_rate, frame.pts, frame.time_base = rate, done, fractions.Fraction(1, rate)
                     done += block.shape[0]
-                    for packet in stream.encode(frame):
-                        container.mux(packet)
-                for packet in stream.encode(None):
-                    container.mux(packet)
-        except (av.error.FFmpegError, ValueError, IndexError) as exc:  # a full disk, say: the caller names the output
+                    yield from stream.encode(frame)
+                yield from stream.encode(None)
+
+            def picture_packets():
+                for packet in source.demux(videos) if videos else ():
+                    if packet.dts is not None:  # the demuxer's last, empty packet
+                        packet.stream = copies[packet.stream.index]
+                        yield packet
+
+            # Interleaved by time, as players and streaming expect (the muxer would otherwise hold
+            # minutes of one stream in memory waiting for the other).
+            when = lambda packet: float(packet.dts * packet.time_base)  # noqa: E731
+            for packet in heapq.merge(sound(), picture_packets(), key=when):
+                container.mux(packet)
+        except (av.error.FFmpegError, ValueError, IndexError) as exc:  # a full disk, a codec the muxer refuses
             raise RuntimeError(_av_reason(exc)) from None
+
+
+def _sound_start(path: Path, rate: int) -> int:
+    """Where the first sound track's first decoded sample lies on the file's timeline, in samples at
+    ``rate`` (0 if it cannot be told): a camera's sound may start after its picture."""
+    import av
+
+    container, stream = _av_open(path)
+    with container, _ffmpeg_log():
+        try:
+            for packet in container.demux(stream):
+                for frame in packet.decode():
+                    if frame.pts is not None and frame.time_base:
+                        return max(0, round(float(frame.pts * frame.time_base) * rate))
+        except (av.error.FFmpegError, ValueError):
+            pass
+    return 0
 
 
 def check_audio(audio: np.ndarray, name: str) -> None:
@@ -551,15 +612,17 @@ def float_writer(path: Path, rate: int, channels: int) -> "soundfile.SoundFile":
     return sf.SoundFile(str(path), "w", rate, channels, subtype="FLOAT", format="W64")
 
 
-def convert_float_file(src: Path, dest: Path, subtype: str | None, scale: float = 1.0) -> None:
+def convert_float_file(src: Path, dest: Path, subtype: str | None, scale: float = 1.0,
+                       picture: Path | None = None) -> None:
     """Write the float file ``src``, times ``scale``, into ``dest``'s format (by its extension;
-    ``subtype`` for libsndfile's formats), block by block so memory stays bounded."""
+    ``subtype`` for libsndfile's formats), block by block so memory stays bounded. A video output
+    copies the picture of ``picture`` (the input), if it has one."""
     import soundfile as sf
 
-    fmt = format_for(dest)
-    if fmt == "M4A":
-        encode_m4a(src, dest, scale)
+    if Path(dest).suffix.lower() in AV_OUTPUTS:
+        encode_av(src, dest, scale, picture)
         return
+    fmt = format_for(dest)
     with sf.SoundFile(str(src)) as source:
         with sf.SoundFile(str(dest), "w", source.samplerate, source.channels, subtype=subtype, format=fmt) as out:
             for block in source.blocks(blocksize=1 << 18, dtype="float32", always_2d=True):
@@ -622,8 +685,8 @@ def output_subtype(in_path: Path, out_path: Path) -> str | None:
         fmt = format_for(out_path)
     except AudioError:
         return None
-    if fmt == "M4A":
-        return None  # AAC: no sample format to keep
+    if Path(out_path).suffix.lower() in AV_OUTPUTS:
+        return None  # AAC or Opus: no sample format to keep
     if Path(out_path).suffix.lower() == ".opus":
         return "OPUS"
     try:

@@ -236,9 +236,11 @@ def train(data_dir, out, epochs, batch_size, learning_rate, validation_split, re
 @click.argument("paths", nargs=-1, required=True, type=ANY_PATH, metavar="IN OUT | INPUTS... --out-dir DIR")
 @click.option("--out-dir", type=EXISTING_DIR, help="Write each input here (folders keep their relative paths).")
 @click.option("--weights", type=ANY_PATH, help=WEIGHTS_HELP)
-@click.option("--out-format", type=click.Choice(["wav", "flac", "ogg", "opus", "mp3", "m4a", "aiff", "caf", "w64"]),
+@click.option("--out-format", type=click.Choice(["wav", "flac", "ogg", "opus", "mp3", "m4a", "aiff", "caf", "w64",
+                                                "mp4", "mov", "mkv", "webm"]),
               help="With --out-dir: write every output in this format [default: each input's own; WAV for "
-                   "formats that can only be read, such as mp4, webm or wma].")
+                   "formats that can only be read, such as 3gp, mka or wma]. A video written as mp4, mov, mkv "
+                   "or webm keeps its picture.")
 @click.option("--overwrite", is_flag=True, help="Replace outputs that already exist (never the input itself).")
 @click.option("--mono", is_flag=True, help="Downmix to one channel instead of denoising each channel.")
 @click.option("--plot", is_flag=True, help="Also write OUTPUT.png: noisy and denoised spectrograms.")
@@ -265,7 +267,8 @@ def predict(paths, out_dir, out_format, weights, overwrite, mono, plot, high_ban
 
     Outputs keep the input's length, sample rate, channels and (where the format allows) sample
     format; the format follows the output's extension (wav, flac, ogg, opus, mp3, m4a, aiff, caf,
-    w64). Inputs may also be aac, mp4, mov, 3gp, webm, mka, mkv or wma (their first sound track).
+    w64; mp4, mov, mkv or webm: a video keeps its picture, copied unchanged). Inputs may also be
+    aac, 3gp, mka or wma (their first sound track).
     """
     os.environ.setdefault("CUDA_VISIBLE_DEVICES", "-1")  # prediction runs on the CPU
     from tqdm import tqdm

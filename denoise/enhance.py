@@ -521,7 +521,8 @@ def enhance_file(
         # Past full scale, the whole file is scaled down: to full scale, or for a lossy format to
         # -1 dBFS (its decoder overshoots: an MP3 scaled to 1.0 decoded to 1.016).
         scale = 1.0 if peak <= 1.0 else (audio_io.LOSSY_PEAK if audio_io.is_lossy_output(out_path) else 1.0) / peak
-        audio_io.convert_float_file(tmp_float, tmp_final, subtype, scale)
+        # A video output gets the input's picture (an input libsndfile reads has none).
+        audio_io.convert_float_file(tmp_float, tmp_final, subtype, scale, picture=decoded and in_path)
         tmp_final.replace(out_path)
     except (OSError, RuntimeError) as exc:  # RuntimeError: libsndfile's errors
         audio_io.remove_quietly(tmp_final)

@@ -188,6 +188,9 @@ def test_cli_defaults_and_choices_are_the_librarys():
                ("export", "lite_weights"): LITE_WEIGHTS, ("train", "loss"): LOSSES,
                ("data-creation", "snr_weighting"): SNR_WEIGHTINGS}
     assert {key: tuple(params(key[0])[key[1]].type.choices) for key in choices} == choices
+    from denoise.audio import WRITABLE_EXTENSIONS
+    out_formats = {"." + c for c in params("predict")["out_format"].type.choices}
+    assert out_formats == set(WRITABLE_EXTENSIONS) - {".oga", ".aif", ".aifc"}  # every format, one name each
 
 
 def test_data_creation_interrupted_says_what_it_left(tmp_path, corpus, monkeypatch):

@@ -7,7 +7,7 @@ import pytest
 import soundfile as sf
 from click.testing import CliRunner
 
-from conftest import TINY, speech_like, write, write_encoded
+from conftest import TINY, speech_like, write, write_encoded, write_video
 from denoise.audio import audio_info, read_audio
 from denoise.cli import main
 from denoise.enhance import enhance_file
@@ -363,7 +363,7 @@ def test_phone_and_browser_formats_are_read_and_m4a_written(tmp_path, rng, weigh
     m4a (AAC, written by PyAV), a format that can only be read gives WAV."""
     x = speech_like(rng, 1.0, 16000)
     write_encoded(tmp_path / "in" / "memo.m4a", np.stack([x, 0.5 * x], axis=1), 16000)
-    write_encoded(tmp_path / "in" / "sub" / "call.webm", x, 48000, codec="libopus")  # a third of a second
+    write_encoded(tmp_path / "in" / "sub" / "call.mka", x, 48000, codec="libopus")  # a third of a second
     result = run("predict", tmp_path / "in", "--out-dir", tmp_path / "out", *weights)
     assert result.exit_code == 0 and "Done 2, skipped 0, failed 0 of 2" in result.output, result.output
     assert audio_info(tmp_path / "out" / "memo.m4a") == (16000, 16000, 2)  # exact: the delay is recorded
@@ -374,14 +374,15 @@ def test_phone_and_browser_formats_are_read_and_m4a_written(tmp_path, rng, weigh
     # One file: OUT names the format; one that can only be read is refused as an output.
     assert run("predict", tmp_path / "in" / "memo.m4a", tmp_path / "memo.flac", *weights).exit_code == 0
     assert sf.info(str(tmp_path / "memo.flac")).channels == 2
-    result = run("predict", tmp_path / "in" / "memo.m4a", tmp_path / "memo.webm", *weights)
-    assert result.exit_code == 1 and "cannot write the '.webm' format (use one of .wav" in result.output
+    result = run("predict", tmp_path / "in" / "memo.m4a", tmp_path / "memo.mka", *weights)
+    assert result.exit_code == 1 and "cannot write the '.mka' format (use one of .wav" in result.output
     write(tmp_path / "odd.wav", x[:4000], 12345)
     result = run("predict", tmp_path / "odd.wav", tmp_path / "odd.m4a", *weights)  # refused before the work
     assert result.exit_code == 1 and "odd.m4a: AAC (.m4a) cannot hold 12345 Hz audio" in result.output
     write(tmp_path / "six.wav", np.stack([x] * 6, axis=1), 16000)
     result = run("predict", tmp_path / "six.wav", tmp_path / "six.m4a", *weights)  # surround would low-pass one
     assert result.exit_code == 1 and "six.m4a: .m4a output is mono or stereo, not 6 channels" in result.output
+    assert "(or --mono)" in result.output
     # A lossless m4a (ALAC: the iPhone's lossless memos) is not made lossy AAC unasked: 24-bit WAV.
     write_encoded(tmp_path / "lossless" / "studio.m4a", x, 16000, codec="alac", sample_format="s32p", frame=4096)
     assert run("predict", tmp_path / "lossless", "--out-dir", tmp_path / "lossless_out", *weights).exit_code == 0
@@ -408,6 +409,81 @@ def test_m4a_output_keeps_length_and_timing(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.wav", "out.m4a"]
 
 
+def _packets(path, kind):
+    """(bytes of every packet of the first ``kind`` stream, their start times in s, the stream's place in the file's packet order)."""
+    import av
+
+    with av.open(str(path)) as container:
+        order = [p for p in container.demux() if p.size]
+        stream = getattr(container.streams, kind)[0]
+        mine = [p for p in order if p.stream.index == stream.index]
+        return ([bytes(p) for p in mine], [float(p.pts * p.time_base) for p in mine],
+                [i for i, p in enumerate(order) if p.stream.index == stream.index])
+
+
+@pytest.mark.parametrize("ext, video_codec, audio_codec, rate, channels", [
+    ("mp4", "mpeg4", "aac", 16000, 1), ("mov", "libx264", "aac", 44100, 2),
+    ("mkv", "mpeg4", "aac", 16000, 1), ("webm", "libvpx", "libopus", 48000, 1),
+])
+def test_a_video_keeps_its_picture_and_its_sound_stays_in_sync(tmp_path, rng, ext, video_codec, audio_codec, rate,
+                                                               channels):
+    """The picture is copied packet for packet; the denoised sound plays when the input's did (here
+    from half a second after the picture on), interleaved with it."""
+    x = np.stack([speech_like(rng, 1.0, rate)] * channels, axis=1)  # no period: a shift cannot line up again
+    src = write_video(tmp_path / f"in.{ext}", x, rate, video_codec, audio_codec, sound_start=0.5)
+    enhance_file(src, tmp_path / f"out.{ext}", TINY, block_dependent, strength=0.0)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"in.{ext}", f"out.{ext}"]
+    picture_in, times_in, _ = _packets(src, "video")
+    picture_out, times_out, places = _packets(tmp_path / f"out.{ext}", "video")
+    assert picture_out == picture_in and times_out == pytest.approx(times_in, abs=1e-3)
+    assert places[-1] > len(places)  # interleaved: sound packets come before the last picture
+    before, after = _timeline(src), _timeline(tmp_path / f"out.{ext}")
+    lags = range(-50, 51)  # samples: the sound plays when it did, next to the same picture
+    match = [np.dot(before[rate // 4: rate], after[rate // 4 + lag: rate + lag]) for lag in lags]
+    assert lags[int(np.argmax(match))] == 0
+    y, out_rate = read_audio(tmp_path / f"out.{ext}")
+    assert out_rate == rate and y.shape[1] == channels
+
+
+def _timeline(path):
+    """The first channel of the first sound track as it plays on the file's timeline, from 0 s."""
+    import av
+
+    with av.open(str(path)) as container:
+        frames = list(container.decode(audio=0))
+    start = round(float(frames[0].pts * frames[0].time_base) * frames[0].sample_rate)
+    first = [f.to_ndarray()[0] if f.format.is_planar else f.to_ndarray().reshape(f.samples, -1)[:, 0] for f in frames]
+    return np.concatenate([np.zeros(max(start, 0))] + first)
+
+
+def test_videos_in_a_batch_stay_videos_and_formats_that_cannot_be_written_are_refused(tmp_path, rng, weights):
+    x = speech_like(rng, 1.0, 16000)
+    import struct
+
+    import av
+
+    video = write_video(tmp_path / "in" / "talk.mp4", x, 16000)
+    # Held upright on a phone: the picture carries a rotation (the first track header's matrix).
+    data = bytearray(video.read_bytes())
+    matrix = data.find(b"tkhd") - 4 + 48
+    data[matrix: matrix + 36] = struct.pack(">9i", 0, 0x10000, 0, -0x10000, 0, 0, 0, 0, 0x40000000)
+    video.write_bytes(bytes(data))
+    write_encoded(tmp_path / "in" / "clip.3gp", x, 16000, fmt="3gp")
+    result = run("predict", tmp_path / "in", "--out-dir", tmp_path / "out", *weights)
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["clip.wav", "talk.mp4"]
+    assert _packets(tmp_path / "out" / "talk.mp4", "video")[0] == _packets(video, "video")[0]
+    with av.open(str(tmp_path / "out" / "talk.mp4")) as container:
+        assert next(container.decode(video=0)).rotation == -90  # still upright
+    write(tmp_path / "cd.wav", x, 44100)
+    result = run("predict", tmp_path / "cd.wav", tmp_path / "cd.webm", *weights)  # refused before the work
+    assert result.exit_code == 1 and "cd.webm: Opus (.webm) cannot hold 44100 Hz audio" in result.output
+    assert "write .mkv or .mp4" in result.output and not (tmp_path / "cd.webm").exists()
+    # A sound file written as .mp4 is sound alone.
+    assert run("predict", tmp_path / "cd.wav", tmp_path / "cd.mp4", *weights).exit_code == 0
+    assert _packets(tmp_path / "cd.mp4", "audio")[0] and audio_info(tmp_path / "cd.mp4") == (16000, 44100, 1)
+
+
 def test_out_format_chooses_every_output_format(tmp_path, rng, weights):
     write(tmp_path / "in" / "a.wav", speech_like(rng, 0.5, 16000), 16000)
     write_encoded(tmp_path / "in" / "b.m4a", speech_like(rng, 0.5, 16000), 16000)
@@ -417,7 +493,7 @@ def test_out_format_chooses_every_output_format(tmp_path, rng, weights):
     result = run("predict", tmp_path / "in" / "a.wav", tmp_path / "x.wav", "--out-format", "flac", *weights)
     assert result.exit_code == 1 and "--out-format is for --out-dir" in result.output
     # An input and a read-only format of the same name would both be written as a.wav: one is refused.
-    write_encoded(tmp_path / "in" / "a.webm", speech_like(rng, 0.5, 48000), 48000, codec="libopus")
+    write_encoded(tmp_path / "in" / "a.mka", speech_like(rng, 0.5, 48000), 48000, codec="libopus")
     result = run("predict", tmp_path / "in", "--out-dir", tmp_path / "out2", *weights)
     assert result.exit_code == 1 and "a.wav would also be written from" in result.output
 
