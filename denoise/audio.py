@@ -557,6 +557,27 @@ def encode_av(src: Path, dest: Path, scale: float = 1.0, picture: Path | None = 
             raise RuntimeError(_av_reason(exc)) from None
 
 
+def check_picture(src: Path, dest: Path) -> None:
+    """AudioError, before the work, if the video ``dest`` cannot hold the picture of ``src`` (H.264
+    into .webm, say, whose picture is VP8, VP9 or AV1). A ``src`` without a picture passes."""
+    import io
+
+    import av
+
+    suffix = Path(dest).suffix.lower()
+    if suffix not in VIDEO_EXTENSIONS or libsndfile_reads(src):
+        return
+    container, _ = _av_open(src)
+    with container, av.open(io.BytesIO(), "w", format=AV_OUTPUTS[suffix][1]) as probe:
+        for stream in container.streams.video:
+            try:
+                probe.add_stream_from_template(stream)
+            except (av.error.FFmpegError, ValueError):
+                name = stream.codec_context.name if stream.codec_context else "?"
+                raise AudioError(f"{dest}: {suffix} cannot hold this video's picture ({name}); write .mkv "
+                                 "(it holds any), or the sound alone as .m4a") from None
+
+
 def _sound_start(path: Path, rate: int) -> int:
     """Where the first sound track's first decoded sample lies on the file's timeline, in samples at
     ``rate`` (0 if it cannot be told): a camera's sound may start after its picture."""

@@ -482,6 +482,7 @@ def enhance_file(
     subtype = audio_io.output_subtype(in_path, out_path)
     out_channels = 1 if mono else channels
     audio_io.check_writable(out_path, rate, out_channels)
+    audio_io.check_picture(in_path, out_path)
     started = time.perf_counter()
     tmp_float = out_path.with_name(f".{out_path.name}.part.w64")
     tmp_final = out_path.with_name(f".{out_path.stem}.part{out_path.suffix}")

@@ -479,6 +479,11 @@ def test_videos_in_a_batch_stay_videos_and_formats_that_cannot_be_written_are_re
     result = run("predict", tmp_path / "cd.wav", tmp_path / "cd.webm", *weights)  # refused before the work
     assert result.exit_code == 1 and "cd.webm: Opus (.webm) cannot hold 44100 Hz audio" in result.output
     assert "write .mkv or .mp4" in result.output and not (tmp_path / "cd.webm").exists()
+    # A picture the container cannot hold (MPEG-4 video in WebM) is refused before the work.
+    write_video(tmp_path / "cam.mkv", speech_like(rng, 0.5, 48000), 48000)
+    result = run("predict", tmp_path / "cam.mkv", tmp_path / "cam.webm", *weights)
+    assert result.exit_code == 1 and "cam.webm: .webm cannot hold this video's picture (mpeg4); write .mkv" in result.output
+    assert sorted(p.name for p in tmp_path.glob("cam*")) == ["cam.mkv"]
     # A sound file written as .mp4 is sound alone.
     assert run("predict", tmp_path / "cd.wav", tmp_path / "cd.mp4", *weights).exit_code == 0
     assert _packets(tmp_path / "cd.mp4", "audio")[0] and audio_info(tmp_path / "cd.mp4") == (16000, 44100, 1)
