@@ -436,7 +436,8 @@ def serve(host, port, weights, max_upload_mb, max_seconds, max_jobs, runtime) ->
     try:
         from .serve import Limits, exposure_warning, run
     except ImportError as exc:
-        raise click.ClickException(f"denoise serve needs the serve extra ({exc}): pip install -e \".[serve]\"")
+        raise click.ClickException(f"denoise serve needs the serve extra: fastapi, uvicorn and python-multipart "
+                                   f"({exc.name or exc} is missing): pip install 'denoise-unet[serve]'")
     warning = exposure_warning(host)
     if warning:
         click.echo(warning, err=True)

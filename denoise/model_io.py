@@ -347,20 +347,37 @@ def default_weights(sample_rate: int | None = None) -> Path:
     ``$DENOISE_WEIGHTS`` overrides the weights folder. Falls back to the other shipped model when
     only one is present.
     """
-    folder = Path(os.environ.get("DENOISE_WEIGHTS", WEIGHTS_DIR))
-    if "DENOISE_WEIGHTS" not in os.environ and not folder.is_dir():
-        import sys
-
-        folder = Path(sys.prefix) / "share" / "denoise-unet" / "weights"  # a non-editable install
+    folder = Path(os.environ["DENOISE_WEIGHTS"]) if "DENOISE_WEIGHTS" in os.environ else shipped_weights_dir()
     wanted = 8000 if sample_rate is not None and sample_rate <= 8000 else 16000
     for rate in (wanted, 16000 if wanted == 8000 else 8000):
         path = folder / SHIPPED_MODELS[rate]
         if path.exists():
             return path
     raise ModelFileError(
-        f"{folder / SHIPPED_MODELS[wanted]}: no shipped model found; train one with 'denoise train' "
-        "and pass --weights"
+        f"{folder / SHIPPED_MODELS[wanted]}: no shipped model found; set DENOISE_WEIGHTS to the folder "
+        "that holds it, or pass --weights (a model of your own: 'denoise train')"
     )
+
+
+def shipped_weights_dir() -> Path:
+    """The folder of the shipped models: ``weights/`` in a checkout (an editable install), else the
+    ``share/denoise-unet/weights`` the installer made: under the environment, the user's folder or a
+    ``--prefix`` (the installed package's file list says which), or beside the package for a
+    ``--target`` install (whose file list is wrong)."""
+    import sys
+    from importlib import metadata
+
+    if WEIGHTS_DIR.is_dir():
+        return WEIGHTS_DIR
+    share = Path("share") / "denoise-unet" / "weights"
+    try:
+        files = metadata.distribution("denoise-unet").files or []
+    except metadata.PackageNotFoundError:
+        files = []
+    listed = [Path(f.locate()).resolve().parent for f in files if f.name in SHIPPED_MODELS.values()]
+    candidates = listed[:1] + [Path(__file__).resolve().parent.parent / share, Path(sys.prefix) / share]
+    return next((c for c in candidates if any((c / name).exists() for name in SHIPPED_MODELS.values())),
+                candidates[-1])
 
 
 class ModelChooser:

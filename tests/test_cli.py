@@ -211,3 +211,14 @@ def test_data_creation_interrupted_says_what_it_left(tmp_path, corpus, monkeypat
     monkeypatch.setattr(mixing, "make_shard", lambda index, *a: made(index, *a) if index == 0 else stop())
     result = run(*args)
     assert result.exit_code == 1 and "d holds an unfinished dataset, which training refuses" in result.output
+
+
+def test_serve_without_its_extra_names_the_install(monkeypatch):
+    import sys
+
+    monkeypatch.delitem(sys.modules, "denoise.serve", raising=False)
+    for name in ("anyio", "fastapi", "uvicorn"):
+        monkeypatch.setitem(sys.modules, name, None)
+    result = CliRunner().invoke(main, ["serve"])
+    assert result.exit_code == 1 and "needs the serve extra" in result.output
+    assert "is missing): pip install 'denoise-unet[serve]'" in result.output

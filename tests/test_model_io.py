@@ -45,6 +45,36 @@ def test_default_weights_missing_says_what_to_do(tmp_path, monkeypatch):
         default_weights()
 
 
+def test_shipped_models_are_found_wherever_the_installer_put_them(tmp_path, monkeypatch):
+    """Outside a checkout the models are data files under the install's own prefix (a --target,
+    --user or --prefix install, not sys.prefix): the installed package's file list says where."""
+    from importlib import metadata
+
+    from denoise import model_io
+
+    monkeypatch.delenv("DENOISE_WEIGHTS", raising=False)
+    monkeypatch.setattr(model_io, "WEIGHTS_DIR", tmp_path / "no_checkout")
+    shipped = tmp_path / "target" / "share" / "denoise-unet" / "weights"
+    shipped.mkdir(parents=True)
+    (shipped / "denoise_16k.keras").write_bytes(b"")
+
+    class File(str):
+        name = "denoise_16k.keras"
+
+        def locate(self):
+            return shipped / self.name
+
+    class Installed:
+        files = [File("../../share/denoise-unet/weights/denoise_16k.keras")]
+
+    monkeypatch.setattr(metadata, "distribution", lambda name: Installed())
+    assert model_io.default_weights(8000) == shipped / "denoise_16k.keras"
+    # pip install --target lists them wrongly (relative to a temporary folder): they lie beside the package.
+    File.locate = lambda self: tmp_path / "elsewhere" / self.name
+    monkeypatch.setattr(model_io, "__file__", str(tmp_path / "target" / "denoise" / "model_io.py"))
+    assert model_io.default_weights() == shipped / "denoise_16k.keras"
+
+
 def test_shipped_model_is_chosen_by_sample_rate(tmp_path, monkeypatch):
     from denoise.model_io import ModelChooser
 
