@@ -40,6 +40,8 @@ AAC_LAYOUTS = {1: "mono", 2: "stereo"}  # more would be surround layouts: a 4th 
 PLAIN_SUBTYPES = {"PCM_S8", "PCM_U8", "PCM_16", "PCM_24", "PCM_32", "FLOAT", "DOUBLE"}
 # Beyond this a float sample is not audio (+120 dB over full scale): a corrupt file, not a loud one.
 MAX_SAMPLE = 1e6
+# A gap in a stream's timestamps longer than this is not filled with silence: decoding stops there.
+MAX_GAP_SECONDS = 3600
 
 
 def find_audio_files(folder: Path, skip: Path | None = None) -> list[Path]:
@@ -303,10 +305,14 @@ def _decoded(container, stream, state: dict):
                     # Where packets were lost (skipped here, or dropped by the demuxer), silence keeps the
                     # timing. Without a decoding error, a gap under two frames is the encoder's delay.
                     gap = start - origin - done
+                    if gap > MAX_GAP_SECONDS * rate:  # a broken or crafted timestamp, not a pause
+                        state["cut"] = f"its timestamps jump {gap / rate:.0f} s ahead"
+                        break
                     if gap > (rate // 1000 if state["damaged"] else 2 * frame_length):
                         state["filled"] += gap
                         done += gap
-                        yield np.zeros((gap, channels), np.float32)
+                        for at in range(0, gap, 1 << 16):  # in blocks: a reader may stop before the end
+                            yield np.zeros((min(1 << 16, gap - at), channels), np.float32)
                 frame_length = max(frame_length, frame.samples)
                 if (frame.format.name, frame.layout.name, frame.sample_rate) != setup:
                     # A stream that changes channels or rate midway: every part is converted to the first's.
@@ -322,6 +328,8 @@ def _decoded(container, stream, state: dict):
                     done += block.shape[0]
                     yield block
                 after_damage = False
+            if state["cut"]:
+                break
         for block in _flush(resampler, channels):
             done += block.shape[0]
             yield block

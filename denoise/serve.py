@@ -18,6 +18,7 @@ import base64
 import contextlib
 import ipaddress
 import logging
+import os
 import re
 import shutil
 import socket
@@ -27,6 +28,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
+from urllib.parse import quote, urlsplit
 
 import anyio
 import numpy as np
@@ -48,6 +50,11 @@ FIELD = "file"
 DEFAULT_MAX_UPLOAD_MB = 50.0
 DEFAULT_MAX_SECONDS = 300.0
 FORM_OVERHEAD = 64 * 1024  # multipart boundaries and part headers around the file itself
+# How much audio one request may hold, as sample rate x channels (with Limits.max_seconds): 96 kHz
+# stereo. A few kB of compressed silence over many channels at a high rate would otherwise cost
+# gigabytes of memory and disk and minutes of CPU.
+MAX_RATE_CHANNELS = 96000 * 2
+UPLOAD_IDLE_SECONDS = 60  # an upload that sends nothing for this long is dropped
 # Output format per input format (libsndfile's name): the same family, else WAV.
 OUTPUT_FORMATS = {
     "WAV": (".wav", "audio/wav"),
@@ -77,15 +84,25 @@ class Limits:
     max_upload_bytes: int = int(DEFAULT_MAX_UPLOAD_MB * 2**20)
     max_seconds: float = DEFAULT_MAX_SECONDS
     max_jobs: int = 2  # recordings denoised at once; further requests wait their turn
+    max_waiting: int = 32  # requests being received or waiting their turn beyond those: more get 503
+    max_channels: int = 8
 
     def validate(self) -> "Limits":
         if self.max_upload_bytes < 1:
             raise DenoiseError(f"max_upload_bytes={self.max_upload_bytes} must be at least 1")
         if not self.max_seconds > 0:
             raise DenoiseError(f"max_seconds={self.max_seconds} must be > 0")
-        if self.max_jobs < 1:
-            raise DenoiseError(f"max_jobs={self.max_jobs} must be at least 1")
+        for name in ("max_jobs", "max_channels"):
+            if getattr(self, name) < 1:
+                raise DenoiseError(f"{name}={getattr(self, name)} must be at least 1")
+        if self.max_waiting < 0:
+            raise DenoiseError(f"max_waiting={self.max_waiting} must be at least 0")
         return self
+
+    @property
+    def max_samples(self) -> int:
+        """Samples (all channels together) one recording may hold: ``max_seconds`` of 96 kHz stereo."""
+        return int(self.max_seconds * MAX_RATE_CHANNELS)
 
 
 class LockedModel:
@@ -129,6 +146,7 @@ class Upload:
     name: str
     content_type: str
     size: int
+    original_name: str = ""  # as the client sent it: only for the download's name, made safe there
 
 
 @dataclass
@@ -147,11 +165,25 @@ class Denoised:
     truncated: str | None = None  # the upload held less than its header promised, or was damaged
 
 
-def display_name(filename: str | None) -> str:
-    """A client's file name made safe for messages and download names (never used as a path)."""
+def display_name(filename: str | None, ascii_only: bool = True) -> str:
+    """A client's file name made safe for messages and download names (never used as a path): ASCII
+    letters, digits and ``._ -``, or with ``ascii_only=False`` any letter or digit (résumé.wav)."""
     base = re.split(r"[\\/]", filename or "")[-1]
-    safe = re.sub(r"[^A-Za-z0-9._ -]+", "_", base).strip(" .")[:80]
+    safe = re.sub(r"[^A-Za-z0-9._ -]+" if ascii_only else r"[^\w. -]+", "_", base).strip(" .")[:80]
     return safe or "upload"
+
+
+def content_disposition(filename: str) -> str:
+    """An attachment header: the ASCII name, and the name in full for browsers that read RFC 6266's ``filename*``."""
+    fallback = display_name(filename)
+    if fallback == filename:
+        return f'attachment; filename="{filename}"'
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
+
+
+def header_text(text: str, limit: int = 300) -> str:
+    """``text`` as a header value: printable ASCII only, at most ``limit`` characters."""
+    return re.sub(r"[^ -~]+", "?", text)[:limit]
 
 
 def _too_large(limits: Limits) -> HTTPException:
@@ -218,14 +250,20 @@ async def receive_upload(request: Request, dest: Path, limits: Limits) -> Upload
             part["out"].close()
             part["out"] = None
 
-    parser = MultipartParser(params[b"boundary"], {
-        "on_part_begin": on_part_begin, "on_header_field": on_header_field, "on_header_value": on_header_value,
-        "on_header_end": on_header_end, "on_headers_finished": on_headers_finished,
-        "on_part_data": on_part_data, "on_part_end": on_part_end,
-    })
     received = 0
     try:
-        async for chunk in request.stream():
+        parser = MultipartParser(params[b"boundary"], {
+            "on_part_begin": on_part_begin, "on_header_field": on_header_field, "on_header_value": on_header_value,
+            "on_header_end": on_header_end, "on_headers_finished": on_headers_finished,
+            "on_part_data": on_part_data, "on_part_end": on_part_end,
+        })
+        chunks = request.stream().__aiter__()
+        while True:
+            with anyio.fail_after(UPLOAD_IDLE_SECONDS):  # a client that stalls does not hold its slot forever
+                try:
+                    chunk = await chunks.__anext__()
+                except StopAsyncIteration:
+                    break
             received += len(chunk)  # the whole body too: a chunked one has no Content-Length to check
             if received > limits.max_upload_bytes + FORM_OVERHEAD:
                 raise _TooLarge
@@ -233,7 +271,9 @@ async def receive_upload(request: Request, dest: Path, limits: Limits) -> Upload
         parser.finalize()
     except _TooLarge:
         raise _too_large(limits) from None
-    except FormParserError as exc:
+    except TimeoutError:
+        raise HTTPException(408, f"the upload sent nothing for {UPLOAD_IDLE_SECONDS} s") from None
+    except (FormParserError, ValueError) as exc:  # ValueError: a boundary the parser refuses
         raise HTTPException(400, f"malformed multipart upload ({exc})") from None
     except ClientDisconnect:
         raise HTTPException(400, "the upload was interrupted") from None
@@ -247,7 +287,7 @@ async def receive_upload(request: Request, dest: Path, limits: Limits) -> Upload
     declared = found["content_type"].split(";")[0].strip()
     if not (declared.startswith(("audio/", "video/")) or declared in OTHER_ACCEPTED_TYPES):
         raise HTTPException(415, f"{name}: sent as {declared}, expected {FORMATS_TEXT}")
-    return Upload(dest, name, found["content_type"], found["size"])
+    return Upload(dest, name, found["content_type"], found["size"], found["name"])
 
 
 STRENGTH = Query(1.0, ge=0.0, le=1.0, description="Share of the predicted noise to remove (0: none, 1: all).")
@@ -282,9 +322,16 @@ def denoise_upload(upload: Upload, models: SharedModels, limits: Limits, spectro
         ext, media_type = OUTPUT_FORMATS.get(in_format, (ext, media_type))
     except AudioError as exc:
         raise HTTPException(415, f"{public(exc)}; expected {FORMATS_TEXT}") from None
+    if channels > limits.max_channels:
+        raise HTTPException(413, f"{name}: {channels} channels; this server takes at most {limits.max_channels}")
+    try:  # a rate or channel count its own format cannot write back (3-channel m4a): answered in WAV
+        audio_io.check_writable(src.with_name(f"denoised{ext}"), rate, channels)
+    except AudioError:
+        ext, media_type = ".wav", "audio/wav"
     if measured:  # m4a, a video: its length is known once decoded (a browser's WebM does not say it)
+        most = min(int(limits.max_seconds * rate), limits.max_samples // channels)
         try:
-            n, rate, channels = audio_io.decode_to(src, src.with_name("measure.w64"), int(limits.max_seconds * rate))
+            n, rate, channels = audio_io.decode_to(src, src.with_name("measure.w64"), most)
         except AudioError as exc:
             raise HTTPException(422, public(exc)) from None
         finally:
@@ -293,6 +340,10 @@ def denoise_upload(upload: Upload, models: SharedModels, limits: Limits, spectro
     if seconds > limits.max_seconds:
         raise HTTPException(413, f"{name}: {'over ' if measured else ''}{seconds:.1f} s long; the limit is "
                                  f"{limits.max_seconds:g} s (denoise serve --max-seconds)")
+    if n * channels > limits.max_samples:
+        raise HTTPException(413, f"{name}: {channels} channels at {rate} Hz for {'over ' if measured else ''}"
+                                 f"{seconds:.1f} s is more audio than this server takes at once (as much as "
+                                 f"{limits.max_seconds:g} s of 96 kHz stereo)")
     out = src.with_name(f"denoised{ext}")
     try:
         result = enhance_file(src, out, *_settings_and_predict(models, rate), strength=strength, stop=stop)
@@ -305,7 +356,8 @@ def denoise_upload(upload: Upload, models: SharedModels, limits: Limits, spectro
         raise HTTPException(500, "the server's model failed to run; its log says why") from None
     except DenoiseError as exc:
         raise HTTPException(422, public(exc)) from None
-    stem = name.rsplit(".", 1)[0] if "." in name else name
+    full_name = display_name(upload.original_name, ascii_only=False)
+    stem = full_name.rsplit(".", 1)[0] if "." in full_name else full_name
     truncated = result.truncated.replace(str(src), name) if result.truncated else None
     return Denoised(data, media_type, f"{stem}-denoised{ext}", rate, result.channels, seconds,
                     result.processing_s, result.scaled_db, images, truncated)
@@ -389,14 +441,78 @@ class SecurityHeadersMiddleware:
         await self.app(scope, receive, send_with_headers)
 
 
+class SameSiteMiddleware:
+    """Refuses what another web site could make the user's browser send: a POST whose ``Origin`` is
+    not this server's own (any page the user visits may post a form to 127.0.0.1), and, when
+    ``allowed_hosts`` is given (a server on loopback), a ``Host`` not among them (DNS rebinding: a
+    site's own name made to point at 127.0.0.1)."""
+
+    def __init__(self, app: Any, allowed_hosts: tuple[str, ...] | None = None) -> None:
+        self.app = app
+        self.allowed_hosts = allowed_hosts
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        if scope["type"] == "http":
+            headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope.get("headers", [])}
+            host = headers.get("host", "")
+            if self.allowed_hosts is not None and _hostname(host) not in self.allowed_hosts:
+                return await JSONResponse({"detail": f"unknown host {header_text(host, 80)!r}: open the page at "
+                                                     "the address denoise serve printed"},
+                                          status_code=421)(scope, receive, send)
+            origin = headers.get("origin")
+            if scope["method"] not in ("GET", "HEAD", "OPTIONS") and origin is not None \
+                    and urlsplit(origin).netloc.lower() != host.lower():
+                return await JSONResponse({"detail": "a request from another web site is refused"},
+                                          status_code=403)(scope, receive, send)
+        await self.app(scope, receive, send)
+
+
+def _hostname(host_header: str) -> str:
+    """``[::1]:8000`` -> ``::1``, ``LocalHost:8000`` -> ``localhost``."""
+    host = host_header.strip().lower()
+    if host.startswith("["):
+        return host[1:].split("]", 1)[0]
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+def loopback_names(host: str) -> tuple[str, ...]:
+    """The ``Host`` names a browser on this machine uses for a server bound to loopback ``host``."""
+    return tuple(sorted({"localhost", "127.0.0.1", "::1", host.strip("[]").lower()}))
+
+
+WORKDIR_PREFIX = "denoise-serve-"
+
+
+def remove_stale_workdirs(root: Path | None = None) -> list[Path]:
+    """Remove the private folders of servers that were killed (``kill -9``, a crash, a power cut)
+    before they could remove their own, so no recording outlives them; returns what was removed.
+    Each folder is named after its server's process ID; folders of running servers are kept."""
+    removed = []
+    for folder in Path(root or tempfile.gettempdir()).glob(f"{WORKDIR_PREFIX}*"):
+        match = re.fullmatch(rf"{WORKDIR_PREFIX}(\d+)-.*", folder.name)
+        try:
+            if not match or not folder.is_dir() or folder.stat().st_uid != os.getuid():
+                continue
+            os.kill(int(match[1]), 0)
+        except ProcessLookupError:
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+        except (OSError, AttributeError):  # another user's process (alive), or no getuid (Windows)
+            continue
+    return removed
+
+
 def create_app(
     weights: Path | None = None,
     limits: Limits = Limits(),
     runtime: str = "auto",
     model_for_rate: Callable[[int], Any] | None = None,
+    allowed_hosts: tuple[str, ...] | None = None,
 ) -> FastAPI:
     """The web app, its models loaded. ``model_for_rate`` (rate -> object with ``settings`` and
     ``predict``) replaces the models chosen from ``weights`` (default: the shipped ones).
+    ``allowed_hosts``: the only ``Host`` names answered (``run`` gives the loopback names when the
+    server listens on loopback only); None answers any.
 
     ``app.state.workdir`` is the private temporary folder requests use; it is removed at shutdown.
     """
@@ -405,8 +521,10 @@ def create_app(
     limits.validate()
     models = SharedModels(model_for_rate or ModelChooser(weights, runtime).for_rate)
     warm_up_plots()
-    workdir = Path(tempfile.mkdtemp(prefix="denoise-serve-"))
+    remove_stale_workdirs()
+    workdir = Path(tempfile.mkdtemp(prefix=f"{WORKDIR_PREFIX}{os.getpid()}-"))
     jobs: list[anyio.CapacityLimiter] = []  # made in the event loop, at the first request
+    in_flight = [0]  # requests being received, waiting or denoised (the event loop's own count)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI):
@@ -420,6 +538,7 @@ def create_app(
                               "from elsewhere; this schema is the documentation.")
     app.state.workdir = workdir
     app.state.limits = limits
+    app.add_middleware(SameSiteMiddleware, allowed_hosts=allowed_hosts)
     app.add_middleware(SecurityHeadersMiddleware)
 
     @app.exception_handler(RequestValidationError)
@@ -430,6 +549,10 @@ def create_app(
     app.mount("/static", StaticFiles(directory=WEB_DIR), name="static")
 
     async def run_job(request: Request, spectrograms: bool, strength: float) -> Denoised:
+        if in_flight[0] >= limits.max_jobs + limits.max_waiting:
+            raise HTTPException(503, f"busy: {in_flight[0]} recordings are being received or denoised; "
+                                     "try again in a moment")
+        in_flight[0] += 1
         job_dir = Path(tempfile.mkdtemp(dir=workdir))
         try:
             upload = await receive_upload(request, job_dir / "upload", limits)
@@ -443,6 +566,7 @@ def create_app(
             return await anyio.to_thread.run_sync(
                 lambda: denoise_upload(upload, models, limits, spectrograms, strength, gone), limiter=jobs[0])
         finally:
+            in_flight[0] -= 1
             shutil.rmtree(job_dir, ignore_errors=True)
 
     @app.get("/", include_in_schema=False)
@@ -460,11 +584,11 @@ def create_app(
     async def denoise(request: Request, strength: float = STRENGTH) -> Response:
         result = await run_job(request, spectrograms=False, strength=strength)
         return Response(result.audio, media_type=result.media_type, headers={
-            "content-disposition": f'attachment; filename="{result.filename}"',
+            "content-disposition": content_disposition(result.filename),
             "x-processing-seconds": f"{result.processing_seconds:.3f}",
             "x-audio-seconds": f"{result.seconds:.3f}",
             "x-scaled-db": f"{result.scaled_db:.2f}",
-            **({"x-truncated": result.truncated} if result.truncated else {}),
+            **({"x-truncated": header_text(result.truncated)} if result.truncated else {}),
         })
 
     @app.post("/api/analyze", summary="Denoise a recording; answers with the audio and both spectrograms",
@@ -488,19 +612,25 @@ def create_app(
 
 def is_loopback(host: str) -> bool:
     """Whether ``host`` only accepts connections from this machine."""
-    if host == "localhost":
+    if host.lower() == "localhost":
         return True
     try:
-        return ipaddress.ip_address(host).is_loopback
+        return ipaddress.ip_address(host.split("%")[0]).is_loopback
     except ValueError:
         return False
 
 
 def exposure_warning(host: str) -> str | None:
-    """A warning to print when ``host`` makes the page reachable from other machines, else None."""
-    if is_loopback(host):
+    """A warning to print when ``host`` makes the page reachable from other machines, else None
+    (the name is resolved: ``127.1`` and ``LOCALHOST`` are loopback, ``0`` is every interface)."""
+    try:
+        addresses = {info[4][0] for info in socket.getaddrinfo(host or None, 0, type=socket.SOCK_STREAM,
+                                                                flags=socket.AI_PASSIVE)}
+    except OSError:
+        addresses = {host}
+    if addresses and all(is_loopback(a) for a in addresses):
         return None
-    where = "all network interfaces" if host in ("0.0.0.0", "::", "") else host
+    where = "all network interfaces" if addresses & {"0.0.0.0", "::"} or host == "" else host
     return (f"warning: listening on {where}: anyone who can reach this machine can upload recordings "
             "and use its CPU; there is no authentication")
 
@@ -534,7 +664,7 @@ def url_for(sock: socket.socket) -> str:
 def _server(app: FastAPI, log_level: str):
     import uvicorn
 
-    config = uvicorn.Config(app, log_level=log_level, access_log=False, lifespan="on",
+    config = uvicorn.Config(app, log_level=log_level, access_log=False, lifespan="on", limit_concurrency=256,
                             timeout_graceful_shutdown=5)
     return uvicorn.Server(config)
 
@@ -569,7 +699,9 @@ def run(host: str, port: int, weights: Path | None, limits: Limits, runtime: str
     """``denoise serve``: bind, load the models, say where the page is, serve until Ctrl+C."""
     sock = bind(host, port)
     try:
-        app = create_app(weights, limits, runtime)
+        bound = sock.getsockname()[0]
+        app = create_app(weights, limits, runtime,
+                         allowed_hosts=loopback_names(host) if is_loopback(bound) else None)
         elsewhere = (f"; from other machines: http://THIS-MACHINE'S-ADDRESS:{sock.getsockname()[1]}/"
                      if sock.getsockname()[0] in ("0.0.0.0", "::") else "")
         echo(f"denoise is serving on {url_for(sock)}{elsewhere} (Ctrl+C to stop); API: {url_for(sock)}openapi.json")

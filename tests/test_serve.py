@@ -195,12 +195,16 @@ def test_a_wav_cut_short_is_denoised_with_a_note(client):
 
 def test_uploaded_names_never_become_paths(client, server):
     wav = encode(noisy(0.3, 16000), 16000)
-    for name in ("../../evil.wav", "/etc/passwd", "..\\..\\x y.wav", "\u00e9t\u00e9\n.wav"):
+    for name in ("../../evil.wav", "/etc/passwd", "..\\..\\x y.wav", "\u00e9t\u00e9\n.wav", "r\u00e9sum\u00e9 \U0001f399.wav"):
         response = post(client, wav, name)
         assert response.status_code == 200, response.text
         disposition = response.headers["content-disposition"]
-        assert re.fullmatch(r'attachment; filename="[A-Za-z0-9._ -]+-denoised\.wav"', disposition), disposition
+        assert re.fullmatch(r'attachment; filename="[A-Za-z0-9._ -]+-denoised\.wav"'
+                            r"(; filename\*=UTF-8''[A-Za-z0-9._%-]+-denoised\.wav)?", disposition), disposition
     assert not (server.app.state.workdir.parent / "evil.wav").exists()
+    # A name in another alphabet keeps its letters for browsers that read filename* (RFC 6266).
+    assert "filename*=UTF-8''r%C3%A9sum%C3%A9%20_-denoised.wav" in disposition
+    assert post(client, wav, "r\u00e9sum\u00e9.wav", path="/api/analyze").json()["filename"] == "r\u00e9sum\u00e9-denoised.wav"
 
 
 def test_concurrent_requests_all_get_their_own_result(client):
@@ -247,6 +251,7 @@ def test_phone_recording_and_video_uploads_give_wav(client, tmp_path):
 
 def test_limits_page_assets_and_schema(client):
     assert client.get("/api/limits").json() == {"max_upload_bytes": 200_000, "max_seconds": 5.0, "max_jobs": 2,
+                                                "max_waiting": 32, "max_channels": 8,
                                                 "formats": ["wav", "flac", "ogg", "oga", "opus", "mp3", "aiff", "aif",
                                                                 "aifc", "caf", "w64", "m4a", "aac", "mp4", "mov", "3gp",
                                                                 "webm", "mka", "mkv", "wma"]}
@@ -279,7 +284,7 @@ def test_page_answers_while_slow_requests_are_processed_and_queued():
         return np.zeros_like(x)
 
     app = create_app(model_for_rate=lambda rate: SimpleNamespace(settings=settings, predict=slow_predict),
-                     limits=Limits(max_jobs=1))
+                     limits=Limits(max_jobs=1, max_waiting=64))
     audio = noisy(1.0, 16000)
     data = encode(audio, 16000, subtype="FLOAT")
     with serve_in_thread(app) as url, httpx.Client(base_url=url, timeout=60,
@@ -303,10 +308,132 @@ def test_page_answers_while_slow_requests_are_processed_and_queued():
     np.testing.assert_allclose(out, audio, atol=1e-6)  # a model that removes nothing returns the input
 
 
+def test_requests_beyond_the_waiting_room_are_told_the_server_is_busy():
+    settings = read_model_info(default_weights(16000))[0]
+    running, release = threading.Event(), threading.Event()
+
+    def slow_predict(x):
+        if x.shape[0] > 1:
+            running.set()
+            release.wait(30)
+        return np.zeros_like(x)
+
+    app = create_app(model_for_rate=lambda rate: SimpleNamespace(settings=settings, predict=slow_predict),
+                     limits=Limits(max_jobs=1, max_waiting=1))
+    data = encode(noisy(1.0, 16000), 16000)
+    with serve_in_thread(app) as url, httpx.Client(base_url=url, timeout=60) as client:
+        results = [None] * 2
+        senders = [threading.Thread(target=lambda i=i: results.__setitem__(i, post(client, data))) for i in range(2)]
+        senders[0].start()
+        assert running.wait(20)
+        senders[1].start()
+        time.sleep(0.5)  # the second waits its turn
+        busy = post(client, data)
+        assert busy.status_code == 503 and "busy: 2 recordings are being received or denoised" in busy.text
+        release.set()
+        for t in senders:
+            t.join(60)
+    assert [r.status_code for r in results] == [200, 200]
+
+
+def test_other_sites_and_other_host_names_are_refused(tmp_path):
+    """Any page the user visits may post to 127.0.0.1, and a site's own name may be made to point
+    there (DNS rebinding): such requests do no work."""
+    settings = read_model_info(default_weights(16000))[0]
+    calls = []
+    app = create_app(model_for_rate=lambda rate: SimpleNamespace(settings=settings,
+                                                                 predict=lambda x: calls.append(1) or np.zeros_like(x)),
+                     limits=LIMITS, allowed_hosts=("localhost", "127.0.0.1", "::1"))
+    data = encode(noisy(0.5, 16000), 16000)
+    with serve_in_thread(app) as url, httpx.Client(base_url=url, timeout=60) as client:
+        warm = len(calls)
+        port = url.rstrip("/").rsplit(":", 1)[1]
+        evil = client.post("/api/denoise", files={"file": ("a.wav", data, "audio/wav")},
+                           headers={"origin": "https://evil.example"})
+        assert evil.status_code == 403 and "another web site" in evil.text
+        rebound = client.post("/api/denoise", files={"file": ("a.wav", data, "audio/wav")},
+                              headers={"host": f"evil.example:{port}", "origin": f"http://evil.example:{port}"})
+        assert rebound.status_code == 421 and "unknown host" in rebound.text
+        assert client.get("/", headers={"host": f"evil.example:{port}"}).status_code == 421
+        assert len(calls) == warm  # nothing was denoised
+        # The page's own requests, by either loopback name, and a client that sends no Origin (curl).
+        for host in (f"127.0.0.1:{port}", f"localhost:{port}", f"LocalHost:{port}"):
+            ok = client.post("/api/denoise", files={"file": ("a.wav", data, "audio/wav")},
+                             headers={"host": host, "origin": f"http://{host}"})
+            assert ok.status_code == 200, ok.text
+        assert post(client, data).status_code == 200
+
+
+def test_too_much_audio_for_its_size_is_refused_before_the_work(client, tmp_path):
+    """A few kB of compressed silence over many channels, or a high rate, would cost gigabytes."""
+    many = encode(np.zeros((1000, 9), np.float32), 16000)
+    response = post(client, many, "many.wav")
+    assert response.status_code == 413 and "many.wav: 9 channels; this server takes at most 8" in response.text
+    dense = encode(np.zeros((4 * 192000, 2), np.float32), 192000, "FLAC")  # 4 s: under the 5-s limit
+    response = post(client, dense, "dense.flac", "audio/flac")
+    assert response.status_code == 413, response.text
+    assert "dense.flac: 2 channels at 192000 Hz for 4.0 s is more audio than this server takes at once" in response.text
+    # A three-channel m4a cannot be answered as m4a: WAV instead, not advice to write another format.
+    import fractions
+
+    import av
+
+    with av.open(str(tmp_path / "three.m4a"), "w") as container:
+        stream = container.add_stream("aac", rate=16000, layout="3.0")
+        audio = noisy(1.0, 16000, channels=3).T.copy()
+        for i in range(0, 16000, 1024):
+            frame = av.AudioFrame.from_ndarray(audio[:, i:i + 1024].copy(), format="fltp", layout="3.0")
+            frame.sample_rate, frame.pts, frame.time_base = 16000, i, fractions.Fraction(1, 16000)
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    response = post(client, (tmp_path / "three.m4a").read_bytes(), "three.m4a", "audio/mp4")
+    assert response.status_code == 200 and response.headers["content-type"] == "audio/wav", response.text
+    assert sf.info(io.BytesIO(response.content)).channels == 3
+
+
+def test_a_huge_timestamp_jump_is_cut_not_filled(tmp_path):
+    """A crafted file whose timestamps jump 100 hours ahead was filled with silence (129 GiB at once)."""
+    import fractions
+
+    import av
+
+    from denoise.audio import decode_to
+
+    path = tmp_path / "jump.mka"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libopus", rate=48000, layout="mono")
+        for i, at in enumerate((0, 960, 100 * 3600 * 48000)):
+            frame = av.AudioFrame.from_ndarray(np.zeros((1, 960), np.float32), format="flt", layout="mono")
+            frame.sample_rate, frame.pts, frame.time_base = 48000, at, fractions.Fraction(1, 48000)
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+    problems = []
+    n, rate, _ = decode_to(path, tmp_path / "out.w64", problems=problems)
+    assert n < 10 * 48000 and "timestamps jump" in problems[0], problems
+
+
+def test_recordings_of_a_killed_server_are_removed_by_the_next_one(tmp_path):
+    from denoise.serve import remove_stale_workdirs
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead, alive = tmp_path / f"denoise-serve-{gone.stdout.strip()}-abc", tmp_path / f"denoise-serve-{os.getpid()}-def"
+    for folder in (dead, alive):
+        (folder / "job").mkdir(parents=True)
+        (folder / "job" / "upload.wav").write_bytes(b"a recording")
+    (tmp_path / "denoise-serve-other").mkdir()  # not named by a server: left alone
+    assert remove_stale_workdirs(tmp_path) == [dead]
+    assert not dead.exists() and alive.exists() and (tmp_path / "denoise-serve-other").exists()
+
+
 def test_loopback_checks_and_warning():
     for host in ("127.0.0.1", "localhost", "::1", "127.0.0.2"):
         assert is_loopback(host) and exposure_warning(host) is None
+    for host in ("127.1", "LOCALHOST"):  # resolved, not matched as text
+        assert exposure_warning(host) is None
     assert "all network interfaces" in exposure_warning("0.0.0.0")
+    assert "all network interfaces" in exposure_warning("0")
     assert "no authentication" in exposure_warning("192.168.1.20")
     with pytest.raises(DenoiseError, match="Limits|max_seconds"):
         Limits(max_seconds=0).validate()
