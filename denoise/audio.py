@@ -359,12 +359,6 @@ def decode_to(path: Path, dest: Path, max_samples: int | None = None,
     return n, rate, channels
 
 
-def is_lossless_m4a(path: Path) -> bool:
-    """Whether an .m4a holds lossless audio (ALAC, as the iPhone's lossless memos): its output
-    should not be lossy AAC by default."""
-    return Path(path).suffix.lower() == ".m4a" and _av_subtype(path) is not None
-
-
 def decoding_problems(path: Path) -> list[str]:
     """What decoding a file PyAV reads finds wrong (damaged packets, gaps, a cut), by decoding it
     once; [] for a sound one and for every file libsndfile reads."""
@@ -505,8 +499,7 @@ def encode_av(src: Path, dest: Path, scale: float = 1.0, picture: Path | None = 
     """AAC in .m4a (as phones record it), or a video, from a float W64/WAV file, block by block. In
     .m4a, .mp4 and .mov the encoder's delay is recorded, so a decoder gives back exactly the input's
     length. For a video, every video stream of ``picture`` (the input) is copied unchanged, and the
-    sound is preceded by silence up to where the input's first sound track started, so it stays in
-    sync with the picture."""
+    sound keeps its place against the picture (``_timeline``)."""
     import fractions
     import heapq
 
@@ -519,26 +512,28 @@ def encode_av(src: Path, dest: Path, scale: float = 1.0, picture: Path | None = 
         rate, channels = audio.samplerate, audio.channels
         check_writable(dest, rate, channels)
         layout = AAC_LAYOUTS[channels]
-        source, videos, start = None, [], 0
+        source, videos, lead, shift = None, [], 0, {}
         if picture is not None and suffix in VIDEO_EXTENSIONS:
             source = stack.enter_context(_av_open(picture)[0])
             videos = list(source.streams.video)
-            start = _sound_start(picture, rate) if videos else 0
+            if videos:
+                lead, shift = _timeline(picture, source, videos, rate)
         try:
             # mp4/mov: the movie's time scale at the audio's rate, so the length it records is exact to the sample.
             options = {"movie_timescale": str(rate)} if muxer in ("ipod", "mp4", "mov") else {}
             container = stack.enter_context(av.open(str(dest), "w", format=muxer, options=options))
-            copies = {v.index: container.add_stream_from_template(v) for v in videos}
+            # opaque: the stream is named by its codec, not by the decoder FFmpeg would pick (libdav1d for AV1).
+            copies = {v.index: container.add_stream_from_template(v, opaque=True) for v in videos}
             stream = container.add_stream(codec, rate=rate, layout=layout)
             stream.bit_rate = 64000 * channels
             if source is not None:
                 container.metadata.update(source.metadata)
 
             def blocks():
-                # Silence until the input's sound started: the track starts with the picture, at 0, so
-                # that the encoder's delay is recorded as in an m4a (a later first timestamp would not be).
-                for at in range(0, start, 1 << 16):
-                    yield np.zeros((min(1 << 16, start - at), channels), np.float32)
+                # Silence before the sound where the picture starts first: the sound track starts at 0,
+                # so that the encoder's delay is recorded as in an m4a (a later first timestamp would not be).
+                for at in range(0, lead, 1 << 16):
+                    yield np.zeros((min(1 << 16, lead - at), channels), np.float32)
                 yield from audio.blocks(blocksize=1 << 16, dtype="float32", always_2d=True)
 
             def sound():
@@ -552,43 +547,76 @@ def encode_av(src: Path, dest: Path, scale: float = 1.0, picture: Path | None = 
 
             def picture_packets():
                 for packet in source.demux(videos) if videos else ():
-                    if packet.dts is not None:  # the demuxer's last, empty packet
-                        packet.stream = copies[packet.stream.index]
-                        yield packet
+                    if not packet.size:  # the demuxer's last, empty packet (a first B-frame packet may lack a dts)
+                        continue
+                    for name in ("pts", "dts"):
+                        if getattr(packet, name) is not None:
+                            setattr(packet, name, getattr(packet, name) - shift[packet.stream.index])
+                    packet.stream = copies[packet.stream.index]
+                    yield packet
 
             # Interleaved by time, as players and streaming expect (the muxer would otherwise hold
             # minutes of one stream in memory waiting for the other).
-            when = lambda packet: float(packet.dts * packet.time_base)  # noqa: E731
+            def when(packet) -> float:
+                at = packet.dts if packet.dts is not None else packet.pts
+                return float(at * packet.time_base) if at is not None and packet.time_base else float("-inf")
+
             for packet in heapq.merge(sound(), picture_packets(), key=when):
                 container.mux(packet)
         except (av.error.FFmpegError, ValueError, IndexError) as exc:  # a full disk, a codec the muxer refuses
             raise RuntimeError(_av_reason(exc)) from None
 
 
-def check_picture(src: Path, dest: Path) -> None:
-    """AudioError, before the work, if the video ``dest`` cannot hold the picture of ``src`` (H.264
-    into .webm, say, whose picture is VP8, VP9 or AV1). A ``src`` without a picture passes."""
+def _timeline(path: Path, container, videos: list, rate: int) -> tuple[int, dict[int, int]]:
+    """Where a video's streams go in the output: (samples of silence before the sound, and for each
+    video stream the amount, in its time base, taken off its timestamps). The output starts where
+    the earliest stream started, as FFmpeg makes it, so a picture whose timestamps begin at 1000 s
+    does not get 1000 s of silence before it, and a sound that starts first keeps its lead. A sound
+    that starts more than ``MAX_GAP_SECONDS`` after the picture is refused (a crafted file)."""
+    starts = [float(v.start_time * v.time_base) for v in videos if v.start_time is not None and v.time_base]
+    picture_at = min(starts, default=0.0)
+    sound_at = _sound_start(path)
+    origin = picture_at if sound_at is None else min(picture_at, sound_at)
+    lead = 0 if sound_at is None else round((sound_at - origin) * rate)
+    if lead > MAX_GAP_SECONDS * rate:
+        raise AudioError(f"{path}: its sound starts {lead / rate:.0f} s after its picture")
+    return lead, {v.index: round(origin / v.time_base) if v.time_base else 0 for v in videos}
+
+
+def check_picture(src: Path, dest: Path, rate: int, channels: int) -> None:
+    """AudioError, before the work, if the video ``dest`` cannot hold the picture of ``src`` beside
+    a sound track of this ``rate`` and ``channels`` (H.264 into .webm, whose picture is VP8, VP9 or
+    AV1; VP9 into .mov). A ``src`` without a picture passes."""
     import io
 
     import av
 
     suffix = Path(dest).suffix.lower()
-    if suffix not in VIDEO_EXTENSIONS or libsndfile_reads(src):
-        return
+    if suffix not in VIDEO_EXTENSIONS or libsndfile_reads(src) or channels not in AAC_LAYOUTS:
+        return  # (a channel count the sound cannot have is check_writable's to say)
     container, _ = _av_open(src)
-    with container, av.open(io.BytesIO(), "w", format=AV_OUTPUTS[suffix][1]) as probe:
-        for stream in container.streams.video:
-            try:
-                probe.add_stream_from_template(stream)
-            except (av.error.FFmpegError, ValueError):
-                name = stream.codec_context.name if stream.codec_context else "?"
-                raise AudioError(f"{dest}: {suffix} cannot hold this video's picture ({name}); write .mkv "
-                                 "(it holds any), or the sound alone as .m4a") from None
+    with container:
+        if not container.streams.video:
+            return
+        probe = av.open(io.BytesIO(), "w", format=AV_OUTPUTS[suffix][1])
+        try:
+            with _ffmpeg_log():
+                for video in container.streams.video:
+                    probe.add_stream_from_template(video, opaque=True)
+                probe.add_stream(AV_OUTPUTS[suffix][2], rate=rate, layout=AAC_LAYOUTS[channels])
+                probe.start_encoding()  # the muxer says here what it refuses
+        except (av.error.FFmpegError, ValueError):
+            names = ", ".join(v.codec_context.name if v.codec_context else "?" for v in container.streams.video)
+            raise AudioError(f"{dest}: {suffix} cannot hold this video's picture ({names}); write .mkv "
+                             "(it holds most), or the sound alone as .m4a") from None
+        finally:
+            with contextlib.suppress(Exception):
+                probe.close()
 
 
-def _sound_start(path: Path, rate: int) -> int:
-    """Where the first sound track's first decoded sample lies on the file's timeline, in samples at
-    ``rate`` (0 if it cannot be told): a camera's sound may start after its picture."""
+def _sound_start(path: Path) -> float | None:
+    """Where the first sound track's first decoded sample lies on the file's timeline (s), or None
+    if it cannot be told: a camera's sound may start after its picture, or before it."""
     import av
 
     container, stream = _av_open(path)
@@ -597,10 +625,31 @@ def _sound_start(path: Path, rate: int) -> int:
             for packet in container.demux(stream):
                 for frame in packet.decode():
                     if frame.pts is not None and frame.time_base:
-                        return max(0, round(float(frame.pts * frame.time_base) * rate))
+                        return float(frame.pts * frame.time_base)
         except (av.error.FFmpegError, ValueError):
             pass
-    return 0
+    return None
+
+
+def is_lossless_av(path: Path) -> bool:
+    """Whether a file PyAV writes back in its own format (.m4a, a video) holds lossless sound
+    (ALAC, as the iPhone's lossless memos; a camera's PCM): its output should not be lossy AAC by default."""
+    return Path(path).suffix.lower() in AV_OUTPUTS and _av_subtype(path) is not None
+
+
+def keeps_own_format(src: Path, dest: Path) -> bool:
+    """Whether a batch may write ``src``'s output in ``dest``'s format, its own: not when that would
+    make lossless sound lossy, nor when the format cannot hold its rate, channels or picture (a
+    5.1 video, VP9 in .mov); those are written as WAV."""
+    if Path(dest).suffix.lower() not in AV_OUTPUTS:
+        return True
+    try:
+        rate, channels = audio_format(src)
+        check_writable(dest, rate, channels)
+        check_picture(src, dest, rate, channels)
+    except AudioError:
+        return False
+    return not is_lossless_av(src)
 
 
 def check_audio(audio: np.ndarray, name: str) -> None:

@@ -482,7 +482,7 @@ def enhance_file(
     subtype = audio_io.output_subtype(in_path, out_path)
     out_channels = 1 if mono else channels
     audio_io.check_writable(out_path, rate, out_channels)
-    audio_io.check_picture(in_path, out_path)
+    audio_io.check_picture(in_path, out_path, rate, out_channels)
     started = time.perf_counter()
     tmp_float = out_path.with_name(f".{out_path.name}.part.w64")
     tmp_final = out_path.with_name(f".{out_path.stem}.part{out_path.suffix}")
@@ -616,10 +616,12 @@ def _one_input_per_output(jobs: list[tuple[Path, Path]]) -> tuple[list[tuple[Pat
 
 def _with_format(path: Path, out_format: str | None, src: Path | None = None) -> Path:
     """``path`` with the extension of ``out_format``, else its own if it can be written, else .wav
-    (also for a lossless .m4a ``src``: ALAC is not made lossy AAC unasked)."""
+    (also where ``src`` would lose by it: ALAC or a camera's PCM is not made lossy AAC unasked, and
+    a 5.1 video's sound is not refused for want of a container)."""
     if out_format:
         return path.with_suffix("." + out_format.lower().lstrip("."))
-    if path.suffix.lower() not in audio_io.WRITABLE_EXTENSIONS or (src is not None and audio_io.is_lossless_m4a(src)):
+    if path.suffix.lower() not in audio_io.WRITABLE_EXTENSIONS or (
+            src is not None and not audio_io.keeps_own_format(src, path)):
         return path.with_suffix(".wav")
     return path
 

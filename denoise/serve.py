@@ -317,7 +317,7 @@ def denoise_upload(upload: Upload, models: SharedModels, limits: Limits, spectro
     measured = not audio_io.libsndfile_reads(src)  # m4a, a video: measured by decoding, below
     try:
         n, rate, channels = (0, *audio_io.audio_format(src)) if measured else audio_io.audio_info(src)
-        lossy_m4a = suffix == ".m4a" and not audio_io.is_lossless_m4a(src)  # ALAC is answered in WAV
+        lossy_m4a = suffix == ".m4a" and not audio_io.is_lossless_av(src)  # ALAC is answered in WAV
         in_format = audio_io.container_format(src) or ("M4A" if lossy_m4a else None)
         ext, media_type = OUTPUT_FORMATS.get(in_format, (ext, media_type))
     except AudioError as exc:

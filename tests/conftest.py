@@ -69,30 +69,37 @@ def write_encoded(path: Path, audio: np.ndarray, rate: int, codec: str = "aac", 
 
 
 def write_video(path: Path, audio: np.ndarray, rate: int, video_codec: str = "mpeg4", audio_codec: str = "aac",
-                sound_start: float = 0.0, fps: int = 25) -> Path:
+                sound_start: float = 0.0, fps: int = 25, origin: float = 0.0) -> Path:
     """A small video: a picture that changes every frame (so its packets differ), and ``audio``
-    (samples[, channels]) as its sound track, starting ``sound_start`` seconds after the picture."""
+    (samples[, channels]) as its sound track, starting ``sound_start`` seconds after the picture
+    (before it if negative); the earlier of the two at ``origin`` seconds on the file's timeline."""
     import fractions
 
     import av
 
     audio = np.asarray(audio, np.float32).reshape(len(audio), -1)
     path.parent.mkdir(parents=True, exist_ok=True)
-    layout = {1: "mono", 2: "stereo"}[audio.shape[1]]
+    layout = {1: "mono", 2: "stereo", 6: "5.1"}[audio.shape[1]]
     with av.open(str(path), "w") as container:
         video = container.add_stream(video_codec, rate=fps)
         video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
         sound = container.add_stream(audio_codec, rate=rate, layout=layout)
-        for i in range(int((sound_start + len(audio) / rate) * fps)):
+        picture_at = origin + max(0.0, -sound_start)
+        for i in range(int((max(sound_start, 0.0) + len(audio) / rate) * fps)):
             frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), (i * 7) % 256, np.uint8), format="rgb24")
-            frame.pts, frame.time_base = i, fractions.Fraction(1, fps)
+            frame.pts, frame.time_base = round(picture_at * fps) + i, fractions.Fraction(1, fps)
             for packet in video.encode(frame):
                 container.mux(packet)
         for packet in video.encode(None):
             container.mux(packet)
-        offset = round(sound_start * rate)
+        offset = round((origin + max(sound_start, 0.0)) * rate)
+        planar = sound.codec_context.format.is_planar
         for i in range(0, len(audio), 960):
-            piece = av.AudioFrame.from_ndarray(np.ascontiguousarray(audio[i:i + 960].T), format="fltp", layout=layout)
+            samples = audio[i:i + 960].T if planar else audio[i:i + 960].reshape(1, -1)
+            if sound.codec_context.format.name == "s16":
+                samples = (samples * 32767).astype(np.int16)
+            piece = av.AudioFrame.from_ndarray(np.ascontiguousarray(samples), format=sound.codec_context.format.name,
+                                               layout=layout)
             piece.sample_rate, piece.pts, piece.time_base = rate, offset + i, fractions.Fraction(1, rate)
             for packet in sound.encode(piece):
                 container.mux(packet)

@@ -12,7 +12,7 @@ from denoise.audio import (
     audio_info,
     check_audio,
     decode_to,
-    is_lossless_m4a,
+    is_lossless_av,
     find_audio_files,
     load_mono,
     output_subtype,
@@ -148,7 +148,7 @@ def test_lossless_decoded_inputs_keep_their_sample_format(tmp_path, rng):
     assert output_subtype(alac, tmp_path / "out.wav") == "PCM_24"  # 24-bit ALAC: 24-bit WAV, not 16-bit
     assert output_subtype(alac, tmp_path / "out.flac") == "PCM_24"
     assert output_subtype(lossy, tmp_path / "out.wav") is None  # a lossy codec: the format's default
-    assert is_lossless_m4a(alac) and not is_lossless_m4a(lossy)
+    assert is_lossless_av(alac) and not is_lossless_av(lossy)
 
 
 @pytest.mark.parametrize("name,rate,most", [("x.flac", 16000, 8), ("x.mp3", 16000, 2), ("x.opus", 48000, 255),
