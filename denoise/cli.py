@@ -12,7 +12,7 @@ from pathlib import Path
 import click
 
 from . import __version__
-from .errors import DenoiseError
+from .errors import DenoiseError, install_hint
 
 EXISTING_DIR = click.Path(file_okay=False, path_type=Path)
 SKIPPED_SHOWN = 10  # skipped outputs listed one by one; past that, a count
@@ -41,7 +41,7 @@ class _Commands(click.Group):
                 raise
             raise click.ClickException(
                 f"this needs TensorFlow and Keras ({exc.name} is not installed; training, export, the Keras "
-                "runtime and .keras models without their .tflite use them): pip install 'denoise-unet[train]'"
+                "runtime and .keras models without their .tflite use them): " + install_hint("train")
             ) from None
 
 
@@ -430,20 +430,24 @@ def evaluate(clean_dir, noisy_dir, enhanced_dir, out, weights) -> None:
               help="Recordings denoised at once; further requests wait their turn.")
 @click.option("--runtime", type=click.Choice(["auto", "lite", "keras"]), default="auto", show_default=True,
               help="auto: the LiteRT export beside the model when present (fast, no TensorFlow), else Keras.")
-def serve(host, port, weights, max_upload_mb, max_seconds, max_jobs, runtime) -> None:
+@click.option("--public-name", "public_names", multiple=True, metavar="NAME",
+              help="A host name a reverse proxy or tunnel serves the page under (repeatable): requests "
+                   "addressed to it, and pages from it, are answered. Others are refused, so that other "
+                   "web sites cannot use the server.")
+def serve(host, port, weights, max_upload_mb, max_seconds, max_jobs, runtime, public_names) -> None:
     """Serve a web page (and HTTP API) that denoises recordings dropped or recorded in the browser."""
     os.environ.setdefault("CUDA_VISIBLE_DEVICES", "-1")
     try:
         from .serve import Limits, exposure_warning, run
     except ImportError as exc:
         raise click.ClickException(f"denoise serve needs the serve extra: fastapi, uvicorn and python-multipart "
-                                   f"({exc.name or exc} is missing): pip install 'denoise-unet[serve]'")
+                                   f"({exc.name or exc} is missing): " + install_hint("serve"))
     warning = exposure_warning(host)
     if warning:
         click.echo(warning, err=True)
     try:
         run(host, port, weights, Limits(max_upload_bytes=int(max_upload_mb * 2**20), max_seconds=max_seconds,
-                                        max_jobs=max_jobs), runtime, echo=click.echo)
+                                        max_jobs=max_jobs), runtime, echo=click.echo, public_names=public_names)
     except DenoiseError as exc:
         _fail(exc)
 

@@ -27,3 +27,8 @@ class Cancelled(DenoiseError):
 
 class ModelFileError(DenoiseError):
     """A model file or its settings cannot be loaded, saved or run."""
+
+
+def install_hint(extra: str) -> str:
+    """How to add an optional extra: the package is installed from its repository, not by name."""
+    return f'pip install -e ".[{extra}]" in the checkout (or "denoise-unet[{extra}] @ git+URL")'

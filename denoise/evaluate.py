@@ -20,7 +20,7 @@ from typing import Callable, Iterable
 import numpy as np
 
 from . import audio as audio_io
-from .errors import DenoiseError, MissingDependencyError
+from .errors import DenoiseError, MissingDependencyError, install_hint
 from .settings import write_json
 
 METRICS = ("pesq", "stoi", "si_sdr")
@@ -59,8 +59,7 @@ def require_metrics() -> None:
         import pystoi  # noqa: F401
     except ImportError as exc:
         raise MissingDependencyError(
-            f"evaluation needs the 'pesq' and 'pystoi' packages ({exc.name} is missing): "
-            "pip install 'denoise-unet[eval]'"
+            f"evaluation needs the 'pesq' and 'pystoi' packages ({exc.name} is missing): " + install_hint("eval")
         ) from None
 
 
@@ -72,7 +71,7 @@ def require_dnsmos() -> None:
     except ImportError as exc:
         raise MissingDependencyError(
             f"scoring without a clean reference needs DNSMOS from the 'speechmos' package "
-            f"({exc.name} is missing): pip install 'denoise-unet[eval]'"
+            f"({exc.name} is missing): " + install_hint("eval")
         ) from None
 
 

@@ -15,7 +15,7 @@ from types import ModuleType
 
 import numpy as np
 
-from .errors import DataError
+from .errors import DataError, install_hint
 
 EARLY_ORDER = 10  # image-source reflection orders simulated exactly
 MIXING_TIME = 0.05  # seconds after the direct sound where the noise tail takes over
@@ -31,7 +31,7 @@ def require_pyroomacoustics() -> ModuleType:
     try:
         import pyroomacoustics
     except ImportError:
-        raise DataError("--reverb needs the 'pyroomacoustics' package: pip install 'denoise-unet[reverb]'") from None
+        raise DataError("--reverb needs the 'pyroomacoustics' package: " + install_hint("reverb")) from None
     return pyroomacoustics
 
 

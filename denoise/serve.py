@@ -55,6 +55,7 @@ FORM_OVERHEAD = 64 * 1024  # multipart boundaries and part headers around the fi
 # gigabytes of memory and disk and minutes of CPU.
 MAX_RATE_CHANNELS = 96000 * 2
 UPLOAD_IDLE_SECONDS = 60  # an upload that sends nothing for this long is dropped
+MIN_UPLOAD_RATE = 100_000  # bytes a second on average: a slower upload is dropped once past 120 s
 # Output format per input format (libsndfile's name): the same family, else WAV.
 OUTPUT_FORMATS = {
     "WAV": (".wav", "audio/wav"),
@@ -169,7 +170,10 @@ def display_name(filename: str | None, ascii_only: bool = True) -> str:
     """A client's file name made safe for messages and download names (never used as a path): ASCII
     letters, digits and ``._ -``, or with ``ascii_only=False`` any letter or digit (résumé.wav)."""
     base = re.split(r"[\\/]", filename or "")[-1]
-    safe = re.sub(r"[^A-Za-z0-9._ -]+" if ascii_only else r"[^\w. -]+", "_", base).strip(" .")[:80]
+    safe = re.sub(r"[^A-Za-z0-9._ -]+" if ascii_only else r"[^\w. -]+", "_", base).strip(" .")
+    if len(safe) > 80:  # shortened before its extension, which names the format
+        stem, dot, ext = safe.rpartition(".")
+        safe = (stem[:79 - len(ext)] + dot + ext) if dot and len(ext) <= 8 else safe[:80]
     return safe or "upload"
 
 
@@ -250,7 +254,8 @@ async def receive_upload(request: Request, dest: Path, limits: Limits) -> Upload
             part["out"].close()
             part["out"] = None
 
-    received = 0
+    received, started = 0, time.monotonic()
+    deadline = max(120.0, limits.max_upload_bytes / MIN_UPLOAD_RATE)  # a trickle does not hold its slot for ever
     try:
         parser = MultipartParser(params[b"boundary"], {
             "on_part_begin": on_part_begin, "on_header_field": on_header_field, "on_header_value": on_header_value,
@@ -267,6 +272,8 @@ async def receive_upload(request: Request, dest: Path, limits: Limits) -> Upload
             received += len(chunk)  # the whole body too: a chunked one has no Content-Length to check
             if received > limits.max_upload_bytes + FORM_OVERHEAD:
                 raise _TooLarge
+            if time.monotonic() - started > deadline:
+                raise HTTPException(408, f"the upload took more than {deadline:.0f} s")
             parser.write(chunk)
         parser.finalize()
     except _TooLarge:
@@ -357,7 +364,7 @@ def denoise_upload(upload: Upload, models: SharedModels, limits: Limits, spectro
     except DenoiseError as exc:
         raise HTTPException(422, public(exc)) from None
     full_name = display_name(upload.original_name, ascii_only=False)
-    stem = full_name.rsplit(".", 1)[0] if "." in full_name else full_name
+    stem = (full_name.rsplit(".", 1)[0] if "." in full_name else full_name)[:80 - len(f"-denoised{ext}")]
     truncated = result.truncated.replace(str(src), name) if result.truncated else None
     return Denoised(data, media_type, f"{stem}-denoised{ext}", rate, result.channels, seconds,
                     result.processing_s, result.scaled_db, images, truncated)
@@ -447,9 +454,10 @@ class SameSiteMiddleware:
     ``allowed_hosts`` is given (a server on loopback), a ``Host`` not among them (DNS rebinding: a
     site's own name made to point at 127.0.0.1)."""
 
-    def __init__(self, app: Any, allowed_hosts: tuple[str, ...] | None = None) -> None:
+    def __init__(self, app: Any, allowed_hosts: tuple[str, ...] | None = None, public_names: tuple[str, ...] = ()) -> None:
         self.app = app
-        self.allowed_hosts = allowed_hosts
+        self.allowed_hosts = None if allowed_hosts is None else (*allowed_hosts, *public_names)
+        self.public_names = public_names  # a reverse proxy's or tunnel's: Host and Origin may name them
 
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
         if scope["type"] == "http":
@@ -461,7 +469,8 @@ class SameSiteMiddleware:
                                           status_code=421)(scope, receive, send)
             origin = headers.get("origin")
             if scope["method"] not in ("GET", "HEAD", "OPTIONS") and origin is not None \
-                    and urlsplit(origin).netloc.lower() != host.lower():
+                    and urlsplit(origin).netloc.lower() != host.lower() \
+                    and (urlsplit(origin).hostname or "") not in self.public_names:
                 return await JSONResponse({"detail": "a request from another web site is refused"},
                                           status_code=403)(scope, receive, send)
         await self.app(scope, receive, send)
@@ -486,20 +495,57 @@ WORKDIR_PREFIX = "denoise-serve-"
 def remove_stale_workdirs(root: Path | None = None) -> list[Path]:
     """Remove the private folders of servers that were killed (``kill -9``, a crash, a power cut)
     before they could remove their own, so no recording outlives them; returns what was removed.
-    Each folder is named after its server's process ID; folders of running servers are kept."""
+    A running server holds a lock on its folder's ``.alive`` file (which holds across containers
+    sharing the folder); a folder without one is judged by the process ID in its name."""
     removed = []
     for folder in Path(root or tempfile.gettempdir()).glob(f"{WORKDIR_PREFIX}*"):
         match = re.fullmatch(rf"{WORKDIR_PREFIX}(\d+)-.*", folder.name)
         try:
-            if not match or not folder.is_dir() or folder.stat().st_uid != os.getuid():
+            if not match or folder.is_symlink() or not folder.is_dir() or folder.stat().st_uid != os.getuid():
                 continue
-            os.kill(int(match[1]), 0)
-        except ProcessLookupError:
-            shutil.rmtree(folder, ignore_errors=True)
-            removed.append(folder)
-        except (OSError, AttributeError):  # another user's process (alive), or no getuid (Windows)
+            if _held(folder / ".alive") if (folder / ".alive").exists() else _running(int(match[1])):
+                continue
+        except (OSError, AttributeError):  # unreadable, or no getuid (Windows): left alone
             continue
+        shutil.rmtree(folder, ignore_errors=True)
+        removed.append(folder)
     return removed
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's process
+        return True
+    return True
+
+
+def _held(path: Path) -> bool:
+    """Whether another process holds the lock on ``path`` (``hold_alive``)."""
+    try:
+        import fcntl
+    except ImportError:
+        return True  # cannot tell: keep it
+    with open(path, "a") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+    return False
+
+
+def hold_alive(workdir: Path):
+    """Lock ``workdir/.alive`` for as long as the returned file stays open (this server's life)."""
+    fh = open(workdir / ".alive", "a")
+    try:
+        import fcntl
+
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except ImportError:
+        pass
+    return fh
 
 
 def create_app(
@@ -508,11 +554,13 @@ def create_app(
     runtime: str = "auto",
     model_for_rate: Callable[[int], Any] | None = None,
     allowed_hosts: tuple[str, ...] | None = None,
+    public_names: tuple[str, ...] = (),
 ) -> FastAPI:
     """The web app, its models loaded. ``model_for_rate`` (rate -> object with ``settings`` and
     ``predict``) replaces the models chosen from ``weights`` (default: the shipped ones).
     ``allowed_hosts``: the only ``Host`` names answered (``run`` gives the loopback names when the
-    server listens on loopback only); None answers any.
+    server listens on loopback only); None answers any. ``public_names``: host names a reverse proxy
+    or tunnel serves the page under, answered and trusted as the page's origin.
 
     ``app.state.workdir`` is the private temporary folder requests use; it is removed at shutdown.
     """
@@ -523,6 +571,7 @@ def create_app(
     warm_up_plots()
     remove_stale_workdirs()
     workdir = Path(tempfile.mkdtemp(prefix=f"{WORKDIR_PREFIX}{os.getpid()}-"))
+    alive = hold_alive(workdir)
     jobs: list[anyio.CapacityLimiter] = []  # made in the event loop, at the first request
     in_flight = [0]  # requests being received, waiting or denoised (the event loop's own count)
 
@@ -531,6 +580,7 @@ def create_app(
         try:
             yield
         finally:
+            alive.close()
             shutil.rmtree(workdir, ignore_errors=True)
 
     app = FastAPI(title="denoise", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
@@ -538,7 +588,8 @@ def create_app(
                               "from elsewhere; this schema is the documentation.")
     app.state.workdir = workdir
     app.state.limits = limits
-    app.add_middleware(SameSiteMiddleware, allowed_hosts=allowed_hosts)
+    app.add_middleware(SameSiteMiddleware, allowed_hosts=allowed_hosts,
+                       public_names=tuple(n.lower() for n in public_names))
     app.add_middleware(SecurityHeadersMiddleware)
 
     @app.exception_handler(RequestValidationError)
@@ -549,14 +600,16 @@ def create_app(
     app.mount("/static", StaticFiles(directory=WEB_DIR), name="static")
 
     async def run_job(request: Request, spectrograms: bool, strength: float) -> Denoised:
-        if in_flight[0] >= limits.max_jobs + limits.max_waiting:
-            raise HTTPException(503, f"busy: {in_flight[0]} recordings are being received or denoised; "
-                                     "try again in a moment")
-        in_flight[0] += 1
         job_dir = Path(tempfile.mkdtemp(dir=workdir))
+        counted = False
         try:
             upload = await receive_upload(request, job_dir / "upload", limits)
-
+            # Counted once received, so slow uploads cannot fill the room that whole ones wait in.
+            if in_flight[0] >= limits.max_jobs + limits.max_waiting:
+                raise HTTPException(503, f"busy: {in_flight[0]} recordings are waiting or being denoised; "
+                                         "try again in a moment")
+            in_flight[0] += 1
+            counted = True
             if not jobs:
                 jobs.append(anyio.CapacityLimiter(limits.max_jobs))
             # Requests beyond max_jobs wait here, in the event loop, holding no worker thread: the
@@ -566,7 +619,7 @@ def create_app(
             return await anyio.to_thread.run_sync(
                 lambda: denoise_upload(upload, models, limits, spectrograms, strength, gone), limiter=jobs[0])
         finally:
-            in_flight[0] -= 1
+            in_flight[0] -= counted
             shutil.rmtree(job_dir, ignore_errors=True)
 
     @app.get("/", include_in_schema=False)
@@ -695,13 +748,13 @@ def serve_in_thread(app: FastAPI, host: str = "127.0.0.1", port: int = 0) -> Ite
 
 
 def run(host: str, port: int, weights: Path | None, limits: Limits, runtime: str = "auto",
-        echo: Callable[[str], None] = print) -> None:
+        echo: Callable[[str], None] = print, public_names: tuple[str, ...] = ()) -> None:
     """``denoise serve``: bind, load the models, say where the page is, serve until Ctrl+C."""
     sock = bind(host, port)
     try:
         bound = sock.getsockname()[0]
-        app = create_app(weights, limits, runtime,
-                         allowed_hosts=loopback_names(host) if is_loopback(bound) else None)
+        app = create_app(weights, limits, runtime, allowed_hosts=loopback_names(host) if is_loopback(bound) else None,
+                         public_names=public_names)
         elsewhere = (f"; from other machines: http://THIS-MACHINE'S-ADDRESS:{sock.getsockname()[1]}/"
                      if sock.getsockname()[0] in ("0.0.0.0", "::") else "")
         echo(f"denoise is serving on {url_for(sock)}{elsewhere} (Ctrl+C to stop); API: {url_for(sock)}openapi.json")

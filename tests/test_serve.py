@@ -42,7 +42,7 @@ def server():
 def client(server):
     """The module's client; after each test, the private folder must hold nothing."""
     yield server.client
-    assert os.listdir(server.app.state.workdir) == []
+    assert os.listdir(server.app.state.workdir) == [".alive"]  # the lock that says this server runs
 
 
 def noisy(seconds: float, rate: int, channels: int = 1, seed: int = 0) -> np.ndarray:
@@ -202,6 +202,9 @@ def test_uploaded_names_never_become_paths(client, server):
         assert re.fullmatch(r'attachment; filename="[A-Za-z0-9._ -]+-denoised\.wav"'
                             r"(; filename\*=UTF-8''[A-Za-z0-9._%-]+-denoised\.wav)?", disposition), disposition
     assert not (server.app.state.workdir.parent / "evil.wav").exists()
+    # A long name is shortened before its extension, which tools that save by it (curl -OJ) need.
+    long = post(client, wav, "x" * 120 + ".wav").headers["content-disposition"]
+    assert re.fullmatch(r'attachment; filename="x{60,80}-denoised\.wav"', long), long
     # A name in another alphabet keeps its letters for browsers that read filename* (RFC 6266).
     assert "filename*=UTF-8''r%C3%A9sum%C3%A9%20_-denoised.wav" in disposition
     assert post(client, wav, "r\u00e9sum\u00e9.wav", path="/api/analyze").json()["filename"] == "r\u00e9sum\u00e9-denoised.wav"
@@ -329,11 +332,15 @@ def test_requests_beyond_the_waiting_room_are_told_the_server_is_busy():
         senders[1].start()
         time.sleep(0.5)  # the second waits its turn
         busy = post(client, data)
-        assert busy.status_code == 503 and "busy: 2 recordings are being received or denoised" in busy.text
+        assert busy.status_code == 503 and "busy: 2 recordings are waiting or being denoised" in busy.text
         release.set()
         for t in senders:
             t.join(60)
-    assert [r.status_code for r in results] == [200, 200]
+        assert [r.status_code for r in results] == [200, 200]
+        # Failed uploads leave nothing counted: the room is free again.
+        for _ in range(4):
+            assert client.post("/api/denoise", content=b"x", headers={"content-type": "text/plain"}).status_code == 415
+        assert post(client, data).status_code == 200
 
 
 def test_other_sites_and_other_host_names_are_refused(tmp_path):
@@ -362,6 +369,17 @@ def test_other_sites_and_other_host_names_are_refused(tmp_path):
                              headers={"host": host, "origin": f"http://{host}"})
             assert ok.status_code == 200, ok.text
         assert post(client, data).status_code == 200
+    # Behind a reverse proxy or tunnel, its public name is named (denoise serve --public-name).
+    app = create_app(model_for_rate=lambda rate: SimpleNamespace(settings=settings, predict=lambda x: np.zeros_like(x)),
+                     limits=LIMITS, allowed_hosts=("localhost", "127.0.0.1", "::1"), public_names=("Talks.Example",))
+    with serve_in_thread(app) as url, httpx.Client(base_url=url, timeout=60) as client:
+        port = url.rstrip("/").rsplit(":", 1)[1]
+        for headers in ({"origin": "https://talks.example"}, {"host": "talks.example", "origin": "https://talks.example"}):
+            ok = client.post("/api/denoise", files={"file": ("a.wav", data, "audio/wav")}, headers=headers)
+            assert ok.status_code == 200, (headers, ok.text)
+        assert client.post("/api/denoise", files={"file": ("a.wav", data, "audio/wav")},
+                           headers={"origin": "https://evil.example"}).status_code == 403
+        assert client.get("/", headers={"host": f"evil.example:{port}"}).status_code == 421
 
 
 def test_too_much_audio_for_its_size_is_refused_before_the_work(client, tmp_path):
@@ -425,6 +443,25 @@ def test_recordings_of_a_killed_server_are_removed_by_the_next_one(tmp_path):
     (tmp_path / "denoise-serve-other").mkdir()  # not named by a server: left alone
     assert remove_stale_workdirs(tmp_path) == [dead]
     assert not dead.exists() and alive.exists() and (tmp_path / "denoise-serve-other").exists()
+    # A server holds a lock on its folder, which says more than a process ID (another container's
+    # server may have any ID): a held lock keeps the folder, a lock nobody holds does not.
+    from denoise.serve import hold_alive
+
+    held = tmp_path / f"denoise-serve-{gone.stdout.strip()}-held"  # its ID gone, its lock held
+    free = tmp_path / f"denoise-serve-{os.getpid()}-free"  # its ID running, its lock free
+    for folder in (held, free):
+        folder.mkdir()
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from pathlib import Path; "
+                               "from denoise.serve import hold_alive; h = hold_alive(Path(sys.argv[1])); "
+                               "print('held', flush=True); time.sleep(60)", str(held)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        hold_alive(free).close()
+        assert sorted(remove_stale_workdirs(tmp_path)) == [free]
+        assert held.exists()
+    finally:
+        holder.kill()
+        holder.wait()
 
 
 def test_loopback_checks_and_warning():
@@ -513,4 +550,4 @@ def test_a_client_that_goes_away_stops_its_job():
                 post(client, data)
         time.sleep(4.0)
         assert 1 <= len(calls) <= 2, len(calls)
-        assert os.listdir(app.state.workdir) == []  # its files are gone with it
+        assert os.listdir(app.state.workdir) == [".alive"]  # its files are gone with it
