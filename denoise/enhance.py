@@ -87,6 +87,17 @@ def keras_predict_fn(model, batch_size: int = 4, name: str = "the Keras model") 
     return predict
 
 
+def usable_cpus() -> int:
+    """The CPUs this process may run on (a container's or ``taskset``'s share, not the machine's
+    count, so the model's threads do not outnumber them)."""
+    import os
+
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
 def lite_predict_fn(path: Path, batch_size: int = 4, threads: int | None = None,
                     block_shape: tuple[int, ...] | None = None) -> PredictFn:
     """Run an exported LiteRT model (no TensorFlow import): same contract as keras_predict_fn.
@@ -101,7 +112,7 @@ def lite_predict_fn(path: Path, batch_size: int = 4, threads: int | None = None,
 
     try:
         with quiet_stderr():  # the runtime prints an INFO line on the C stderr
-            interpreter = Interpreter(model_path=str(path), num_threads=threads or os.cpu_count() or 1)
+            interpreter = Interpreter(model_path=str(path), num_threads=threads or usable_cpus())
             inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
             interpreter.resize_tensor_input(inp["index"], [batch_size, *inp["shape"][1:]])
             interpreter.allocate_tensors()

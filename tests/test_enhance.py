@@ -267,3 +267,13 @@ def test_the_python_api_refuses_what_it_cannot_denoise_in_one_line(rng):
         with pytest.raises(AudioError, match="expected a whole number of Hz from 8000 to 192000"):
             enhance_signal(x.T, rate, TINY, block_dependent)
     assert enhance_signal(x.T.astype(np.float64), 8000.0, TINY, block_dependent).shape == (800, 2)
+
+
+def test_the_model_uses_the_cpus_this_process_may_run_on(monkeypatch):
+    """Not the machine's count: a container or taskset may allow fewer, and more threads than CPUs slow it."""
+    import os
+
+    from denoise.enhance import usable_cpus
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {3}, raising=False)
+    assert usable_cpus() == 1
