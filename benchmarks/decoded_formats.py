@@ -72,7 +72,7 @@ def run_predict(src: Path, out: Path, repeat: int) -> tuple[float, float]:
     for _ in range(repeat):
         start = time.perf_counter()
         subprocess.run([sys.executable, "-m", "denoise", "predict", str(src), str(out), "--overwrite"],
-                       check=True, stdout=subprocess.DEVNULL)
+                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         best = min(best, time.perf_counter() - start)
     return best, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
 

@@ -487,7 +487,7 @@ def check_writable(path: Path, rate: int, channels: int) -> None:
         return
     codec, rates = ("Opus", OPUS_RATES) if suffix == ".webm" else ("AAC", AAC_RATES)
     if rate not in rates:
-        instead = ".mkv or .mp4" if suffix == ".webm" else ".wav or .flac"
+        instead = ".mkv (or .m4a for the sound alone)" if suffix == ".webm" else ".wav or .flac"
         raise AudioError(f"{path}: {codec} ({suffix}) cannot hold {rate} Hz audio (it holds "
                          f"{', '.join(str(r) for r in rates)} Hz); write {instead}")
     if channels not in AAC_LAYOUTS:
@@ -515,19 +515,24 @@ def encode_av(src: Path, dest: Path, scale: float = 1.0, picture: Path | None = 
         source, videos, lead, shift = None, [], 0, {}
         if picture is not None and suffix in VIDEO_EXTENSIONS:
             source = stack.enter_context(_av_open(picture)[0])
-            videos = list(source.streams.video)
+            videos = _pictures(source)
             if videos:
                 lead, shift = _timeline(picture, source, videos, rate)
         try:
-            # mp4/mov: the movie's time scale at the audio's rate, so the length it records is exact to the sample.
+            # mp4/mov: the movie's time scale at the audio's rate, so the length it records is exact to the
+            # sample; a video's index goes first, so that players on the web start before it has all arrived.
             options = {"movie_timescale": str(rate)} if muxer in ("ipod", "mp4", "mov") else {}
+            if videos and muxer in ("mp4", "mov"):
+                options["movflags"] = "+faststart"
             container = stack.enter_context(av.open(str(dest), "w", format=muxer, options=options))
-            # opaque: the stream is named by its codec, not by the decoder FFmpeg would pick (libdav1d for AV1).
-            copies = {v.index: container.add_stream_from_template(v, opaque=True) for v in videos}
+            copies = {v.index: _copy_stream(container, v, muxer) for v in videos}
             stream = container.add_stream(codec, rate=rate, layout=layout)
             stream.bit_rate = 64000 * channels
             if source is not None:
                 container.metadata.update(source.metadata)
+                if source.streams.audio:  # the sound's language and title
+                    stream.metadata.update({k: v for k, v in source.streams.audio[0].metadata.items()
+                                            if k in ("language", "title")})
 
             def blocks():
                 # Silence before the sound where the picture starts first: the sound track starts at 0,
@@ -567,6 +572,30 @@ def encode_av(src: Path, dest: Path, scale: float = 1.0, picture: Path | None = 
             raise RuntimeError(_av_reason(exc)) from None
 
 
+def _pictures(container) -> list:
+    """The video streams to copy: pictures, not an audio file's cover (an attached picture)."""
+    return [v for v in container.streams.video if not v.disposition & av_attached_pic()]
+
+
+def av_attached_pic() -> int:
+    import av
+
+    return int(av.stream.Disposition.attached_pic)
+
+
+def _copy_stream(container, template, muxer: str):
+    """A stream of ``container`` for ``template``'s packets, unchanged: its codec (by name, not by
+    the decoder FFmpeg would pick: libdav1d for AV1), its fourcc in mp4/mov (an iPhone's HEVC is
+    'hvc1', which Apple's players need, not FFmpeg's default 'hev1'), and its metadata (the
+    camera's timecode, language)."""
+    copy = container.add_stream_from_template(template, opaque=True)
+    if muxer in ("mp4", "mov") and template.codec_context.codec_tag and \
+            template.container.format.name == _MOV:
+        copy.codec_context.codec_tag = template.codec_context.codec_tag
+    copy.metadata.update(template.metadata)
+    return copy
+
+
 def _timeline(path: Path, container, videos: list, rate: int) -> tuple[int, dict[int, int]]:
     """Where a video's streams go in the output: (samples of silence before the sound, and for each
     video stream the amount, in its time base, taken off its timestamps). The output starts where
@@ -596,17 +625,18 @@ def check_picture(src: Path, dest: Path, rate: int, channels: int) -> None:
         return  # (a channel count the sound cannot have is check_writable's to say)
     container, _ = _av_open(src)
     with container:
-        if not container.streams.video:
+        videos = _pictures(container)
+        if not videos:
             return
         probe = av.open(io.BytesIO(), "w", format=AV_OUTPUTS[suffix][1])
         try:
             with _ffmpeg_log():
-                for video in container.streams.video:
-                    probe.add_stream_from_template(video, opaque=True)
+                for video in videos:
+                    _copy_stream(probe, video, AV_OUTPUTS[suffix][1])
                 probe.add_stream(AV_OUTPUTS[suffix][2], rate=rate, layout=AAC_LAYOUTS[channels])
                 probe.start_encoding()  # the muxer says here what it refuses
         except (av.error.FFmpegError, ValueError):
-            names = ", ".join(v.codec_context.name if v.codec_context else "?" for v in container.streams.video)
+            names = ", ".join(v.codec_context.name if v.codec_context else "?" for v in videos)
             raise AudioError(f"{dest}: {suffix} cannot hold this video's picture ({names}); write .mkv "
                              "(it holds most), or the sound alone as .m4a") from None
         finally:
@@ -637,19 +667,26 @@ def is_lossless_av(path: Path) -> bool:
     return Path(path).suffix.lower() in AV_OUTPUTS and _av_subtype(path) is not None
 
 
-def keeps_own_format(src: Path, dest: Path) -> bool:
-    """Whether a batch may write ``src``'s output in ``dest``'s format, its own: not when that would
-    make lossless sound lossy, nor when the format cannot hold its rate, channels or picture (a
-    5.1 video, VP9 in .mov); those are written as WAV."""
-    if Path(dest).suffix.lower() not in AV_OUTPUTS:
-        return True
+def own_format_problem(src: Path, dest: Path) -> str | None:
+    """Why a batch should not write ``src``'s output in ``dest``'s format, its own, or None: that
+    would make lossless sound lossy, or the format cannot hold its rate, channels or picture (a 5.1
+    video, VP9 in .mov)."""
+    suffix = Path(dest).suffix.lower()
+    if suffix not in AV_OUTPUTS:
+        return None
     try:
         rate, channels = audio_format(src)
+    except AudioError:
+        return None  # unreadable: its own error comes when it is denoised
+    try:
         check_writable(dest, rate, channels)
+    except AudioError:
+        return f"{suffix} cannot hold its sound ({channels} channels at {rate} Hz)"
+    try:
         check_picture(src, dest, rate, channels)
     except AudioError:
-        return False
-    return not is_lossless_av(src)
+        return f"{suffix} cannot hold its picture"
+    return "its sound is lossless" if is_lossless_av(src) else None
 
 
 def check_audio(audio: np.ndarray, name: str) -> None:

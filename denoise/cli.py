@@ -277,7 +277,8 @@ def predict(paths, out_dir, out_format, weights, overwrite, mono, plot, high_ban
     from .model_io import ModelChooser
 
     try:
-        jobs, problems = plan_outputs(list(paths), out_dir, out_format)
+        format_notes: dict[Path, str] = {}
+        jobs, problems = plan_outputs(list(paths), out_dir, out_format, format_notes)
         if out_dir is not None:
             out_dir.mkdir(parents=True, exist_ok=True)
     except DenoiseError as exc:
@@ -311,6 +312,8 @@ def predict(paths, out_dir, out_format, weights, overwrite, mono, plot, high_ban
         if report.failed:
             raise click.ClickException(report.failed[0])
     for result in report.done:
+        if result.input in format_notes:
+            click.echo(f"  note: {format_notes[result.input]}", err=True)
         if result.truncated:
             click.echo(f"  note: {result.truncated}; denoised what it holds", err=True)
         if result.scaled_db < 0:

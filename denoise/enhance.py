@@ -554,14 +554,15 @@ def enhance_file(
 GLOB_CHARS = set("*?[")
 
 
-def plan_outputs(paths: list[Path], out_dir: Path | None,
-                 out_format: str | None = None) -> tuple[list[tuple[Path, Path]], list[str]]:
+def plan_outputs(paths: list[Path], out_dir: Path | None, out_format: str | None = None,
+                 notes: dict[Path, str] | None = None) -> tuple[list[tuple[Path, Path]], list[str]]:
     """(input, output) pairs for ``denoise predict`` arguments, and one line per argument that fails.
 
     Without ``out_dir`` the arguments are exactly IN OUT. With it, each argument is a file, a folder
     (searched recursively, relative paths kept) or a glob pattern, written under ``out_dir`` in its
     own format, or ``out_format`` (an extension such as 'flac') when given; a format that can only be
-    read (.m4a...) becomes WAV.
+    read (.m4a...) becomes WAV. An input written in another format than its own, where its own
+    would lose something, is said in ``notes`` (input -> one line).
     """
     if out_dir is None:
         if out_format:
@@ -594,7 +595,7 @@ def plan_outputs(paths: list[Path], out_dir: Path | None,
             jobs += [(m, out_dir / m.name) for m in matches]
         else:
             jobs.append((arg, out_dir / arg.name))
-    unique, clashes = _one_input_per_output([(src, _with_format(dst, out_format, src)) for src, dst in jobs])
+    unique, clashes = _one_input_per_output([(src, _with_format(dst, out_format, src, notes)) for src, dst in jobs])
     return unique, problems + clashes
 
 
@@ -625,16 +626,30 @@ def _one_input_per_output(jobs: list[tuple[Path, Path]]) -> tuple[list[tuple[Pat
     return unique, problems
 
 
-def _with_format(path: Path, out_format: str | None, src: Path | None = None) -> Path:
-    """``path`` with the extension of ``out_format``, else its own if it can be written, else .wav
-    (also where ``src`` would lose by it: ALAC or a camera's PCM is not made lossy AAC unasked, and
-    a 5.1 video's sound is not refused for want of a container)."""
+def _with_format(path: Path, out_format: str | None, src: Path | None = None,
+                 notes: dict[Path, str] | None = None) -> Path:
+    """``path`` with the extension of ``out_format``, else its own if it can be written, else .wav;
+    also where ``src`` would lose by its own: ALAC or a camera's PCM is not made lossy AAC unasked,
+    and a video whose picture or sound its container cannot take back (VP8 with 44.1-kHz sound in
+    .webm) goes into .mkv if that holds them, else WAV (a 5.1 sound track). Such a change is noted."""
     if out_format:
         return path.with_suffix("." + out_format.lower().lstrip("."))
-    if path.suffix.lower() not in audio_io.WRITABLE_EXTENSIONS or (
-            src is not None and not audio_io.keeps_own_format(src, path)):
+    if path.suffix.lower() not in audio_io.WRITABLE_EXTENSIONS:
         return path.with_suffix(".wav")
-    return path
+    why = None if src is None else audio_io.own_format_problem(src, path)
+    if why is None:
+        return path
+    mkv = path.with_suffix(".mkv")
+    if path.suffix.lower() in audio_io.VIDEO_EXTENSIONS and mkv.suffix != path.suffix.lower() \
+            and why != "its sound is lossless" and audio_io.own_format_problem(src, mkv) is None:
+        new = mkv
+    else:
+        new = path.with_suffix(".wav")
+        if path.suffix.lower() in audio_io.VIDEO_EXTENSIONS:
+            why += "; the picture is not kept"
+    if notes is not None:
+        notes[src] = f"{src}: written as {new.name} ({why})"
+    return new
 
 
 @dataclass

@@ -84,6 +84,8 @@ def write_video(path: Path, audio: np.ndarray, rate: int, video_codec: str = "mp
         video = container.add_stream(video_codec, rate=fps)
         video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
         sound = container.add_stream(audio_codec, rate=rate, layout=layout)
+        if audio_codec == "vorbis":  # FFmpeg's own Vorbis encoder, as browsers' WebM once held
+            sound.codec_context.options = {"strict": "experimental"}
         picture_at = origin + max(0.0, -sound_start)
         for i in range(int((max(sound_start, 0.0) + len(audio) / rate) * fps)):
             frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), (i * 7) % 256, np.uint8), format="rgb24")

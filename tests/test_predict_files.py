@@ -466,6 +466,54 @@ def _timeline(path):
     return np.concatenate([np.zeros(start), first]) if start >= 0 else first[-start:]
 
 
+def test_a_phone_video_keeps_what_players_and_editors_need(tmp_path, rng):
+    """An iPhone's HEVC is tagged 'hvc1' (Apple's players refuse FFmpeg's default 'hev1'); a camera
+    writes a timecode that editors line clips up by; the index goes first for the web. An audio
+    file's cover picture is no picture to copy."""
+    import av
+
+    x = speech_like(rng, 1.0, 48000)
+    plain = write_video(tmp_path / "plain.mov", x, 48000, video_codec="libx265")
+    with av.open(str(plain)) as src, av.open(str(tmp_path / "phone.mov"), "w", format="mov") as dst:
+        copies = {s.index: dst.add_stream_from_template(s) for s in src.streams}
+        copies[src.streams.video[0].index].codec_context.codec_tag = "hvc1"
+        copies[src.streams.video[0].index].metadata["timecode"] = "01:00:00:00"
+        for packet in src.demux():
+            if packet.size:
+                packet.stream = copies[packet.stream.index]
+                dst.mux(packet)
+    enhance_file(tmp_path / "phone.mov", tmp_path / "out.mov", TINY, block_dependent)
+    with av.open(str(tmp_path / "out.mov")) as out:
+        video = out.streams.video[0]
+        assert video.codec_context.codec_tag == "hvc1" and video.metadata.get("timecode") == "01:00:00:00"
+    data = (tmp_path / "out.mov").read_bytes()
+    assert data.find(b"moov") < data.find(b"mdat")  # faststart
+    # Cover art (an attached picture) is not made into a one-frame video track.
+    import fractions
+
+    with av.open(str(tmp_path / "cover.mp4"), "w") as container:
+        sound = container.add_stream("aac", rate=48000, layout="mono")
+        cover = container.add_stream("mjpeg")
+        cover.width = cover.height = 64
+        cover.pix_fmt = "yuvj420p"
+        cover.disposition = av.stream.Disposition.attached_pic
+        encoder = av.CodecContext.create("mjpeg", "w")
+        encoder.width = encoder.height = 64
+        encoder.pix_fmt, encoder.time_base = "yuvj420p", fractions.Fraction(1, 1)
+        image = av.VideoFrame.from_ndarray(np.full((64, 64, 3), 200, np.uint8), format="rgb24").reformat(format="yuvj420p")
+        packet = av.Packet(bytes(encoder.encode(image)[0]))
+        packet.stream, packet.pts, packet.dts, packet.time_base = cover, 0, 0, fractions.Fraction(1, 90000)
+        container.mux(packet)
+        for i in range(0, 48000, 960):
+            frame = av.AudioFrame.from_ndarray(x[None, i:i + 960].copy(), format="fltp", layout="mono")
+            frame.sample_rate, frame.pts, frame.time_base = 48000, i, fractions.Fraction(1, 48000)
+            container.mux(sound.encode(frame))
+        container.mux(sound.encode(None))
+    enhance_file(tmp_path / "cover.mp4", tmp_path / "cover_out.mp4", TINY, block_dependent)
+    with av.open(str(tmp_path / "cover_out.mp4")) as out:
+        assert [s.type for s in out.streams] == ["audio"]
+
+
 def test_videos_in_a_batch_stay_videos_and_formats_that_cannot_be_written_are_refused(tmp_path, rng, weights):
     x = speech_like(rng, 1.0, 16000)
     import struct
@@ -488,15 +536,23 @@ def test_videos_in_a_batch_stay_videos_and_formats_that_cannot_be_written_are_re
     write(tmp_path / "cd.wav", x, 44100)
     result = run("predict", tmp_path / "cd.wav", tmp_path / "cd.webm", *weights)  # refused before the work
     assert result.exit_code == 1 and "cd.webm: Opus (.webm) cannot hold 44100 Hz audio" in result.output
-    assert "write .mkv or .mp4" in result.output and not (tmp_path / "cd.webm").exists()
+    assert "write .mkv (or .m4a for the sound alone)" in result.output and not (tmp_path / "cd.webm").exists()
     # Kept as they are unless that would lose: a 5.1 sound track (AAC here is mono or stereo) and a
     # camera's lossless PCM (not made lossy AAC unasked) give WAV.
     write_video(tmp_path / "more" / "surround.mkv", np.stack([x] * 6, axis=1), 16000)
     write_video(tmp_path / "more" / "camera.mov", x, 16000, audio_codec="pcm_s16le")
+    # A browser's WebM with 44.1-kHz Vorbis: Opus, which .webm is written with, has no such rate,
+    # so it goes into .mkv, picture and all.
+    write_video(tmp_path / "more" / "browser.webm", np.stack([x, x], axis=1), 44100, "libvpx", "vorbis")
     result = run("predict", tmp_path / "more", "--out-dir", tmp_path / "more_out", *weights)
     assert result.exit_code == 0, result.output
-    assert sorted(p.name for p in (tmp_path / "more_out").iterdir()) == ["camera.wav", "surround.wav"]
+    assert sorted(p.name for p in (tmp_path / "more_out").iterdir()) == ["browser.mkv", "camera.wav", "surround.wav"]
     assert sf.info(str(tmp_path / "more_out" / "surround.wav")).channels == 6
+    assert _packets(tmp_path / "more_out" / "browser.mkv", "video")[0] == _packets(tmp_path / "more" / "browser.webm", "video")[0]
+    assert "browser.webm: written as browser.mkv (.webm cannot hold its sound (2 channels at 44100 Hz))" in result.output
+    assert "camera.mov: written as camera.wav (its sound is lossless; the picture is not kept)" in result.output
+    assert "surround.mkv: written as surround.wav (.mkv cannot hold its sound (6 channels at 16000 Hz); the " \
+           "picture is not kept)" in result.output
     # VP9 cannot go into .mov: refused before the work, not after it as a failed write.
     write_video(tmp_path / "vp9.webm", speech_like(rng, 0.5, 48000), 48000, "libvpx-vp9", "libopus")
     result = run("predict", tmp_path / "vp9.webm", tmp_path / "vp9.mov", *weights)
