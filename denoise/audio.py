@@ -589,8 +589,10 @@ def _copy_stream(container, template, muxer: str):
     'hvc1', which Apple's players need, not FFmpeg's default 'hev1'), and its metadata (the
     camera's timecode, language)."""
     copy = container.add_stream_from_template(template, opaque=True)
-    if muxer in ("mp4", "mov") and template.codec_context.codec_tag and \
-            template.container.format.name == _MOV:
+    name = template.codec_context.name if template.codec_context else ""
+    if muxer in ("mp4", "mov") and name == "hevc":
+        copy.codec_context.codec_tag = "hvc1"  # from Matroska too: the tag Apple's players need
+    elif muxer in ("mp4", "mov") and name == "h264" and template.codec_context.codec_tag in ("avc1", "avc3"):
         copy.codec_context.codec_tag = template.codec_context.codec_tag
     copy.metadata.update(template.metadata)
     return copy
@@ -608,7 +610,8 @@ def _timeline(path: Path, container, videos: list, rate: int) -> tuple[int, dict
     origin = picture_at if sound_at is None else min(picture_at, sound_at)
     lead = 0 if sound_at is None else round((sound_at - origin) * rate)
     if lead > MAX_GAP_SECONDS * rate:
-        raise AudioError(f"{path}: its sound starts {lead / rate:.0f} s after its picture")
+        raise AudioError(f"{path}: its sound starts {lead / rate:.0f} s after its picture (a damaged or crafted "
+                         "file); write the sound alone as .m4a or .wav")
     return lead, {v.index: round(origin / v.time_base) if v.time_base else 0 for v in videos}
 
 
@@ -637,11 +640,13 @@ def check_picture(src: Path, dest: Path, rate: int, channels: int) -> None:
                 probe.start_encoding()  # the muxer says here what it refuses
         except (av.error.FFmpegError, ValueError):
             names = ", ".join(v.codec_context.name if v.codec_context else "?" for v in videos)
-            raise AudioError(f"{dest}: {suffix} cannot hold this video's picture ({names}); write .mkv "
-                             "(it holds most), or the sound alone as .m4a") from None
+            instead = "write the sound alone as .m4a" if suffix == ".mkv" else \
+                "write .mkv (it holds most), or the sound alone as .m4a"
+            raise AudioError(f"{dest}: {suffix} cannot hold this video's picture ({names}); {instead}") from None
         finally:
             with contextlib.suppress(Exception):
                 probe.close()
+        _timeline(src, container, videos, rate)  # a sound that starts too late: refused now, not after the work
 
 
 def _sound_start(path: Path) -> float | None:
@@ -653,7 +658,11 @@ def _sound_start(path: Path) -> float | None:
     with container, _ffmpeg_log():
         try:
             for packet in container.demux(stream):
-                for frame in packet.decode():
+                try:
+                    frames = packet.decode()
+                except (av.error.FFmpegError, ValueError):
+                    continue  # a damaged packet: the decoding starts at the first good one, as here
+                for frame in frames:
                     if frame.pts is not None and frame.time_base:
                         return float(frame.pts * frame.time_base)
         except (av.error.FFmpegError, ValueError):
@@ -667,10 +676,10 @@ def is_lossless_av(path: Path) -> bool:
     return Path(path).suffix.lower() in AV_OUTPUTS and _av_subtype(path) is not None
 
 
-def own_format_problem(src: Path, dest: Path) -> str | None:
+def own_format_problem(src: Path, dest: Path, mono: bool = False) -> str | None:
     """Why a batch should not write ``src``'s output in ``dest``'s format, its own, or None: that
-    would make lossless sound lossy, or the format cannot hold its rate, channels or picture (a 5.1
-    video, VP9 in .mov)."""
+    would make an m4a's lossless sound lossy, or the format cannot hold its rate, channels (one with
+    ``mono``) or picture (a 5.1 video, VP9 in .mov)."""
     suffix = Path(dest).suffix.lower()
     if suffix not in AV_OUTPUTS:
         return None
@@ -678,15 +687,18 @@ def own_format_problem(src: Path, dest: Path) -> str | None:
         rate, channels = audio_format(src)
     except AudioError:
         return None  # unreadable: its own error comes when it is denoised
+    channels = 1 if mono else channels
     try:
         check_writable(dest, rate, channels)
     except AudioError:
-        return f"{suffix} cannot hold its sound ({channels} channels at {rate} Hz)"
+        rates = OPUS_RATES if suffix == ".webm" else AAC_RATES
+        return (f"{suffix} cannot hold its {rate} Hz sound" if rate not in rates
+                else f"{suffix} cannot hold its {channels}-channel sound")
     try:
         check_picture(src, dest, rate, channels)
     except AudioError:
         return f"{suffix} cannot hold its picture"
-    return "its sound is lossless" if is_lossless_av(src) else None
+    return "its sound is lossless" if suffix == ".m4a" and is_lossless_av(src) else None
 
 
 def check_audio(audio: np.ndarray, name: str) -> None:

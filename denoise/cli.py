@@ -278,7 +278,7 @@ def predict(paths, out_dir, out_format, weights, overwrite, mono, plot, high_ban
 
     try:
         format_notes: dict[Path, str] = {}
-        jobs, problems = plan_outputs(list(paths), out_dir, out_format, format_notes)
+        jobs, problems = plan_outputs(list(paths), out_dir, out_format, format_notes, mono=mono)
         if out_dir is not None:
             out_dir.mkdir(parents=True, exist_ok=True)
     except DenoiseError as exc:
@@ -420,6 +420,17 @@ def evaluate(clean_dir, noisy_dir, enhanced_dir, out, weights) -> None:
         raise click.exceptions.Exit(1)
 
 
+def _host_names(_ctx, _param, values: tuple[str, ...]) -> tuple[str, ...]:
+    """--public-name values: bare host names (no scheme, port or path), lower case."""
+    import re
+
+    for value in values:
+        if not re.fullmatch(r"[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?", value or ""):
+            raise click.BadParameter(f"{value!r}: give the host name alone, as talks.example.org "
+                                     "(no scheme, port, path or trailing dot)")
+    return tuple(v.lower() for v in values)
+
+
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to listen on; 0.0.0.0 opens the page to the network (no authentication).")
@@ -433,7 +444,7 @@ def evaluate(clean_dir, noisy_dir, enhanced_dir, out, weights) -> None:
               help="Recordings denoised at once; further requests wait their turn.")
 @click.option("--runtime", type=click.Choice(["auto", "lite", "keras"]), default="auto", show_default=True,
               help="auto: the LiteRT export beside the model when present (fast, no TensorFlow), else Keras.")
-@click.option("--public-name", "public_names", multiple=True, metavar="NAME",
+@click.option("--public-name", "public_names", multiple=True, metavar="NAME", callback=_host_names,
               help="A host name a reverse proxy or tunnel serves the page under (repeatable): requests "
                    "addressed to it, and pages from it, are answered. Others are refused, so that other "
                    "web sites cannot use the server.")

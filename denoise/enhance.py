@@ -555,7 +555,7 @@ GLOB_CHARS = set("*?[")
 
 
 def plan_outputs(paths: list[Path], out_dir: Path | None, out_format: str | None = None,
-                 notes: dict[Path, str] | None = None) -> tuple[list[tuple[Path, Path]], list[str]]:
+                 notes: dict[Path, str] | None = None, mono: bool = False) -> tuple[list[tuple[Path, Path]], list[str]]:
     """(input, output) pairs for ``denoise predict`` arguments, and one line per argument that fails.
 
     Without ``out_dir`` the arguments are exactly IN OUT. With it, each argument is a file, a folder
@@ -595,7 +595,7 @@ def plan_outputs(paths: list[Path], out_dir: Path | None, out_format: str | None
             jobs += [(m, out_dir / m.name) for m in matches]
         else:
             jobs.append((arg, out_dir / arg.name))
-    unique, clashes = _one_input_per_output([(src, _with_format(dst, out_format, src, notes)) for src, dst in jobs])
+    unique, clashes = _one_input_per_output([(src, _with_format(dst, out_format, src, notes, mono)) for src, dst in jobs])
     return unique, problems + clashes
 
 
@@ -627,21 +627,26 @@ def _one_input_per_output(jobs: list[tuple[Path, Path]]) -> tuple[list[tuple[Pat
 
 
 def _with_format(path: Path, out_format: str | None, src: Path | None = None,
-                 notes: dict[Path, str] | None = None) -> Path:
+                 notes: dict[Path, str] | None = None, mono: bool = False) -> Path:
     """``path`` with the extension of ``out_format``, else its own if it can be written, else .wav;
-    also where ``src`` would lose by its own: ALAC or a camera's PCM is not made lossy AAC unasked,
-    and a video whose picture or sound its container cannot take back (VP8 with 44.1-kHz sound in
-    .webm) goes into .mkv if that holds them, else WAV (a 5.1 sound track). Such a change is noted."""
+    also where ``src`` would lose by its own: an m4a's ALAC is not made lossy AAC unasked, and a
+    video whose picture or sound its container cannot take back (VP8 with 44.1-kHz sound in .webm)
+    goes into .mkv if that holds them, else WAV (a 5.1 sound track). Such a change is noted, as is
+    a video's lossless sound (a camera's PCM) written as AAC beside its picture."""
     if out_format:
         return path.with_suffix("." + out_format.lower().lstrip("."))
     if path.suffix.lower() not in audio_io.WRITABLE_EXTENSIONS:
         return path.with_suffix(".wav")
-    why = None if src is None else audio_io.own_format_problem(src, path)
+    why = None if src is None else audio_io.own_format_problem(src, path, mono)
     if why is None:
+        video = path.suffix.lower() in audio_io.VIDEO_EXTENSIONS
+        if notes is not None and video and src is not None and audio_io.is_lossless_av(src):
+            notes[src] = (f"{src}: its lossless sound is written as AAC beside the picture "
+                          "(--out-format wav keeps it lossless, without the picture)")
         return path
     mkv = path.with_suffix(".mkv")
     if path.suffix.lower() in audio_io.VIDEO_EXTENSIONS and mkv.suffix != path.suffix.lower() \
-            and why != "its sound is lossless" and audio_io.own_format_problem(src, mkv) is None:
+            and audio_io.own_format_problem(src, mkv, mono) is None:
         new = mkv
     else:
         new = path.with_suffix(".wav")

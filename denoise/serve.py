@@ -27,6 +27,7 @@ import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, Callable, Iterator
 from urllib.parse import quote, urlsplit
 
@@ -85,7 +86,7 @@ class Limits:
     max_upload_bytes: int = int(DEFAULT_MAX_UPLOAD_MB * 2**20)
     max_seconds: float = DEFAULT_MAX_SECONDS
     max_jobs: int = 2  # recordings denoised at once; further requests wait their turn
-    max_waiting: int = 32  # requests being received or waiting their turn beyond those: more get 503
+    max_waiting: int = 32  # received recordings waiting their turn beyond those, and uploads arriving at once: more get 503
     max_channels: int = 8
 
     def validate(self) -> "Limits":
@@ -537,14 +538,18 @@ def _held(path: Path) -> bool:
 
 
 def hold_alive(workdir: Path):
-    """Lock ``workdir/.alive`` for as long as the returned file stays open (this server's life)."""
+    """Lock ``workdir/.alive`` for as long as the returned file stays open (this server's life).
+    Where locks are not to be had (Windows, some network file systems) the folder's name, with the
+    process ID, is all a later server judges by."""
     fh = open(workdir / ".alive", "a")
     try:
         import fcntl
 
         fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except ImportError:
-        pass
+    except (ImportError, OSError):
+        fh.close()
+        (workdir / ".alive").unlink(missing_ok=True)
+        return SimpleNamespace(close=lambda: None)
     return fh
 
 
@@ -573,7 +578,8 @@ def create_app(
     workdir = Path(tempfile.mkdtemp(prefix=f"{WORKDIR_PREFIX}{os.getpid()}-"))
     alive = hold_alive(workdir)
     jobs: list[anyio.CapacityLimiter] = []  # made in the event loop, at the first request
-    in_flight = [0]  # requests being received, waiting or denoised (the event loop's own count)
+    in_flight = [0]  # received recordings waiting or being denoised (the event loop's own count)
+    arriving = [0]  # uploads being received
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI):
@@ -600,10 +606,16 @@ def create_app(
     app.mount("/static", StaticFiles(directory=WEB_DIR), name="static")
 
     async def run_job(request: Request, spectrograms: bool, strength: float) -> Denoised:
+        if arriving[0] >= limits.max_waiting:  # before a byte is stored: the disk holds at most this many
+            raise HTTPException(503, f"busy: {arriving[0]} uploads are arriving; try again in a moment")
         job_dir = Path(tempfile.mkdtemp(dir=workdir))
         counted = False
         try:
-            upload = await receive_upload(request, job_dir / "upload", limits)
+            arriving[0] += 1
+            try:
+                upload = await receive_upload(request, job_dir / "upload", limits)
+            finally:
+                arriving[0] -= 1
             # Counted once received, so slow uploads cannot fill the room that whole ones wait in.
             if in_flight[0] >= limits.max_jobs + limits.max_waiting:
                 raise HTTPException(503, f"busy: {in_flight[0]} recordings are waiting or being denoised; "

@@ -343,6 +343,38 @@ def test_requests_beyond_the_waiting_room_are_told_the_server_is_busy():
         assert post(client, data).status_code == 200
 
 
+def test_uploads_arriving_at_once_are_capped_before_anything_is_stored():
+    """Slow uploads cannot fill the disk: beyond max_waiting arriving at once, 503 before the body."""
+    settings = read_model_info(default_weights(16000))[0]
+    app = create_app(model_for_rate=lambda rate: SimpleNamespace(settings=settings, predict=lambda x: np.zeros_like(x)),
+                     limits=Limits(max_jobs=1, max_waiting=1))
+    data = encode(noisy(0.5, 16000), 16000)
+    boundary = "b0undary"
+    head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.wav\"\r\n"
+            "Content-Type: audio/wav\r\n\r\n").encode() + data
+    tail = f"\r\n--{boundary}--\r\n".encode()
+    sent = threading.Event()
+
+    def slow_body():
+        yield head
+        sent.set()
+        time.sleep(2)
+        yield tail
+
+    with serve_in_thread(app) as url, httpx.Client(base_url=url, timeout=60) as client:
+        results = []
+        slow = threading.Thread(target=lambda: results.append(client.post(
+            "/api/denoise", content=slow_body(), headers={"content-type": f"multipart/form-data; boundary={boundary}"})))
+        slow.start()
+        assert sent.wait(10)
+        time.sleep(0.3)
+        busy = post(client, data)
+        assert busy.status_code == 503 and "1 uploads are arriving" in busy.text
+        slow.join(30)
+        assert results[0].status_code == 200, results[0].text
+        assert post(client, data).status_code == 200
+
+
 def test_other_sites_and_other_host_names_are_refused(tmp_path):
     """Any page the user visits may post to 127.0.0.1, and a site's own name may be made to point
     there (DNS rebinding): such requests do no work."""
@@ -462,6 +494,12 @@ def test_recordings_of_a_killed_server_are_removed_by_the_next_one(tmp_path):
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_public_names_must_be_host_names():
+    for bad in ("", "talks.example.org:8443", "https://talks.example.org", "talks.example.org."):
+        result = CliRunner().invoke(main, ["serve", "--public-name", bad])
+        assert result.exit_code == 2 and "give the host name alone" in result.output, (bad, result.output)
 
 
 def test_loopback_checks_and_warning():
