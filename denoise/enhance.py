@@ -88,8 +88,8 @@ def keras_predict_fn(model, batch_size: int = 4, name: str = "the Keras model") 
 
 
 def usable_cpus() -> int:
-    """The CPUs this process may run on (a container's or ``taskset``'s share, not the machine's
-    count, so the model's threads do not outnumber them)."""
+    """The CPUs this process may run on (a container's CPU set or ``taskset``'s, not the machine's
+    count, so the model's threads do not outnumber them; a ``--cpus`` quota is not seen)."""
     import os
 
     try:

@@ -86,7 +86,7 @@ class Limits:
     max_upload_bytes: int = int(DEFAULT_MAX_UPLOAD_MB * 2**20)
     max_seconds: float = DEFAULT_MAX_SECONDS
     max_jobs: int = 2  # recordings denoised at once; further requests wait their turn
-    max_waiting: int = 32  # received recordings waiting their turn beyond those, and uploads arriving at once: more get 503
+    max_waiting: int = 32  # recordings waiting their turn beyond those, and uploads arriving at once: more get 503
     max_channels: int = 8
 
     def validate(self) -> "Limits":
