@@ -311,8 +311,7 @@ def _decoded(container, stream, state: dict):
                     if gap > (rate // 1000 if state["damaged"] else 2 * frame_length):
                         state["filled"] += gap
                         done += gap
-                        for at in range(0, gap, 1 << 16):  # in blocks: a reader may stop before the end
-                            yield np.zeros((min(1 << 16, gap - at), channels), np.float32)
+                        yield from _silence(gap, channels)  # in blocks: a reader may stop before the end
                 frame_length = max(frame_length, frame.samples)
                 if (frame.format.name, frame.layout.name, frame.sample_rate) != setup:
                     # A stream that changes channels or rate midway: every part is converted to the first's.
@@ -335,6 +334,12 @@ def _decoded(container, stream, state: dict):
             yield block
         if logs and not (state["damaged"] or state["cut"]):  # a decoder that conceals errors says so only here
             state["logged"] = logs[-1][2].strip()
+
+
+def _silence(n: int, channels: int, block: int = 1 << 16):
+    """``n`` samples of silence in blocks of at most ``block``, so that memory stays bounded."""
+    for at in range(0, n, block):
+        yield np.zeros((min(block, n - at), channels), np.float32)
 
 
 def _flush(resampler, channels: int) -> list[np.ndarray]:
@@ -537,8 +542,7 @@ def encode_av(src: Path, dest: Path, scale: float = 1.0, picture: Path | None = 
             def blocks():
                 # Silence before the sound where the picture starts first: the sound track starts at 0,
                 # so that the encoder's delay is recorded as in an m4a (a later first timestamp would not be).
-                for at in range(0, lead, 1 << 16):
-                    yield np.zeros((min(1 << 16, lead - at), channels), np.float32)
+                yield from _silence(lead, channels)
                 yield from audio.blocks(blocksize=1 << 16, dtype="float32", always_2d=True)
 
             def sound():
@@ -574,13 +578,9 @@ def encode_av(src: Path, dest: Path, scale: float = 1.0, picture: Path | None = 
 
 def _pictures(container) -> list:
     """The video streams to copy: pictures, not an audio file's cover (an attached picture)."""
-    return [v for v in container.streams.video if not v.disposition & av_attached_pic()]
-
-
-def av_attached_pic() -> int:
     import av
 
-    return int(av.stream.Disposition.attached_pic)
+    return [v for v in container.streams.video if not v.disposition & av.stream.Disposition.attached_pic]
 
 
 def _copy_stream(container, template, muxer: str):
