@@ -88,14 +88,72 @@ def keras_predict_fn(model, batch_size: int = 4, name: str = "the Keras model") 
 
 
 def usable_cpus() -> int:
-    """The CPUs this process may run on (a container's CPU set or ``taskset``'s, not the machine's
-    count, so the model's threads do not outnumber them; a ``--cpus`` quota is not seen)."""
+    """The CPUs this process may use: a container's CPU set or ``taskset``'s, capped by a CPU quota
+    (``docker --cpus``, a Kubernetes limit), not the machine's count, so the model's threads do not
+    outnumber them (more threads than the quota allows are throttled and run slower)."""
     import os
 
     try:
-        return max(1, len(os.sched_getaffinity(0)))
+        count = len(os.sched_getaffinity(0))
     except AttributeError:  # macOS, Windows
-        return os.cpu_count() or 1
+        count = os.cpu_count() or 1
+    quota = cgroup_cpu_quota()
+    if quota is not None:
+        count = min(count, int(quota))
+    return max(1, count)
+
+
+def cgroup_cpu_quota(mountinfo: str | Path = "/proc/self/mountinfo",
+                     cgroups: str | Path = "/proc/self/cgroup") -> float | None:
+    """The tightest CPU quota, in CPUs, on this process's cgroup or its parents (cgroup v2
+    ``cpu.max``, v1 ``cpu.cfs_quota_us``); None where there is none or Linux's files are absent."""
+    try:
+        own = {}  # controller ("" for cgroup v2) -> this process's cgroup path
+        for line in Path(cgroups).read_text().splitlines():
+            _, controllers, path = line.split(":", 2)
+            for name in controllers.split(","):
+                own[name] = path
+        mounts = Path(mountinfo).read_text().splitlines()
+    except (OSError, ValueError):
+        return None
+    quotas = []
+    for line in mounts:
+        fields, _, rest = line.partition(" - ")
+        fields, rest = fields.split(), rest.split()
+        if len(fields) < 5 or len(rest) < 3:
+            continue
+        if rest[0] == "cgroup2":
+            path = own.get("")
+        elif rest[0] == "cgroup" and "cpu" in rest[2].split(","):
+            path = own.get("cpu")
+        else:
+            continue
+        if path is None:
+            continue
+        root, mount = fields[3], Path(fields[4])
+        # Inside a container the mount's root is the container's own cgroup.
+        rel = path[len(root):] if root != "/" and path.startswith(root) else (path if root == "/" else "/")
+        folder = mount / rel.lstrip("/")
+        while True:
+            quotas.append(_cpu_quota_in(folder))
+            if folder == mount or mount not in folder.parents:
+                break
+            folder = folder.parent
+    quotas = [q for q in quotas if q is not None]
+    return min(quotas) if quotas else None
+
+
+def _cpu_quota_in(folder: Path) -> float | None:
+    """One cgroup folder's CPU quota in CPUs (None: no limit or unreadable)."""
+    try:
+        if (folder / "cpu.max").exists():
+            quota, period = (folder / "cpu.max").read_text().split()[:2]
+            return None if quota == "max" else int(quota) / int(period)
+        quota = int((folder / "cpu.cfs_quota_us").read_text())
+        period = int((folder / "cpu.cfs_period_us").read_text())
+        return quota / period if quota > 0 and period > 0 else None
+    except (OSError, ValueError):
+        return None
 
 
 def lite_predict_fn(path: Path, batch_size: int = 4, threads: int | None = None,

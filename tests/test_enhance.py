@@ -277,3 +277,51 @@ def test_the_model_uses_the_cpus_this_process_may_run_on(monkeypatch):
 
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {3}, raising=False)
     assert usable_cpus() == 1
+
+
+def _cgroup_files(tmp_path, fstype, opts, root, own, limits):
+    """A fake /proc/self/mountinfo and /proc/self/cgroup, and cgroup folders with ``limits``."""
+    mount = tmp_path / "cgroup"
+    for rel, files in limits.items():
+        (mount / rel).mkdir(parents=True, exist_ok=True)
+        for name, text in files.items():
+            (mount / rel / name).write_text(text + "\n")
+    mountinfo = tmp_path / "mountinfo"
+    mountinfo.write_text(f"1 0 0:1 / / rw - overlay overlay rw\n"
+                         f"31 1 0:28 {root} {mount} rw,nosuid - {fstype} cgroup {opts}\n")
+    cgroups = tmp_path / "cgroups"
+    cgroups.write_text(own + "\n")
+    return mountinfo, cgroups
+
+
+def test_a_cpu_quota_caps_the_model_threads(tmp_path, monkeypatch):
+    """docker --cpus or a Kubernetes limit: threads beyond the quota are throttled and run slower."""
+    import os
+
+    from denoise import enhance
+
+    # cgroup v2 on a host: the tightest quota of the process's cgroup and its parents counts.
+    files = _cgroup_files(tmp_path / "v2", "cgroup2", "rw", "/", "0::/work.slice/job.scope",
+                          {"work.slice": {"cpu.max": "250000 100000"},
+                           "work.slice/job.scope": {"cpu.max": "max 100000"}})
+    assert enhance.cgroup_cpu_quota(*files) == 2.5
+    # cgroup v2 in a container: the mount's root is the container's own cgroup.
+    files = _cgroup_files(tmp_path / "c2", "cgroup2", "rw", "/docker/abc", "0::/", {"": {"cpu.max": "150000 100000"}})
+    assert enhance.cgroup_cpu_quota(*files) == 1.5
+    # cgroup v1, cpu with cpuacct, in a container whose path shows the host's name for it.
+    files = _cgroup_files(tmp_path / "v1", "cgroup", "rw,cpu,cpuacct", "/kubepods/pod1", "4:cpu,cpuacct:/kubepods/pod1",
+                          {"": {"cpu.cfs_quota_us": "300000", "cpu.cfs_period_us": "100000"}})
+    assert enhance.cgroup_cpu_quota(*files) == 3.0
+    # No limit, or no such files (macOS, Windows).
+    files = _cgroup_files(tmp_path / "none", "cgroup", "rw,cpu", "/", "1:cpu:/",
+                          {"": {"cpu.cfs_quota_us": "-1", "cpu.cfs_period_us": "100000"}})
+    assert enhance.cgroup_cpu_quota(*files) is None
+    assert enhance.cgroup_cpu_quota(tmp_path / "absent", tmp_path / "absent") is None
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(16)), raising=False)
+    monkeypatch.setattr(enhance, "cgroup_cpu_quota", lambda: 2.5)
+    assert enhance.usable_cpus() == 2
+    monkeypatch.setattr(enhance, "cgroup_cpu_quota", lambda: 0.5)
+    assert enhance.usable_cpus() == 1
+    monkeypatch.setattr(enhance, "cgroup_cpu_quota", lambda: None)
+    assert enhance.usable_cpus() == 16
