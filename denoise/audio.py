@@ -12,7 +12,7 @@ import os
 import re
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
@@ -347,11 +347,13 @@ def _flush(resampler, channels: int) -> list[np.ndarray]:
 
 
 def decode_to(path: Path, dest: Path, max_samples: int | None = None,
-              problems: list[str] | None = None) -> tuple[int, int, int]:
+              problems: list[str] | None = None,
+              progress: Callable[[float], None] | None = None) -> tuple[int, int, int]:
     """Decode a file PyAV reads into a float W64 file ``dest`` (the caller removes it), block by
     block so memory stays bounded; returns the exact (n_samples, sample_rate, channels). With
     ``max_samples``, it stops once more than that are decoded (n_samples then exceeds it): some
-    containers (a browser's WebM) do not say how long they are. Damage is noted in ``problems``."""
+    containers (a browser's WebM) do not say how long they are. Damage is noted in ``problems``;
+    ``progress(seconds decoded)`` is called after each block."""
     import soundfile as sf
 
     _check_path(path)
@@ -361,6 +363,8 @@ def decode_to(path: Path, dest: Path, max_samples: int | None = None,
         for block in _av_blocks(path, None if max_samples is None else max_samples + 1, problems):
             out.write(block)
             n += block.shape[0]
+            if progress is not None:
+                progress(n / rate)
     return n, rate, channels
 
 
@@ -500,7 +504,8 @@ def check_writable(path: Path, rate: int, channels: int) -> None:
                          ".flac (or --mono)")
 
 
-def encode_av(src: Path, dest: Path, scale: float = 1.0, picture: Path | None = None) -> None:
+def encode_av(src: Path, dest: Path, scale: float = 1.0, picture: Path | None = None,
+              progress: Callable[[float], None] | None = None) -> None:
     """AAC in .m4a (as phones record it), or a video, from a float W64/WAV file, block by block. In
     .m4a, .mp4 and .mov the encoder's delay is recorded, so a decoder gives back exactly the input's
     length. For a video, every video stream of ``picture`` (the input) is copied unchanged, and the
@@ -543,7 +548,12 @@ def encode_av(src: Path, dest: Path, scale: float = 1.0, picture: Path | None = 
                 # Silence before the sound where the picture starts first: the sound track starts at 0,
                 # so that the encoder's delay is recorded as in an m4a (a later first timestamp would not be).
                 yield from _silence(lead, channels)
-                yield from audio.blocks(blocksize=1 << 16, dtype="float32", always_2d=True)
+                done = 0
+                for block in audio.blocks(blocksize=1 << 16, dtype="float32", always_2d=True):
+                    yield block
+                    done += block.shape[0]
+                    if progress is not None:
+                        progress(done / rate)
 
             def sound():
                 done = 0
@@ -740,20 +750,25 @@ def float_writer(path: Path, rate: int, channels: int) -> "soundfile.SoundFile":
 
 
 def convert_float_file(src: Path, dest: Path, subtype: str | None, scale: float = 1.0,
-                       picture: Path | None = None) -> None:
+                       picture: Path | None = None, progress: Callable[[float], None] | None = None) -> None:
     """Write the float file ``src``, times ``scale``, into ``dest``'s format (by its extension;
     ``subtype`` for libsndfile's formats), block by block so memory stays bounded. A video output
-    copies the picture of ``picture`` (the input), if it has one."""
+    copies the picture of ``picture`` (the input), if it has one. ``progress(seconds written)`` is
+    called after each block (encoding an hour as MP3 or AAC takes a minute)."""
     import soundfile as sf
 
     if Path(dest).suffix.lower() in AV_OUTPUTS:
-        encode_av(src, dest, scale, picture)
+        encode_av(src, dest, scale, picture, progress)
         return
     fmt = format_for(dest)
     with sf.SoundFile(str(src)) as source:
         with sf.SoundFile(str(dest), "w", source.samplerate, source.channels, subtype=subtype, format=fmt) as out:
+            done = 0
             for block in source.blocks(blocksize=1 << 18, dtype="float32", always_2d=True):
                 out.write(to_integer_pcm(block * scale if scale != 1.0 else block, out.subtype))
+                done += block.shape[0]
+                if progress is not None:
+                    progress(done / source.samplerate)
 
 
 def write_audio(path: Path, audio: np.ndarray, rate: int, subtype: str | None = None) -> None:

@@ -286,13 +286,16 @@ def predict(paths, out_dir, out_format, weights, overwrite, mono, plot, high_ban
     except OSError as exc:
         raise click.ClickException(f"{out_dir}: cannot create output folder ({exc.strerror})")
     chooser = ModelChooser(weights, runtime)
-    seconds_bar: list = []  # one long file: a bar over its seconds of audio, shown once it is worth it
+    seconds_bar: list = []  # one long file: a bar per stage over its seconds of audio, once it is worth it
 
-    def file_progress(done: float, total: float) -> None:
-        if not seconds_bar and total >= LONG_FILE_SECONDS:
-            seconds_bar.append(tqdm(total=round(total, 1), unit="s", desc="Denoising"))
-        if seconds_bar:
-            seconds_bar[0].update(round(done, 1) - seconds_bar[0].n)
+    def file_progress(done: float, total: float, stage: str) -> None:
+        if seconds_bar and seconds_bar[-1].desc != stage:
+            seconds_bar[-1].close()
+        if (not seconds_bar or seconds_bar[-1].desc != stage) and max(done, total) >= LONG_FILE_SECONDS:
+            # Decoding does not know the length yet: a count of seconds without a total.
+            seconds_bar.append(tqdm(total=round(total, 1) or None, unit="s", desc=stage))
+        if seconds_bar and seconds_bar[-1].desc == stage:
+            seconds_bar[-1].update(round(done, 1) - seconds_bar[-1].n)
 
     try:
         with tqdm(total=len(jobs), unit="file", desc="Denoising", disable=len(jobs) < 2) as bar:

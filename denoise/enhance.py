@@ -514,14 +514,16 @@ def enhance_file(
     predict: PredictFn,
     mono: bool = False,
     stop: Callable[[], bool] | None = None,
-    progress: Callable[[float, float], None] | None = None,
+    progress: Callable[[float, float, str], None] | None = None,
     **options,
 ) -> FileResult:
     """Denoise one file into ``out_path``: same rate, channels (or mono) and, where the output format
     allows, sample format. Memory stays bounded whatever the duration.
 
     ``stop``, asked before each chunk: True abandons the work (Cancelled), leaving no output.
-    ``progress(seconds done, seconds in all)`` is called after each chunk.
+    ``progress(seconds done, seconds in all, stage)`` is called as the work goes: stage "Decoding"
+    (a file PyAV reads; seconds in all not yet known: 0), "Denoising" after each chunk, then
+    "Writing" (encoding an hour as MP3 or AAC takes a minute).
 
     Nothing is left at ``out_path`` on failure: the audio goes to a temporary file in the output
     folder that is renamed at the end. If denoising would push samples past full scale, the whole
@@ -561,7 +563,9 @@ def enhance_file(
         raise AudioError(f"{out_path}: cannot write into {out_path.parent} ({exc.strerror})") from None
     try:
         if decoded is not None:
-            n, rate, channels = audio_io.decode_to(in_path, decoded, problems=damage)
+            n, rate, channels = audio_io.decode_to(
+                in_path, decoded, problems=damage,
+                progress=progress and (lambda seconds: progress(seconds, 0.0, "Decoding")))
             if n <= 0:
                 raise AudioError(f"{in_path}: no samples")
         peak, done = 0.0, 0
@@ -587,12 +591,13 @@ def enhance_file(
                 dst.write(piece)
                 if progress is not None:
                     done += piece.shape[0]
-                    progress(done / rate, n / rate)
+                    progress(done / rate, n / rate, "Denoising")
         # Past full scale, the whole file is scaled down: to full scale, or for a lossy format to
         # -1 dBFS (its decoder overshoots: an MP3 scaled to 1.0 decoded to 1.016).
         scale = 1.0 if peak <= 1.0 else (audio_io.LOSSY_PEAK if audio_io.is_lossy_output(out_path) else 1.0) / peak
         # A video output gets the input's picture (an input libsndfile reads has none).
-        audio_io.convert_float_file(tmp_float, tmp_final, subtype, scale, picture=decoded and in_path)
+        audio_io.convert_float_file(tmp_float, tmp_final, subtype, scale, picture=decoded and in_path,
+                                    progress=progress and (lambda seconds: progress(seconds, n / rate, "Writing")))
         tmp_final.replace(out_path)
     except (OSError, RuntimeError) as exc:  # RuntimeError: libsndfile's errors
         audio_io.remove_quietly(tmp_final)
@@ -738,7 +743,7 @@ def enhance_batch(
     plot: bool = False,
     make_dirs: bool = False,
     progress: Callable[[int], None] | None = None,
-    file_progress: Callable[[float, float], None] | None = None,
+    file_progress: Callable[[float, float, str], None] | None = None,
     **options,
 ) -> BatchReport:
     """Denoise each (input, output) pair; a failure is recorded and the batch goes on.

@@ -601,3 +601,11 @@ def test_one_long_recording_shows_its_progress_in_seconds(tmp_path, rng, weights
     write(tmp_path / "episode.wav", np.tile(speech_like(rng, 2.0, 8000), 31), 8000)  # 62 s
     result = run("predict", tmp_path / "episode.wav", tmp_path / "episode_out.wav", *weights)
     assert result.exit_code == 0 and "Denoising: 100%" in result.output and "62.0/62.0" in result.output, result.output
+    assert "Decoding" not in result.output  # a WAV is read as it is denoised
+    # An m4a is decoded first, and encoding it takes time too (a minute for an hour): a bar for each.
+    write_encoded(tmp_path / "episode.m4a", np.tile(speech_like(rng, 2.0, 8000), 31), 8000)
+    result = run("predict", tmp_path / "episode.m4a", tmp_path / "episode_out.m4a", *weights)
+    assert result.exit_code == 0, result.output
+    stages = [line.split(":")[0] for line in result.output.replace("\r", "\n").splitlines() if "s/s]" in line]
+    assert list(dict.fromkeys(stages)) == ["Decoding", "Denoising", "Writing"], result.output
+    assert "Writing: 100%" in result.output and "62.0/62.0" in result.output, result.output
