@@ -379,6 +379,31 @@ def decoding_problems(path: Path) -> list[str]:
     return problems
 
 
+# The tags a podcast or an archive names a recording by, as libsndfile names them; PyAV (FFmpeg)
+# names the track number "track".
+TAG_FIELDS = ("title", "artist", "album", "date", "comment", "genre", "tracknumber", "copyright", "license")
+
+
+def read_tags(path: Path) -> dict[str, str]:
+    """The recording's text tags (ID3, Vorbis comments, RIFF INFO, iTunes atoms...) by TAG_FIELDS
+    name, so that its denoised copy keeps its title and artist; {} where there are none or the file
+    cannot be read (its reading fails later, with the reason)."""
+    import soundfile as sf
+
+    try:
+        if libsndfile_reads(path):
+            with sf.SoundFile(str(path)) as f:
+                found = f.copy_metadata()
+        else:
+            container, stream = _av_open(path)
+            with container:
+                found = {k.lower(): v for k, v in {**stream.metadata, **container.metadata}.items()}
+            found["tracknumber"] = found.pop("track", found.get("tracknumber"))
+    except Exception:
+        return {}
+    return {k: str(v).strip() for k, v in found.items() if k in TAG_FIELDS and v and str(v).strip()}
+
+
 def _av_subtype(path: Path) -> str | None:
     """The libsndfile sample format matching a lossless PyAV-read track (24-bit ALAC -> PCM_24);
     None for a lossy codec (AAC, Opus...) or an unreadable file."""
@@ -505,7 +530,7 @@ def check_writable(path: Path, rate: int, channels: int) -> None:
 
 
 def encode_av(src: Path, dest: Path, scale: float = 1.0, picture: Path | None = None,
-              progress: Callable[[float], None] | None = None) -> None:
+              progress: Callable[[float], None] | None = None, tags: dict[str, str] | None = None) -> None:
     """AAC in .m4a (as phones record it), or a video, from a float W64/WAV file, block by block. In
     .m4a, .mp4 and .mov the encoder's delay is recorded, so a decoder gives back exactly the input's
     length. For a video, every video stream of ``picture`` (the input) is copied unchanged, and the
@@ -538,6 +563,7 @@ def encode_av(src: Path, dest: Path, scale: float = 1.0, picture: Path | None = 
             copies = {v.index: _copy_stream(container, v, muxer) for v in videos}
             stream = container.add_stream(codec, rate=rate, layout=layout)
             stream.bit_rate = 64000 * channels
+            container.metadata.update({"track" if k == "tracknumber" else k: v for k, v in (tags or {}).items()})
             if source is not None:
                 container.metadata.update(source.metadata)
                 if source.streams.audio:  # the sound's language and title
@@ -750,19 +776,28 @@ def float_writer(path: Path, rate: int, channels: int) -> "soundfile.SoundFile":
 
 
 def convert_float_file(src: Path, dest: Path, subtype: str | None, scale: float = 1.0,
-                       picture: Path | None = None, progress: Callable[[float], None] | None = None) -> None:
+                       picture: Path | None = None, progress: Callable[[float], None] | None = None,
+                       tags: dict[str, str] | None = None) -> None:
     """Write the float file ``src``, times ``scale``, into ``dest``'s format (by its extension;
     ``subtype`` for libsndfile's formats), block by block so memory stays bounded. A video output
-    copies the picture of ``picture`` (the input), if it has one. ``progress(seconds written)`` is
-    called after each block (encoding an hour as MP3 or AAC takes a minute)."""
+    copies the picture of ``picture`` (the input), if it has one. ``tags`` (read_tags) are written
+    where the format holds them. ``progress(seconds written)`` is called after each block (encoding
+    an hour as MP3 or AAC takes a minute)."""
     import soundfile as sf
 
     if Path(dest).suffix.lower() in AV_OUTPUTS:
-        encode_av(src, dest, scale, picture, progress)
+        encode_av(src, dest, scale, picture, progress, tags)
         return
     fmt = format_for(dest)
     with sf.SoundFile(str(src)) as source:
         with sf.SoundFile(str(dest), "w", source.samplerate, source.channels, subtype=subtype, format=fmt) as out:
+            for name, value in (tags or {}).items():  # before the audio: FLAC and Ogg write them first
+                if fmt == "MP3" and not value.isascii():
+                    continue  # libsndfile marks UTF-8 as Latin-1 in ID3: "Épisode" would read "Ã\x89pisode"
+                try:
+                    setattr(out, name, value)
+                except RuntimeError:  # a tag this format does not hold (AIFF has no album)
+                    pass
             done = 0
             for block in source.blocks(blocksize=1 << 18, dtype="float32", always_2d=True):
                 out.write(to_integer_pcm(block * scale if scale != 1.0 else block, out.subtype))

@@ -597,7 +597,8 @@ def enhance_file(
         scale = 1.0 if peak <= 1.0 else (audio_io.LOSSY_PEAK if audio_io.is_lossy_output(out_path) else 1.0) / peak
         # A video output gets the input's picture (an input libsndfile reads has none).
         audio_io.convert_float_file(tmp_float, tmp_final, subtype, scale, picture=decoded and in_path,
-                                    progress=progress and (lambda seconds: progress(seconds, n / rate, "Writing")))
+                                    progress=progress and (lambda seconds: progress(seconds, n / rate, "Writing")),
+                                    tags=audio_io.read_tags(in_path))
         tmp_final.replace(out_path)
     except (OSError, RuntimeError) as exc:  # RuntimeError: libsndfile's errors
         audio_io.remove_quietly(tmp_final)

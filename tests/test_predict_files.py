@@ -609,3 +609,31 @@ def test_one_long_recording_shows_its_progress_in_seconds(tmp_path, rng, weights
     stages = [line.split(":")[0] for line in result.output.replace("\r", "\n").splitlines() if "s/s]" in line]
     assert list(dict.fromkeys(stages)) == ["Decoding", "Denoising", "Writing"], result.output
     assert "Writing: 100%" in result.output and "62.0/62.0" in result.output, result.output
+
+
+def test_a_recordings_tags_are_kept(tmp_path, rng, weights):
+    """A podcast episode keeps its title, artist and the rest, in its own format or another."""
+    import av
+
+    tags = {"title": "Épisode 12", "artist": "Jane Host", "album": "My Podcast", "date": "2026",
+            "comment": "recorded at home", "genre": "Podcast", "tracknumber": "12"}
+    with sf.SoundFile(tmp_path / "episode.flac", "w", 8000, 1, format="FLAC") as f:
+        for name, value in tags.items():
+            setattr(f, name, value)
+        f.write(speech_like(rng, 1.0, 8000))
+    for out in ("clean.flac", "clean.wav", "clean.ogg"):
+        assert run("predict", tmp_path / "episode.flac", tmp_path / out, *weights).exit_code == 0
+        with sf.SoundFile(tmp_path / out) as f:
+            assert f.copy_metadata() == tags, out
+    assert run("predict", tmp_path / "episode.flac", tmp_path / "clean.m4a", *weights).exit_code == 0
+    with av.open(str(tmp_path / "clean.m4a")) as c:
+        assert {k: c.metadata.get("track" if k == "tracknumber" else k) for k in tags} == tags
+    # and back from an m4a (iTunes tags, read by PyAV)
+    assert run("predict", tmp_path / "clean.m4a", tmp_path / "again.flac", *weights).exit_code == 0
+    with sf.SoundFile(tmp_path / "again.flac") as f:
+        assert f.copy_metadata() == tags
+    # MP3 through libsndfile: what it would mangle (non-ASCII) is left out, the rest kept.
+    assert run("predict", tmp_path / "episode.flac", tmp_path / "clean.mp3", *weights).exit_code == 0
+    with sf.SoundFile(tmp_path / "clean.mp3") as f:
+        kept = f.copy_metadata()
+    assert not kept.get("title") and all(kept[k] == v for k, v in tags.items() if k != "title"), kept
