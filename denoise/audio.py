@@ -796,7 +796,7 @@ def convert_float_file(src: Path, dest: Path, subtype: str | None, scale: float 
                     continue  # libsndfile marks UTF-8 as Latin-1 in ID3: "Épisode" would read "Ã\x89pisode"
                 try:
                     setattr(out, name, value)
-                except RuntimeError:  # a tag this format does not hold (AIFF has no album)
+                except RuntimeError:  # refused by the format (libsndfile ignores most it cannot hold)
                     pass
             done = 0
             for block in source.blocks(blocksize=1 << 18, dtype="float32", always_2d=True):
