@@ -380,8 +380,10 @@ def decoding_problems(path: Path) -> list[str]:
 
 
 # The tags a podcast or an archive names a recording by, as libsndfile names them; PyAV (FFmpeg)
-# names the track number "track".
+# names the track number "track". Longer values are left out: libsndfile writes a WAV with a 64-kB
+# value, or an AIFF with an 8-kB one, that it cannot read back.
 TAG_FIELDS = ("title", "artist", "album", "date", "comment", "genre", "tracknumber", "copyright", "license")
+MAX_TAG_BYTES = 1000
 
 
 def read_tags(path: Path) -> dict[str, str]:
@@ -390,18 +392,35 @@ def read_tags(path: Path) -> dict[str, str]:
     cannot be read (its reading fails later, with the reason)."""
     import soundfile as sf
 
+    found: dict[str, str] = {}
     try:
         if libsndfile_reads(path):
             with sf.SoundFile(str(path)) as f:
                 found = f.copy_metadata()
-        else:
-            container, stream = _av_open(path)
-            with container:
-                found = {k.lower(): v for k, v in {**stream.metadata, **container.metadata}.items()}
-            found["tracknumber"] = found.pop("track", found.get("tracknumber"))
     except Exception:
         return {}
-    return {k: str(v).strip() for k, v in found.items() if k in TAG_FIELDS and v and str(v).strip()}
+    if not libsndfile_reads(path) or Path(path).suffix.lower() == ".mp3":
+        try:  # FFmpeg also reads the ID3v2 frames libsndfile misses (an FFmpeg-written comment)
+            found.update(_av_tags(path))
+        except Exception:
+            pass
+    return {k: str(v).strip() for k, v in found.items()
+            if k in TAG_FIELDS and v and str(v).strip() and len(str(v).encode()) <= MAX_TAG_BYTES}
+
+
+def _av_tags(path: Path) -> dict[str, str]:
+    """The container's tags as PyAV reads them, by TAG_FIELDS name. A stream's tags count only in
+    Ogg, where they are the recording's: in Matroska or mp4 a track's title names the track
+    ("Stereo", "Commentary"), not the recording."""
+    container, stream = _av_open(path)
+    with container:
+        tags = dict(container.metadata)
+        if container.format.name == "ogg":
+            tags = {**stream.metadata, **tags}
+    tags = {k.lower(): v for k, v in tags.items()}
+    if "track" in tags:
+        tags["tracknumber"] = tags.pop("track")
+    return tags
 
 
 def _av_subtype(path: Path) -> str | None:
@@ -793,7 +812,7 @@ def convert_float_file(src: Path, dest: Path, subtype: str | None, scale: float 
         with sf.SoundFile(str(dest), "w", source.samplerate, source.channels, subtype=subtype, format=fmt) as out:
             for name, value in (tags or {}).items():  # before the audio: FLAC and Ogg write them first
                 if fmt == "MP3" and not value.isascii():
-                    continue  # libsndfile marks UTF-8 as Latin-1 in ID3: "Épisode" would read "Ã\x89pisode"
+                    continue  # libsndfile marks UTF-8 as Latin-1 in ID3: "Épisode" would read back "Ã‰pisode"
                 try:
                     setattr(out, name, value)
                 except RuntimeError:  # refused by the format (libsndfile ignores most it cannot hold)
@@ -804,6 +823,11 @@ def convert_float_file(src: Path, dest: Path, subtype: str | None, scale: float 
                 done += block.shape[0]
                 if progress is not None:
                     progress(done / source.samplerate)
+    if tags:
+        try:
+            sf.info(str(dest))
+        except RuntimeError:  # tags libsndfile wrote but cannot read back: written again without them
+            convert_float_file(src, dest, subtype, scale, picture, progress)
 
 
 def write_audio(path: Path, audio: np.ndarray, rate: int, subtype: str | None = None) -> None:

@@ -287,14 +287,16 @@ def predict(paths, out_dir, out_format, weights, overwrite, mono, plot, high_ban
         raise click.ClickException(f"{out_dir}: cannot create output folder ({exc.strerror})")
     chooser = ModelChooser(weights, runtime)
     seconds_bar: list = []  # one long file: a bar per stage over its seconds of audio, once it is worth it
+    shown: dict[str, str] = {}  # the stage of the last bar (tqdm's own desc is unset when TQDM_DISABLE is)
 
     def file_progress(done: float, total: float, stage: str) -> None:
-        if seconds_bar and seconds_bar[-1].desc != stage:
+        if seconds_bar and shown.get("stage") != stage:
             seconds_bar[-1].close()
-        if (not seconds_bar or seconds_bar[-1].desc != stage) and max(done, total) >= LONG_FILE_SECONDS:
+        if shown.get("stage") != stage and max(done, total) >= LONG_FILE_SECONDS:
             # Decoding does not know the length yet: a count of seconds without a total.
             seconds_bar.append(tqdm(total=round(total, 1) or None, unit="s", desc=stage))
-        if seconds_bar and seconds_bar[-1].desc == stage:
+            shown["stage"] = stage
+        if seconds_bar and shown.get("stage") == stage:
             seconds_bar[-1].update(round(done, 1) - seconds_bar[-1].n)
 
     try:

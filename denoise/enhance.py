@@ -130,9 +130,12 @@ def cgroup_cpu_quota(mountinfo: str | Path = "/proc/self/mountinfo",
             continue
         if path is None:
             continue
-        root, mount = fields[3], Path(fields[4])
+        root, mount = _unescape(fields[3]), Path(_unescape(fields[4]))
         # Inside a container the mount's root is the container's own cgroup.
-        rel = path[len(root):] if root != "/" and path.startswith(root) else (path if root == "/" else "/")
+        if root == "/":
+            rel = path
+        else:
+            rel = path[len(root):] if path == root or path.startswith(root + "/") else "/"
         folder = mount / rel.lstrip("/")
         while True:
             quotas.append(_cpu_quota_in(folder))
@@ -143,12 +146,19 @@ def cgroup_cpu_quota(mountinfo: str | Path = "/proc/self/mountinfo",
     return min(quotas) if quotas else None
 
 
+def _unescape(field: str) -> str:
+    """A mountinfo path: spaces, tabs, newlines and backslashes are written as octal escapes."""
+    import re
+
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
+
+
 def _cpu_quota_in(folder: Path) -> float | None:
     """One cgroup folder's CPU quota in CPUs (None: no limit or unreadable)."""
     try:
         if (folder / "cpu.max").exists():
             quota, period = (folder / "cpu.max").read_text().split()[:2]
-            return None if quota == "max" else int(quota) / int(period)
+            return None if quota == "max" or int(period) <= 0 else int(quota) / int(period)
         quota = int((folder / "cpu.cfs_quota_us").read_text())
         period = int((folder / "cpu.cfs_period_us").read_text())
         return quota / period if quota > 0 and period > 0 else None
@@ -514,7 +524,7 @@ def enhance_file(
     predict: PredictFn,
     mono: bool = False,
     stop: Callable[[], bool] | None = None,
-    progress: Callable[[float, float, str], None] | None = None,
+    progress: Callable[..., None] | None = None,
     **options,
 ) -> FileResult:
     """Denoise one file into ``out_path``: same rate, channels (or mono) and, where the output format
@@ -523,7 +533,8 @@ def enhance_file(
     ``stop``, asked before each chunk: True abandons the work (Cancelled), leaving no output.
     ``progress(seconds done, seconds in all, stage)`` is called as the work goes: stage "Decoding"
     (a file PyAV reads; seconds in all not yet known: 0), "Denoising" after each chunk, then
-    "Writing" (encoding an hour as MP3 or AAC takes a minute).
+    "Writing" (encoding an hour as MP3 or AAC takes a minute). A ``progress(done, in_all)`` of two
+    arguments hears of the denoising only, as before the stages were told.
 
     Nothing is left at ``out_path`` on failure: the audio goes to a temporary file in the output
     folder that is renamed at the end. If denoising would push samples past full scale, the whole
@@ -533,6 +544,7 @@ def enhance_file(
 
     in_path, out_path = Path(in_path), Path(out_path)
     enhance_options = EnhanceOptions(**options).validate()
+    progress = _with_stage(progress)
     if out_path.exists() and out_path.resolve() == in_path.resolve():
         raise AudioError(f"{out_path}: output would overwrite its input")
     if not out_path.parent.is_dir():
@@ -613,6 +625,21 @@ def enhance_file(
     return FileResult(in_path, out_path, n / rate, rate, out_channels,
                       20 * math.log10(scale), time.perf_counter() - started,
                       audio_io.truncation(in_path) or ("; ".join(damage) or None))
+
+
+def _with_stage(progress: Callable[..., None] | None) -> Callable[[float, float, str], None] | None:
+    """``progress`` called with a stage; one that takes two arguments only for "Denoising"."""
+    import inspect
+
+    if progress is None:
+        return None
+    try:
+        inspect.signature(progress).bind(0.0, 0.0, "Denoising")
+        return progress
+    except TypeError:
+        return lambda done, total, stage: progress(done, total) if stage == "Denoising" else None
+    except ValueError:  # a builtin without a signature
+        return progress
 
 
 GLOB_CHARS = set("*?[")
@@ -744,7 +771,7 @@ def enhance_batch(
     plot: bool = False,
     make_dirs: bool = False,
     progress: Callable[[int], None] | None = None,
-    file_progress: Callable[[float, float, str], None] | None = None,
+    file_progress: Callable[..., None] | None = None,
     **options,
 ) -> BatchReport:
     """Denoise each (input, output) pair; a failure is recorded and the batch goes on.

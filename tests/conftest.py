@@ -69,7 +69,7 @@ def write_encoded(path: Path, audio: np.ndarray, rate: int, codec: str = "aac", 
 
 
 def write_video(path: Path, audio: np.ndarray, rate: int, video_codec: str = "mpeg4", audio_codec: str = "aac",
-                sound_start: float = 0.0, fps: int = 25, origin: float = 0.0) -> Path:
+                sound_start: float = 0.0, fps: int = 25, origin: float = 0.0, sound_title: str | None = None) -> Path:
     """A small video: a picture that changes every frame (so its packets differ), and ``audio``
     (samples[, channels]) as its sound track, starting ``sound_start`` seconds after the picture
     (before it if negative); the earlier of the two at ``origin`` seconds on the file's timeline."""
@@ -84,6 +84,8 @@ def write_video(path: Path, audio: np.ndarray, rate: int, video_codec: str = "mp
         video = container.add_stream(video_codec, rate=fps)
         video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
         sound = container.add_stream(audio_codec, rate=rate, layout=layout)
+        if sound_title:  # a track's name, as Matroska and mp4 hold it ("Stereo", "Commentary")
+            sound.metadata["title"] = sound_title
         if audio_codec == "vorbis":  # FFmpeg's own Vorbis encoder, as browsers' WebM once held
             sound.codec_context.options = {"strict": "experimental"}
         picture_at = origin + max(0.0, -sound_start)

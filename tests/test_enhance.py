@@ -288,7 +288,7 @@ def _cgroup_files(tmp_path, fstype, opts, root, own, limits):
             (mount / rel / name).write_text(text + "\n")
     mountinfo = tmp_path / "mountinfo"
     mountinfo.write_text(f"1 0 0:1 / / rw - overlay overlay rw\n"
-                         f"31 1 0:28 {root} {mount} rw,nosuid - {fstype} cgroup {opts}\n")
+                         f"31 1 0:28 {root} {str(mount).replace(' ', chr(92) + '040')} rw,nosuid - {fstype} cgroup {opts}\n")
     cgroups = tmp_path / "cgroups"
     cgroups.write_text(own + "\n")
     return mountinfo, cgroups
@@ -312,7 +312,15 @@ def test_a_cpu_quota_caps_the_model_threads(tmp_path, monkeypatch):
     files = _cgroup_files(tmp_path / "v1", "cgroup", "rw,cpu,cpuacct", "/kubepods/pod1", "4:cpu,cpuacct:/kubepods/pod1",
                           {"": {"cpu.cfs_quota_us": "300000", "cpu.cfs_period_us": "100000"}})
     assert enhance.cgroup_cpu_quota(*files) == 3.0
-    # No limit, or no such files (macOS, Windows).
+    # A mount point with a space (mountinfo writes it \040); a container root is no prefix of a sibling's path.
+    files = _cgroup_files(tmp_path / "with space", "cgroup2", "rw", "/", "0::/", {"": {"cpu.max": "200000 100000"}})
+    assert enhance.cgroup_cpu_quota(*files) == 2.0
+    files = _cgroup_files(tmp_path / "sib", "cgroup2", "rw", "/docker/abc", "0::/docker/abcdef",
+                          {"": {"cpu.max": "max 100000"}, "def": {"cpu.max": "100000 100000"}})
+    assert enhance.cgroup_cpu_quota(*files) is None
+    # No limit, a broken file, or no such files (macOS, Windows).
+    files = _cgroup_files(tmp_path / "zero", "cgroup2", "rw", "/", "0::/", {"": {"cpu.max": "100000 0"}})
+    assert enhance.cgroup_cpu_quota(*files) is None
     files = _cgroup_files(tmp_path / "none", "cgroup", "rw,cpu", "/", "1:cpu:/",
                           {"": {"cpu.cfs_quota_us": "-1", "cpu.cfs_period_us": "100000"}})
     assert enhance.cgroup_cpu_quota(*files) is None

@@ -1,13 +1,16 @@
 """`denoise predict` on real-world files: formats, rates, channels, batches and bad input."""
 
 import errno
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 import soundfile as sf
 from click.testing import CliRunner
 
-from conftest import TINY, speech_like, write, write_encoded, write_video
+from conftest import TINY, speech_like, write, write_encoded, write_video, zero_noise_model
 from denoise.audio import audio_info, read_audio
 from denoise.cli import main
 from denoise.enhance import enhance_file
@@ -609,6 +612,16 @@ def test_one_long_recording_shows_its_progress_in_seconds(tmp_path, rng, weights
     stages = [line.split(":")[0] for line in result.output.replace("\r", "\n").splitlines() if "s/s]" in line]
     assert list(dict.fromkeys(stages)) == ["Decoding", "Denoising", "Writing"], result.output
     assert "Writing: 100%" in result.output and "62.0/62.0" in result.output, result.output
+    # Bars turned off (tqdm reads TQDM_DISABLE when imported, so in a process of its own): the same work.
+    quiet = subprocess.run([sys.executable, "-m", "denoise", "predict", tmp_path / "episode.m4a",
+                            tmp_path / "quiet_out.m4a", *weights], capture_output=True, text=True,
+                           env={**os.environ, "TQDM_DISABLE": "1"})
+    assert quiet.returncode == 0 and "Denoising" not in quiet.stderr, quiet.stderr
+    # The Python API's two-argument progress, from before the stages, hears of the denoising only.
+    heard = []
+    enhance_file(tmp_path / "episode.m4a", tmp_path / "api_out.wav", TINY, zero_noise_model(),
+                 progress=lambda done, total: heard.append((done, total)))
+    assert heard and heard[-1] == (62.0, 62.0) and all(total == 62.0 for _, total in heard)
 
 
 def test_a_recordings_tags_are_kept(tmp_path, rng, weights):
@@ -637,3 +650,18 @@ def test_a_recordings_tags_are_kept(tmp_path, rng, weights):
     with sf.SoundFile(tmp_path / "clean.mp3") as f:
         kept = f.copy_metadata()
     assert not kept.get("title") and all(kept[k] == v for k, v in tags.items() if k != "title"), kept
+    # Show notes too long for some formats to hold are left out, not written into a file that
+    # cannot be read back; a video's sound track title ("Stereo") is not the recording's title.
+    with sf.SoundFile(tmp_path / "notes.flac", "w", 8000, 1, format="FLAC") as f:
+        f.title, f.comment = "Episode 13", "notes " * 2000
+        f.write(speech_like(rng, 1.0, 8000))
+    for out in ("notes.aiff", "notes.wav"):
+        assert run("predict", tmp_path / "notes.flac", tmp_path / out, *weights).exit_code == 0
+        with sf.SoundFile(tmp_path / out) as f:
+            assert f.copy_metadata() == {"title": "Episode 13"}
+    write_video(tmp_path / "talk.mkv", speech_like(rng, 1.0, 16000), 16000, sound_title="Stereo")
+    with av.open(str(tmp_path / "talk.mkv")) as c:
+        assert c.streams.audio[0].metadata.get("title") == "Stereo"
+    from denoise.audio import read_tags
+
+    assert "title" not in read_tags(tmp_path / "talk.mkv")
