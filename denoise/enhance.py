@@ -545,7 +545,7 @@ def enhance_file(
     in_path, out_path = Path(in_path), Path(out_path)
     enhance_options = EnhanceOptions(**options).validate()
     progress = _with_stage(progress)
-    if out_path.exists() and out_path.resolve() == in_path.resolve():
+    if out_path.exists() and (out_path.resolve() == in_path.resolve() or _same_file(in_path, out_path)):
         raise AudioError(f"{out_path}: output would overwrite its input")
     if not out_path.parent.is_dir():
         raise AudioError(f"{out_path}: output folder {out_path.parent} does not exist")
@@ -606,11 +606,14 @@ def enhance_file(
                     progress(done / rate, n / rate, "Denoising")
         # Past full scale, the whole file is scaled down: to full scale, or for a lossy format to
         # -1 dBFS (its decoder overshoots: an MP3 scaled to 1.0 decoded to 1.016).
-        scale = 1.0 if peak <= 1.0 else (audio_io.LOSSY_PEAK if audio_io.is_lossy_output(out_path) else 1.0) / peak
+        # A float output holds peaks past full scale as they are (a 32-bit-float field recorder's).
+        floating = subtype in ("FLOAT", "DOUBLE")
+        scale = 1.0 if peak <= 1.0 or floating else (audio_io.LOSSY_PEAK if audio_io.is_lossy_output(out_path) else 1.0) / peak
         # A video output gets the input's picture (an input libsndfile reads has none).
         audio_io.convert_float_file(tmp_float, tmp_final, subtype, scale, picture=decoded and in_path,
                                     progress=progress and (lambda seconds: progress(seconds, n / rate, "Writing")),
                                     tags=audio_io.read_tags(in_path))
+        _keep_mode(tmp_final, out_path, in_path)
         tmp_final.replace(out_path)
     except (OSError, RuntimeError) as exc:  # RuntimeError: libsndfile's errors
         audio_io.remove_quietly(tmp_final)
@@ -625,6 +628,32 @@ def enhance_file(
     return FileResult(in_path, out_path, n / rate, rate, out_channels,
                       20 * math.log10(scale), time.perf_counter() - started,
                       audio_io.truncation(in_path) or ("; ".join(damage) or None))
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    """Whether two names are one file (a case-insensitive card or disk: ZOOM0001.WAV, zoom0001.wav)."""
+    import os
+
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def _keep_mode(path: Path, replaced: Path, source: Path) -> None:
+    """Give a new output the permissions of the file it replaces, or else, as ``cp`` does, of its
+    input within the umask: an embargoed recording readable by its owner only stays so."""
+    import os
+    import stat
+
+    try:
+        if replaced.exists():
+            mode = stat.S_IMODE(replaced.stat().st_mode)
+        else:  # the new file was made with 0o666 less the umask
+            mode = stat.S_IMODE(source.stat().st_mode) & stat.S_IMODE(path.stat().st_mode)
+        os.chmod(path, mode)
+    except OSError:
+        pass
 
 
 def _with_stage(progress: Callable[..., None] | None) -> Callable[[float, float, str], None] | None:
@@ -665,6 +694,9 @@ def plan_outputs(paths: list[Path], out_dir: Path | None, out_format: str | None
             raise AudioError(f"{src}: is a folder; use --out-dir DIR to denoise a folder")
         if dst.is_dir():
             raise AudioError(f"{dst}: is a folder; use --out-dir {dst} to write into it")
+        if notes is not None and src.suffix.lower() == dst.suffix.lower() and audio_io.is_lossless_av(src):
+            notes[src] = (f"{src}: its sound is lossless; {dst.name} holds it as lossy AAC "
+                          f"(write {dst.stem}.flac or .wav to keep it lossless)")
         return [(src, dst)], []
     jobs, problems = [], []
     for arg in paths:

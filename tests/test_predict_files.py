@@ -95,6 +95,27 @@ def test_clipping_is_avoided_and_reported(tmp_path):
     lossy = enhance_file(src, tmp_path / "out.mp3", TINY, low_pass)
     assert lossy.scaled_db == pytest.approx(result.scaled_db - 1.0, abs=0.01)
     assert np.max(np.abs(read_audio(tmp_path / "out.mp3")[0])) <= 1.0
+    # A float output holds peaks past full scale: a 32-bit-float field recorder's take is not turned down.
+    sf.write(str(tmp_path / "hot.wav"), square, 16000, subtype="FLOAT")
+    hot = enhance_file(tmp_path / "hot.wav", tmp_path / "hot_out.wav", TINY, low_pass)
+    assert hot.scaled_db == 0 and sf.info(str(tmp_path / "hot_out.wav")).subtype == "FLOAT"
+    assert np.max(np.abs(sf.read(str(tmp_path / "hot_out.wav"))[0])) > 1.05  # past full scale, as it is
+
+
+def test_outputs_keep_the_inputs_privacy_and_never_replace_it(tmp_path, rng):
+    """An embargoed recording (readable by its owner only) gives an output that is too; a file
+    replaced with --overwrite keeps its permissions; a second name of the input is refused."""
+    src = write(tmp_path / "embargoed.wav", speech_like(rng, 1.0, 8000), 8000)
+    src.chmod(0o600)
+    enhance_file(src, tmp_path / "out.wav", TINY, zero_noise_model())
+    assert (tmp_path / "out.wav").stat().st_mode & 0o777 == 0o600
+    (tmp_path / "out.wav").chmod(0o640)
+    enhance_file(src, tmp_path / "out.wav", TINY, zero_noise_model())
+    assert (tmp_path / "out.wav").stat().st_mode & 0o777 == 0o640
+    # ZOOM0001.WAV and zoom0001.wav on a recorder's card (case-insensitive) are one file; so are hard links.
+    os.link(src, tmp_path / "other_name.wav")
+    with pytest.raises(AudioError, match="output would overwrite its input"):
+        enhance_file(src, tmp_path / "other_name.wav", TINY, zero_noise_model())
 
 
 def test_formats_that_cannot_hold_a_rate_are_refused_before_the_work(tmp_path, rng, weights):
@@ -390,6 +411,11 @@ def test_phone_and_browser_formats_are_read_and_m4a_written(tmp_path, rng, weigh
     write_encoded(tmp_path / "lossless" / "studio.m4a", x, 16000, codec="alac", sample_format="s32p", frame=4096)
     assert run("predict", tmp_path / "lossless", "--out-dir", tmp_path / "lossless_out", *weights).exit_code == 0
     assert sf.info(str(tmp_path / "lossless_out" / "studio.wav")).subtype == "PCM_24"
+    # Named IN OUT as the same format, it is written as asked, with a note that AAC is lossy.
+    result = run("predict", tmp_path / "lossless" / "studio.m4a", tmp_path / "studio_out.m4a", *weights)
+    assert result.exit_code == 0 and "its sound is lossless; studio_out.m4a holds it as lossy AAC" in result.output
+    assert "write studio_out.flac or .wav to keep it lossless" in result.output
+    assert "lossless" not in run("predict", tmp_path / "in" / "memo.m4a", tmp_path / "memo_out.m4a", *weights).output
     # A damaged recording is denoised as far as it can be read, its damage noted, its timing kept.
     data = bytearray((tmp_path / "in" / "memo.m4a").read_bytes())
     data[len(data) // 2: len(data) // 2 + 400] = bytes(400)
