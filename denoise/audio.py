@@ -380,10 +380,12 @@ def decoding_problems(path: Path) -> list[str]:
 
 
 # The tags a podcast or an archive names a recording by, as libsndfile names them; PyAV (FFmpeg)
-# names the track number "track". Longer values are left out: libsndfile writes a WAV with a 64-kB
-# value, or an AIFF with an 8-kB one, that it cannot read back.
+# names the track number "track". Longer values are left out: FLAC, Ogg Vorbis and m4a hold show
+# notes of 32 kB, but libsndfile writes a WAV with a 64-kB value, an AIFF with an 8-kB one or an Opus
+# file with a 51-kB one that it cannot read back, and a WAV with a 4-kB one loses its other tags.
 TAG_FIELDS = ("title", "artist", "album", "date", "comment", "genre", "tracknumber", "copyright", "license")
-MAX_TAG_BYTES = 1000
+MAX_TAG_BYTES = 32000
+MAX_SMALL_TAG_BYTES = 1000  # libsndfile's other formats (WAV, AIFF, CAF, Opus, MP3)
 
 
 def read_tags(path: Path) -> dict[str, str]:
@@ -810,7 +812,10 @@ def convert_float_file(src: Path, dest: Path, subtype: str | None, scale: float 
     fmt = format_for(dest)
     with sf.SoundFile(str(src)) as source:
         with sf.SoundFile(str(dest), "w", source.samplerate, source.channels, subtype=subtype, format=fmt) as out:
+            roomy = fmt == "FLAC" or (fmt == "OGG" and out.subtype == "VORBIS")
             for name, value in (tags or {}).items():  # before the audio: FLAC and Ogg write them first
+                if not roomy and len(value.encode()) > MAX_SMALL_TAG_BYTES:
+                    continue
                 if fmt == "MP3" and not value.isascii():
                     continue  # libsndfile marks UTF-8 as Latin-1 in ID3: "Épisode" would read back "Ã‰pisode"
                 try:

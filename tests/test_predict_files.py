@@ -681,10 +681,14 @@ def test_a_recordings_tags_are_kept(tmp_path, rng, weights):
     with sf.SoundFile(tmp_path / "notes.flac", "w", 8000, 1, format="FLAC") as f:
         f.title, f.comment = "Episode 13", "notes " * 2000
         f.write(speech_like(rng, 1.0, 8000))
-    for out in ("notes.aiff", "notes.wav"):
+    for out in ("notes.aiff", "notes.wav", "notes.opus"):
         assert run("predict", tmp_path / "notes.flac", tmp_path / out, *weights).exit_code == 0
         with sf.SoundFile(tmp_path / out) as f:
             assert f.copy_metadata() == {"title": "Episode 13"}
+    for out in ("notes_out.flac", "notes.ogg"):  # these hold them
+        assert run("predict", tmp_path / "notes.flac", tmp_path / out, *weights).exit_code == 0
+        with sf.SoundFile(tmp_path / out) as f:
+            assert f.copy_metadata()["comment"] == ("notes " * 2000).strip()
     write_video(tmp_path / "talk.mkv", speech_like(rng, 1.0, 16000), 16000, sound_title="Stereo")
     with av.open(str(tmp_path / "talk.mkv")) as c:
         assert c.streams.audio[0].metadata.get("title") == "Stereo"
