@@ -425,6 +425,86 @@ def _av_tags(path: Path) -> dict[str, str]:
     return tags
 
 
+# A broadcast WAV's chunks that stay true of its denoised copy (same rate and length): the
+# broadcast extension (description, originator, time reference), iXML and axml, cue points and
+# their labels. iXML and axml describe the channels, so they are not kept when --mono changes them.
+BROADCAST_CHUNKS = (b"bext", b"cue ", b"LIST:adtl", b"iXML", b"axml")
+CHANNEL_CHUNKS = (b"iXML", b"axml")
+MAX_KEPT_CHUNK = 1 << 20
+
+
+def _riff_chunks(f) -> list[tuple[bytes, int, int]]:
+    """(id, offset of its data, size) of each chunk of an open RIFF WAVE file; [] for anything else
+    (RF64, W64, a damaged header). A LIST's id carries its type: b"LIST:adtl"."""
+    f.seek(0, os.SEEK_END)
+    end = f.tell()
+    f.seek(0)
+    head = f.read(12)
+    if len(head) < 12 or head[:4] != b"RIFF" or head[8:] != b"WAVE":
+        return []
+    chunks, at = [], 12
+    while at + 8 <= end:
+        f.seek(at)
+        cid, size = f.read(4), int.from_bytes(f.read(4), "little")
+        if cid == b"LIST":
+            cid += b":" + f.read(4)
+        chunks.append((cid, at + 8, size))
+        at += 8 + size + (size & 1)
+    return chunks
+
+
+def copy_broadcast_chunks(src: Path, dest: Path, same_channels: bool = True) -> bool:
+    """Put ``src``'s broadcast chunks (BROADCAST_CHUNKS) into the WAV ``dest``, before its audio as
+    broadcast tools expect; True if any were. Both must be plain RIFF WAVE files."""
+    import shutil
+
+    wanted = [c for c in BROADCAST_CHUNKS if same_channels or c not in CHANNEL_CHUNKS]
+    with open(src, "rb") as f:
+        kept = []
+        for cid, at, size in _riff_chunks(f):
+            if cid in wanted and size <= MAX_KEPT_CHUNK:
+                f.seek(at - 8)
+                kept.append(f.read(8 + size + (size & 1)))
+    if not kept:
+        return False
+    with open(dest, "rb") as f:
+        chunks = _riff_chunks(f)
+    extra = sum(len(k) for k in kept)
+    if not chunks or chunks[-1][1] + chunks[-1][2] + extra >= 1 << 32:
+        return False  # not RIFF, or the copy would pass RIFF's 4 GB
+    tmp = dest.with_name(dest.name + ".bwf")
+    try:
+        with open(dest, "rb") as f, open(tmp, "wb") as out:
+            out.write(b"RIFF\0\0\0\0WAVE")
+            for cid, at, size in chunks:
+                if cid in wanted:
+                    continue  # libsndfile's own (it writes none of these today)
+                if cid == b"data":
+                    out.writelines(kept)
+                f.seek(at - 8)
+                shutil.copyfileobj(_limited(f, 8 + size + (size & 1)), out, 1 << 20)
+            length = out.tell()
+            out.seek(4)
+            out.write((length - 8).to_bytes(4, "little"))
+        os.replace(tmp, dest)
+    finally:
+        remove_quietly(tmp)
+    return True
+
+
+class _limited:
+    """A file read no further than ``n`` bytes from where it stands (for shutil.copyfileobj)."""
+
+    def __init__(self, f, n: int):
+        self.f, self.left = f, n
+
+    def read(self, size: int = -1) -> bytes:
+        size = self.left if size < 0 else min(size, self.left)
+        data = self.f.read(size)
+        self.left -= len(data)
+        return data
+
+
 def _av_subtype(path: Path) -> str | None:
     """The libsndfile sample format matching a lossless PyAV-read track (24-bit ALAC -> PCM_24);
     None for a lossy codec (AAC, Opus...) or an unreadable file."""

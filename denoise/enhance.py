@@ -613,6 +613,8 @@ def enhance_file(
         audio_io.convert_float_file(tmp_float, tmp_final, subtype, scale, picture=decoded and in_path,
                                     progress=progress and (lambda seconds: progress(seconds, n / rate, "Writing")),
                                     tags=audio_io.read_tags(in_path))
+        if in_path.suffix.lower() == out_path.suffix.lower() == ".wav":
+            audio_io.copy_broadcast_chunks(in_path, tmp_final, same_channels=out_channels == channels)
         _keep_mode(tmp_final, out_path, in_path)
         tmp_final.replace(out_path)
     except (OSError, RuntimeError) as exc:  # RuntimeError: libsndfile's errors

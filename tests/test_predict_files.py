@@ -695,3 +695,45 @@ def test_a_recordings_tags_are_kept(tmp_path, rng, weights):
     from denoise.audio import read_tags
 
     assert "title" not in read_tags(tmp_path / "talk.mkv")
+
+
+def _chunk(cid: bytes, data: bytes) -> bytes:
+    return cid + len(data).to_bytes(4, "little") + data + b"\0" * (len(data) & 1)
+
+
+def test_a_broadcast_wavs_chunks_are_kept(tmp_path, rng, weights):
+    """A broadcast WAV's description, originator and time reference (bext), iXML, cue points and
+    their labels stay true of the denoised copy (same rate and length), so it keeps its place on a
+    programme's timeline: they go into a WAV output, before its audio as broadcast tools expect."""
+    from denoise.audio import _riff_chunks
+
+    plain = write(tmp_path / "plain.wav", speech_like(rng, 1.0, 8000), 8000)
+    raw = plain.read_bytes()
+    data_at = raw.index(b"data")
+    bext = _chunk(b"bext", b"Interview, take 3".ljust(256, b"\0") + b"ZOOM F6".ljust(32, b"\0")
+                  + b"\0" * 32 + b"2024-05-0114:30:00" + (2505600000).to_bytes(8, "little") + b"\0" * 256)
+    ixml = _chunk(b"iXML", b"<BWFXML><PROJECT>News</PROJECT></BWFXML>")
+    cue = _chunk(b"cue ", (1).to_bytes(4, "little") + (1).to_bytes(4, "little") + (4000).to_bytes(4, "little")
+                 + b"data" + bytes(8) + (4000).to_bytes(4, "little"))
+    adtl = _chunk(b"LIST", b"adtl" + _chunk(b"labl", (1).to_bytes(4, "little") + b"question 2\0"))
+    body = raw[12:data_at] + bext + ixml + cue + adtl + raw[data_at:]
+    src = tmp_path / "take3.wav"
+    src.write_bytes(b"RIFF" + (len(body) + 4).to_bytes(4, "little") + b"WAVE" + body)
+    assert run("predict", src, tmp_path / "clean.wav", *weights).exit_code == 0
+    out = (tmp_path / "clean.wav").read_bytes()
+    for chunk in (bext, ixml, cue, adtl):
+        assert chunk in out
+    with open(tmp_path / "clean.wav", "rb") as f:
+        ids = [cid for cid, _, _ in _riff_chunks(f)]
+    assert ids.index(b"bext") < ids.index(b"data") and int.from_bytes(out[4:8], "little") == len(out) - 8
+    assert sf.info(str(tmp_path / "clean.wav")).frames == 8000
+    # --mono changes the channels iXML describes: the rest is kept.
+    stereo = tmp_path / "stereo.wav"
+    write(stereo, np.stack([speech_like(rng, 1.0, 8000)] * 2, axis=1), 8000)
+    raw = stereo.read_bytes()
+    data_at = raw.index(b"data")
+    body = raw[12:data_at] + bext + ixml + raw[data_at:]
+    stereo.write_bytes(b"RIFF" + (len(body) + 4).to_bytes(4, "little") + b"WAVE" + body)
+    assert run("predict", stereo, tmp_path / "mono.wav", "--mono", *weights).exit_code == 0
+    out = (tmp_path / "mono.wav").read_bytes()
+    assert bext in out and ixml not in out and sf.info(str(tmp_path / "mono.wav")).channels == 1
