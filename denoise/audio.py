@@ -434,8 +434,9 @@ MAX_KEPT_CHUNK = 1 << 20
 
 
 def _riff_chunks(f) -> list[tuple[bytes, int, int]]:
-    """(id, offset of its data, size) of each chunk of an open RIFF WAVE file; [] for anything else
-    (RF64, W64, a damaged header). A LIST's id carries its type: b"LIST:adtl"."""
+    """(id, offset of its data, size) of each whole chunk of an open RIFF WAVE file (a last one cut
+    short is left out); [] for anything else (RF64, W64, a damaged header). A LIST's id carries its
+    type: b"LIST:adtl"."""
     f.seek(0, os.SEEK_END)
     end = f.tell()
     f.seek(0)
@@ -448,6 +449,8 @@ def _riff_chunks(f) -> list[tuple[bytes, int, int]]:
         cid, size = f.read(4), int.from_bytes(f.read(4), "little")
         if cid == b"LIST":
             cid += b":" + f.read(4)
+        if at + 8 + size > end:
+            break
         chunks.append((cid, at + 8, size))
         at += 8 + size + (size & 1)
     return chunks

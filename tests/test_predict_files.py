@@ -737,3 +737,9 @@ def test_a_broadcast_wavs_chunks_are_kept(tmp_path, rng, weights):
     assert run("predict", stereo, tmp_path / "mono.wav", "--mono", *weights).exit_code == 0
     out = (tmp_path / "mono.wav").read_bytes()
     assert bext in out and ixml not in out and sf.info(str(tmp_path / "mono.wav")).channels == 1
+    # A chunk cut short at the end of a damaged file is not copied (it would damage the output).
+    damaged = tmp_path / "damaged.wav"
+    damaged.write_bytes(stereo.read_bytes() + ixml[:8] + ixml[8:20])
+    assert run("predict", damaged, tmp_path / "from_damaged.wav", *weights).exit_code == 0
+    out = (tmp_path / "from_damaged.wav").read_bytes()
+    assert out.count(b"iXML") == 1 and sf.info(str(tmp_path / "from_damaged.wav")).frames == 8000
