@@ -431,6 +431,7 @@ def _av_tags(path: Path) -> dict[str, str]:
 BROADCAST_CHUNKS = (b"bext", b"cue ", b"LIST:adtl", b"iXML", b"axml")
 CHANNEL_CHUNKS = (b"iXML", b"axml")
 MAX_KEPT_CHUNK = 1 << 20
+MAX_CHUNKS = 4096  # more is no broadcast WAV but a crafted one (50 MB of 8-byte chunks)
 
 
 def _riff_chunks(f) -> list[tuple[bytes, int, int]]:
@@ -444,7 +445,7 @@ def _riff_chunks(f) -> list[tuple[bytes, int, int]]:
     if len(head) < 12 or head[:4] != b"RIFF" or head[8:] != b"WAVE":
         return []
     chunks, at = [], 12
-    while at + 8 <= end:
+    while at + 8 <= end and len(chunks) < MAX_CHUNKS:
         f.seek(at)
         cid, size = f.read(4), int.from_bytes(f.read(4), "little")
         if cid == b"LIST":
@@ -467,7 +468,8 @@ def copy_broadcast_chunks(src: Path, dest: Path, same_channels: bool = True) -> 
         for cid, at, size in _riff_chunks(f):
             if cid in wanted and size <= MAX_KEPT_CHUNK:
                 f.seek(at - 8)
-                kept.append(f.read(8 + size + (size & 1)))
+                chunk = f.read(8 + size)
+                kept.append(chunk + b"\0" * (len(chunk) & 1))  # the pad byte, which some writers leave out
     if not kept:
         return False
     with open(dest, "rb") as f:
@@ -489,6 +491,12 @@ def copy_broadcast_chunks(src: Path, dest: Path, same_channels: bool = True) -> 
             length = out.tell()
             out.seek(4)
             out.write((length - 8).to_bytes(4, "little"))
+        import soundfile as sf
+
+        try:
+            sf.info(str(tmp))
+        except RuntimeError:  # a chunk libsndfile cannot read (one that made it refuse the input): none kept
+            return False
         os.replace(tmp, dest)
     finally:
         remove_quietly(tmp)

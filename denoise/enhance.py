@@ -574,6 +574,11 @@ def enhance_file(
     except OSError as exc:
         raise AudioError(f"{out_path}: cannot write into {out_path.parent} ({exc.strerror})") from None
     try:
+        # The work files get the output's permissions from the start: an embargoed recording's too.
+        for work in (tmp_float, tmp_final, decoded):
+            if work is not None:
+                work.touch()
+                _keep_mode(work, out_path, in_path)
         if decoded is not None:
             n, rate, channels = audio_io.decode_to(
                 in_path, decoded, problems=damage,
@@ -650,7 +655,7 @@ def _keep_mode(path: Path, replaced: Path, source: Path) -> None:
 
     try:
         if replaced.exists():
-            mode = stat.S_IMODE(replaced.stat().st_mode)
+            mode = stat.S_IMODE(replaced.stat().st_mode) & 0o777  # no setuid, setgid or sticky bit
         else:  # the new file was made with 0o666 less the umask
             mode = stat.S_IMODE(source.stat().st_mode) & stat.S_IMODE(path.stat().st_mode)
         os.chmod(path, mode)
@@ -696,7 +701,8 @@ def plan_outputs(paths: list[Path], out_dir: Path | None, out_format: str | None
             raise AudioError(f"{src}: is a folder; use --out-dir DIR to denoise a folder")
         if dst.is_dir():
             raise AudioError(f"{dst}: is a folder; use --out-dir {dst} to write into it")
-        if notes is not None and src.suffix.lower() == dst.suffix.lower() and audio_io.is_lossless_av(src):
+        if notes is not None and src.suffix.lower() == dst.suffix.lower() in (".m4a", ".mp4", ".mov") \
+                and audio_io.is_lossless_av(src):
             notes[src] = (f"{src}: its sound is lossless; {dst.name} holds it as lossy AAC "
                           f"(write {dst.stem}.flac or .wav to keep it lossless)")
         return [(src, dst)], []

@@ -107,8 +107,18 @@ def test_outputs_keep_the_inputs_privacy_and_never_replace_it(tmp_path, rng):
     replaced with --overwrite keeps its permissions; a second name of the input is refused."""
     src = write(tmp_path / "embargoed.wav", speech_like(rng, 1.0, 8000), 8000)
     src.chmod(0o600)
-    enhance_file(src, tmp_path / "out.wav", TINY, zero_noise_model())
-    assert (tmp_path / "out.wav").stat().st_mode & 0o777 == 0o600
+    modes = set()
+
+    def watching(x):  # the work files, while the work goes on
+        modes.update(p.stat().st_mode & 0o777 for p in tmp_path.glob(".out*"))
+        return zero_noise_model()(x)
+
+    old = os.umask(0o022)
+    try:
+        enhance_file(src, tmp_path / "out.wav", TINY, watching)
+    finally:
+        os.umask(old)
+    assert (tmp_path / "out.wav").stat().st_mode & 0o777 == 0o600 and modes == {0o600}, modes
     (tmp_path / "out.wav").chmod(0o640)
     enhance_file(src, tmp_path / "out.wav", TINY, zero_noise_model())
     assert (tmp_path / "out.wav").stat().st_mode & 0o777 == 0o640
@@ -705,6 +715,8 @@ def test_a_broadcast_wavs_chunks_are_kept(tmp_path, rng, weights):
     """A broadcast WAV's description, originator and time reference (bext), iXML, cue points and
     their labels stay true of the denoised copy (same rate and length), so it keeps its place on a
     programme's timeline: they go into a WAV output, before its audio as broadcast tools expect."""
+    import av
+
     from denoise.audio import _riff_chunks
 
     plain = write(tmp_path / "plain.wav", speech_like(rng, 1.0, 8000), 8000)
@@ -737,6 +749,15 @@ def test_a_broadcast_wavs_chunks_are_kept(tmp_path, rng, weights):
     assert run("predict", stereo, tmp_path / "mono.wav", "--mono", *weights).exit_code == 0
     out = (tmp_path / "mono.wav").read_bytes()
     assert bext in out and ixml not in out and sf.info(str(tmp_path / "mono.wav")).channels == 1
+    # An odd-sized last chunk without its pad byte (some writers leave it out) is padded in the copy.
+    unpadded = tmp_path / "unpadded.wav"
+    raw = plain.read_bytes()
+    odd = b"iXML" + (21).to_bytes(4, "little") + b"<BWFXML>odd</BWFXML>!"
+    unpadded.write_bytes(b"RIFF" + (len(raw) - 8 + len(odd)).to_bytes(4, "little") + raw[8:] + odd)
+    assert run("predict", unpadded, tmp_path / "from_unpadded.wav", *weights).exit_code == 0
+    assert sf.info(str(tmp_path / "from_unpadded.wav")).frames == 8000
+    with av.open(str(tmp_path / "from_unpadded.wav")) as c:
+        assert c.streams.audio[0].frames in (0, 8000)
     # A chunk cut short at the end of a damaged file is not copied (it would damage the output).
     damaged = tmp_path / "damaged.wav"
     damaged.write_bytes(stereo.read_bytes() + ixml[:8] + ixml[8:20])
