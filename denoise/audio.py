@@ -394,20 +394,19 @@ def read_tags(path: Path) -> dict[str, str]:
     cannot be read (its reading fails later, with the reason)."""
     import soundfile as sf
 
-    found: dict[str, str] = {}
+    found: dict[str, str] | None = None
     try:
-        if libsndfile_reads(path):
-            with sf.SoundFile(str(path)) as f:
-                found = f.copy_metadata()
-    except Exception:
-        return {}
-    if not libsndfile_reads(path) or Path(path).suffix.lower() == ".mp3":
+        with sf.SoundFile(str(path)) as f:
+            found = f.copy_metadata()
+    except Exception:  # a file PyAV decodes
+        pass
+    if found is None or Path(path).suffix.lower() == ".mp3":
         try:  # FFmpeg also reads the ID3v2 frames libsndfile misses (an FFmpeg-written comment)
-            found.update(_av_tags(path))
+            found = {**(found or {}), **_av_tags(path)}
         except Exception:
             pass
-    return {k: str(v).strip() for k, v in found.items()
-            if k in TAG_FIELDS and v and str(v).strip() and len(str(v).encode()) <= MAX_TAG_BYTES}
+    values = {k: str(v).strip() for k, v in (found or {}).items() if k in TAG_FIELDS}
+    return {k: v for k, v in values.items() if v and len(v.encode()) <= MAX_TAG_BYTES}
 
 
 def _av_tags(path: Path) -> dict[str, str]:
@@ -462,6 +461,8 @@ def copy_broadcast_chunks(src: Path, dest: Path, same_channels: bool = True) -> 
     broadcast tools expect; True if any were. Both must be plain RIFF WAVE files."""
     import shutil
 
+    import soundfile as sf
+
     wanted = [c for c in BROADCAST_CHUNKS if same_channels or c not in CHANNEL_CHUNKS]
     with open(src, "rb") as f:
         kept = []
@@ -491,12 +492,11 @@ def copy_broadcast_chunks(src: Path, dest: Path, same_channels: bool = True) -> 
             length = out.tell()
             out.seek(4)
             out.write((length - 8).to_bytes(4, "little"))
-        import soundfile as sf
-
         try:
             sf.info(str(tmp))
         except RuntimeError:  # a chunk libsndfile cannot read (one that made it refuse the input): none kept
             return False
+        shutil.copymode(dest, tmp)
         os.replace(tmp, dest)
     finally:
         remove_quietly(tmp)

@@ -620,7 +620,6 @@ def enhance_file(
                                     tags=audio_io.read_tags(in_path))
         if in_path.suffix.lower() == out_path.suffix.lower() == ".wav":
             audio_io.copy_broadcast_chunks(in_path, tmp_final, same_channels=out_channels == channels)
-        _keep_mode(tmp_final, out_path, in_path)
         tmp_final.replace(out_path)
     except (OSError, RuntimeError) as exc:  # RuntimeError: libsndfile's errors
         audio_io.remove_quietly(tmp_final)
