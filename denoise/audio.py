@@ -818,6 +818,18 @@ def _sound_start(path: Path) -> float | None:
     return None
 
 
+def has_picture(path: Path) -> bool:
+    """Whether ``path`` is a video (a picture stream, not an audio file's cover art)."""
+    if libsndfile_reads(path):
+        return False
+    try:
+        container, _ = _av_open(path)
+    except AudioError:
+        return False
+    with container:
+        return bool(_pictures(container))
+
+
 def is_lossless_av(path: Path) -> bool:
     """Whether a file PyAV writes back in its own format (.m4a, a video) holds lossless sound
     (ALAC, as the iPhone's lossless memos; a camera's PCM): its output should not be lossy AAC by default."""

@@ -700,10 +700,9 @@ def plan_outputs(paths: list[Path], out_dir: Path | None, out_format: str | None
             raise AudioError(f"{src}: is a folder; use --out-dir DIR to denoise a folder")
         if dst.is_dir():
             raise AudioError(f"{dst}: is a folder; use --out-dir {dst} to write into it")
-        if notes is not None and src.suffix.lower() == dst.suffix.lower() in (".m4a", ".mp4", ".mov") \
-                and audio_io.is_lossless_av(src):
-            notes[src] = (f"{src}: its sound is lossless; {dst.name} holds it as lossy AAC "
-                          f"(write {dst.stem}.flac or .wav to keep it lossless)")
+        note = notes is not None and _lossy_note(src, dst, batch=False)
+        if note:
+            notes[src] = note
         return [(src, dst)], []
     jobs, problems = [], []
     for arg in paths:
@@ -763,17 +762,21 @@ def _with_format(path: Path, out_format: str | None, src: Path | None = None,
     video whose picture or sound its container cannot take back (VP8 with 44.1-kHz sound in .webm)
     goes into .mkv if that holds them, else WAV (a 5.1 sound track). Such a change is noted, as is
     a video's lossless sound (a camera's PCM) written as AAC beside its picture."""
-    if out_format:
-        return path.with_suffix("." + out_format.lower().lstrip("."))
-    if path.suffix.lower() not in audio_io.WRITABLE_EXTENSIONS:
-        return path.with_suffix(".wav")
-    why = None if src is None else audio_io.own_format_problem(src, path, mono)
-    if why is None:
-        video = path.suffix.lower() in audio_io.VIDEO_EXTENSIONS
-        if notes is not None and video and src is not None and audio_io.is_lossless_av(src):
-            notes[src] = (f"{src}: its lossless sound is written as AAC beside the picture "
-                          "(--out-format wav keeps it lossless, without the picture)")
-        return path
+    if out_format or path.suffix.lower() not in audio_io.WRITABLE_EXTENSIONS:
+        new = path.with_suffix("." + out_format.lower().lstrip(".")) if out_format else path.with_suffix(".wav")
+    else:
+        why = None if src is None else audio_io.own_format_problem(src, path, mono)
+        if why is not None:
+            return _format_for_loss(path, src, why, notes, mono)
+        new = path
+    note = notes is not None and src is not None and _lossy_note(src, new, batch=True)
+    if note:  # asked for with --out-format, or a video kept in its own format
+        notes[src] = note
+    return new
+
+
+def _format_for_loss(path: Path, src: Path, why: str, notes: dict[Path, str] | None, mono: bool) -> Path:
+    """Where ``src``'s own format ``path`` would lose (``why``): .mkv for a video if that holds it, else WAV."""
     mkv = path.with_suffix(".mkv")
     if path.suffix.lower() in audio_io.VIDEO_EXTENSIONS and mkv.suffix != path.suffix.lower() \
             and audio_io.own_format_problem(src, mkv, mono) is None:
@@ -785,6 +788,22 @@ def _with_format(path: Path, out_format: str | None, src: Path | None = None,
     if notes is not None:
         notes[src] = f"{src}: written as {new.name} ({why})"
     return new
+
+
+def _lossy_note(src: Path, dst: Path, batch: bool) -> str | None:
+    """A note where ``dst`` makes ``src``'s lossless sound (an m4a's ALAC, a camera's PCM) lossy
+    (every format PyAV writes holds AAC, or Opus for .webm), with how to keep it lossless: a
+    batch's --out-format, or one file's name."""
+    suffix = dst.suffix.lower()
+    if suffix not in audio_io.AV_OUTPUTS or not audio_io.is_lossless_av(src):
+        return None
+    codec = "Opus" if suffix == ".webm" else "AAC"
+    if suffix in audio_io.VIDEO_EXTENSIONS and audio_io.has_picture(src):
+        keep = "--out-format wav keeps it" if batch else f"write {dst.stem}.wav to keep it"
+        keep += " lossless, without the picture"
+    else:
+        keep = "--out-format flac keeps it lossless" if batch else f"write {dst.stem}.flac or .wav to keep it lossless"
+    return f"{src}: its sound is lossless; {dst.name} holds it as lossy {codec} ({keep})"
 
 
 @dataclass

@@ -426,6 +426,13 @@ def test_phone_and_browser_formats_are_read_and_m4a_written(tmp_path, rng, weigh
     assert result.exit_code == 0 and "its sound is lossless; studio_out.m4a holds it as lossy AAC" in result.output
     assert "write studio_out.flac or .wav to keep it lossless" in result.output
     assert "lossless" not in run("predict", tmp_path / "in" / "memo.m4a", tmp_path / "memo_out.m4a", *weights).output
+    # So is any other lossy output asked for: another container, or --out-format in a batch.
+    result = run("predict", tmp_path / "lossless" / "studio.m4a", tmp_path / "studio_out.mp4", *weights)
+    assert result.exit_code == 0 and "studio_out.mp4 holds it as lossy AAC (write studio_out.flac or .wav to " \
+        "keep it lossless)" in result.output, result.output
+    result = run("predict", tmp_path / "lossless", "--out-dir", tmp_path / "as_m4a", "--out-format", "m4a", *weights)
+    assert result.exit_code == 0 and "studio.m4a holds it as lossy AAC (--out-format flac keeps it lossless)" \
+        in result.output, result.output
     # A damaged recording is denoised as far as it can be read, its damage noted, its timing kept.
     data = bytearray((tmp_path / "in" / "memo.m4a").read_bytes())
     data[len(data) // 2: len(data) // 2 + 400] = bytes(400)
@@ -589,9 +596,13 @@ def test_videos_in_a_batch_stay_videos_and_formats_that_cannot_be_written_are_re
     assert sf.info(str(tmp_path / "more_out" / "surround.wav")).channels == 6
     assert _packets(tmp_path / "more_out" / "browser.mkv", "video")[0] == _packets(tmp_path / "more" / "browser.webm", "video")[0]
     assert "browser.webm: written as browser.mkv (.webm cannot hold its 44100 Hz sound)" in result.output
-    assert "camera.mov: its lossless sound is written as AAC beside the picture" in result.output
+    assert "camera.mov: its sound is lossless; camera.mov holds it as lossy AAC (--out-format wav keeps it " \
+        "lossless, without the picture)" in result.output
     assert "surround.mkv: written as surround.wav (.mkv cannot hold its 6-channel sound; the picture is not kept)" \
         in result.output
+    result = run("predict", tmp_path / "more" / "camera.mov", tmp_path / "more_out" / "cam.mov", *weights)
+    assert result.exit_code == 0 and "cam.mov holds it as lossy AAC (write cam.wav to keep it lossless, without " \
+        "the picture)" in result.output, result.output
     # With --mono the 5.1 sound becomes one channel, which the video takes back.
     result = run("predict", tmp_path / "more" / "surround.mkv", "--out-dir", tmp_path / "mono_out", "--mono", *weights)
     assert result.exit_code == 0 and (tmp_path / "mono_out" / "surround.mkv").exists(), result.output
