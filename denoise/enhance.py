@@ -707,7 +707,12 @@ def plan_outputs(paths: list[Path], out_dir: Path | None, out_format: str | None
     jobs, problems = [], []
     for arg in paths:
         arg = Path(arg)
-        if arg.is_dir():
+        if arg.is_dir() and arg.resolve() == Path(out_dir).resolve():
+            # Its outputs would replace its recordings, or sit among them (--out-format) to be taken
+            # for recordings by a rerun.
+            problems.append(f"{arg}: is the --out-dir itself; write into another folder ({arg.resolve().name}_denoised, "
+                            "say), or one inside it")
+        elif arg.is_dir():
             found = audio_io.find_audio_files(arg, skip=out_dir)
             if not found:
                 problems.append(f"{arg}: no audio files in it")

@@ -374,6 +374,13 @@ def test_an_out_dir_inside_the_input_folder_is_not_read_again(tmp_path, rng, wei
     from denoise.enhance import plan_outputs
 
     assert plan_outputs([str(tmp_path / "in" / "*.wav")], tmp_path)[0] == [(tmp_path / "in" / "a.wav", tmp_path / "a.wav")]
+    # The folder itself as --out-dir is refused, in one line: its outputs would replace its
+    # recordings, or, in another format, be taken for recordings by a rerun.
+    for extra in ((), ("--out-format", "ogg")):
+        result = run("predict", tmp_path / "in", "--out-dir", tmp_path / "in", *extra, *weights)
+        assert result.exit_code == 1 and "in: is the --out-dir itself; write into another folder" in result.output
+        assert "Done 0, skipped 0, failed 1 of 1" in result.output, result.output
+    assert not list((tmp_path / "in").glob("*.ogg"))
     # A folder with no audio in it is a problem, not "Done 0 of 0" and success.
     (tmp_path / "empty").mkdir()
     result = run("predict", tmp_path / "empty", "--out-dir", tmp_path / "o", *weights)
