@@ -759,6 +759,26 @@ def serve_in_thread(app: FastAPI, host: str = "127.0.0.1", port: int = 0) -> Ite
         sock.close()
 
 
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM (``docker stop``, systemd, ``kill``) stops the server as Ctrl+C does, cleanly, with
+    "Stopped." and exit 0, not killed by the signal uvicorn re-raises after its shutdown."""
+    import signal
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def run(host: str, port: int, weights: Path | None, limits: Limits, runtime: str = "auto",
         echo: Callable[[str], None] = print, public_names: tuple[str, ...] = ()) -> None:
     """``denoise serve``: bind, load the models, say where the page is, serve until Ctrl+C."""
@@ -770,10 +790,11 @@ def run(host: str, port: int, weights: Path | None, limits: Limits, runtime: str
         elsewhere = (f"; from other machines: http://THIS-MACHINE'S-ADDRESS:{sock.getsockname()[1]}/"
                      if sock.getsockname()[0] in ("0.0.0.0", "::") else "")
         echo(f"denoise is serving on {url_for(sock)}{elsewhere} (Ctrl+C to stop); API: {url_for(sock)}openapi.json")
-        try:
-            serve(app, sock)
-        except KeyboardInterrupt:  # uvicorn shuts down gracefully, then re-raises Ctrl+C
-            pass
+        with _sigterm_as_interrupt():
+            try:
+                serve(app, sock)
+            except KeyboardInterrupt:  # uvicorn shuts down gracefully, then re-raises Ctrl+C or SIGTERM
+                pass
         echo("Stopped.")
     finally:
         sock.close()

@@ -530,7 +530,8 @@ def test_cli_warns_for_all_interfaces_and_reports_a_busy_port():
         assert option in help_text
 
 
-def test_cli_serves_until_interrupted_and_removes_its_folder(tmp_path):
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])  # Ctrl+C; docker stop, systemd
+def test_cli_serves_until_interrupted_and_removes_its_folder(tmp_path, stop):
     env = {**os.environ, "TMPDIR": str(tmp_path), "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "denoise", "serve", "--port", "0", "--max-seconds", "60",
                              "--max-jobs", "3"],
@@ -543,8 +544,9 @@ def test_cli_serves_until_interrupted_and_removes_its_folder(tmp_path):
         assert httpx.get(url.group(0)).status_code == 200
         limits = httpx.get(url.group(0) + "api/limits").json()
         assert (limits["max_seconds"], limits["max_jobs"]) == (60, 3)
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(stop)
         assert proc.wait(20) == 0, proc.stderr.read()
+        assert proc.stdout.read().strip() == "Stopped."
     finally:
         proc.kill()
         proc.wait()
