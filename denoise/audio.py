@@ -397,16 +397,45 @@ def read_tags(path: Path) -> dict[str, str]:
     found: dict[str, str] | None = None
     try:
         with sf.SoundFile(str(path)) as f:
-            found = f.copy_metadata()
+            found = _sndfile_strings(f)
     except Exception:  # a file PyAV decodes
         pass
-    if found is None or Path(path).suffix.lower() == ".mp3":
-        try:  # FFmpeg also reads the ID3v2 frames libsndfile misses (an FFmpeg-written comment)
-            found = {**(found or {}), **_av_tags(path)}
+    suffix = Path(path).suffix.lower()
+    if found is None or suffix in (".mp3", ".wav", ".aif", ".aiff", ".aifc"):
+        try:
+            if suffix == ".mp3" or found is None:  # FFmpeg also reads the ID3v2 frames libsndfile
+                found = {**(found or {}), **_av_tags(path)}  # misses (an FFmpeg-written comment)
+            else:  # a WAV's or AIFF's ID3 chunk, which libsndfile does not read
+                found = {**_av_tags(path), **found}
         except Exception:
             pass
     values = {k: str(v).strip() for k, v in (found or {}).items() if k in TAG_FIELDS}
     return {k: v for k, v in values.items() if v and len(v.encode()) <= MAX_TAG_BYTES}
+
+
+def _sndfile_strings(f) -> dict[str, str]:
+    """An open file's libsndfile strings, decoded as UTF-8 or else as Windows-1252: a WAV's RIFF INFO
+    and an AIFF's text are often Latin-1 ("Café"), which soundfile would give as "Caf\ufffd"."""
+    import soundfile as sf
+
+    try:
+        get, string, kinds = sf._snd.sf_get_string, sf._ffi.string, sf._str_types
+    except AttributeError:  # soundfile's internals changed: its own decoding
+        return f.copy_metadata()
+    found = {}
+    for name, kind in kinds.items():
+        data = get(f._file, kind)
+        if data:
+            found[name] = _decode_text(string(data))
+    return found
+
+
+def _decode_text(raw: bytes) -> str:
+    """Text in UTF-8, or else in the Windows-1252 (Latin-1) that older software wrote."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw.decode("cp1252", errors="replace")
 
 
 def _av_tags(path: Path) -> dict[str, str]:

@@ -729,6 +729,31 @@ def _chunk(cid: bytes, data: bytes) -> bytes:
     return cid + len(data).to_bytes(4, "little") + data + b"\0" * (len(data) & 1)
 
 
+def _syncsafe(n: int) -> bytes:
+    return bytes((n >> shift) & 0x7F for shift in (21, 14, 7, 0))
+
+
+def test_latin1_riff_info_and_a_wavs_id3_chunk_are_read(tmp_path, rng, weights):
+    """Older software wrote a WAV's RIFF INFO in Latin-1 ("Café", not "Caf\ufffd"), and some tag
+    a WAV with an ID3 chunk only, which libsndfile does not read: both reach the output."""
+    from denoise.audio import read_tags
+
+    raw = write(tmp_path / "plain.wav", speech_like(rng, 1.0, 8000), 8000).read_bytes()
+    info = _chunk(b"LIST", b"INFO" + _chunk(b"INAM", "Café Müller\0".encode("latin-1"))
+                  + _chunk(b"IART", "Zoë Ångström\0".encode("latin-1")))
+    frames = b"".join(fid + _syncsafe(len(text.encode()) + 1) + b"\0\0" + b"\3" + text.encode()
+                      for fid, text in ((b"TIT2", "Épisode 3"), (b"TPE1", "Jane Host"), (b"TDRC", "2026")))
+    id3 = _chunk(b"id3 ", b"ID3\4\0\0" + _syncsafe(len(frames)) + frames)
+    for name, extra in (("latin.wav", info), ("id3.wav", id3)):
+        body = raw[12:] + extra
+        (tmp_path / name).write_bytes(b"RIFF" + (len(body) + 4).to_bytes(4, "little") + b"WAVE" + body)
+    assert read_tags(tmp_path / "latin.wav") == {"title": "Café Müller", "artist": "Zoë Ångström"}
+    assert read_tags(tmp_path / "id3.wav") == {"title": "Épisode 3", "artist": "Jane Host", "date": "2026"}
+    assert run("predict", tmp_path / "latin.wav", tmp_path / "latin.flac", *weights).exit_code == 0
+    with sf.SoundFile(tmp_path / "latin.flac") as f:
+        assert f.title == "Café Müller"
+
+
 def test_a_broadcast_wavs_chunks_are_kept(tmp_path, rng, weights):
     """A broadcast WAV's description, originator and time reference (bext), iXML, cue points and
     their labels stay true of the denoised copy (same rate and length), so it keeps its place on a
