@@ -237,6 +237,8 @@ def main() -> None:
             if fn is not None:
                 run_system(fn, noisy_dir, out)
             reports[name] = evaluate(clean_dir, noisy_dir, scored)
+            for line in reports[name].problems + reports[name].notes:  # a system that dropped or delayed
+                print(f"{part}, {name}: {line}", file=sys.stderr)           # files is not averaged unseen
             if not args.no_dnsmos:
                 add_dnsmos(reports[name], scored)
             out.mkdir(parents=True, exist_ok=True)

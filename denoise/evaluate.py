@@ -29,6 +29,7 @@ LABELS = {"stoi": "STOI", "si_sdr": "SI-SDR dB", "dnsmos_sig": "DNSMOS SIG",
           "dnsmos_bak": "DNSMOS BAK", "dnsmos_ovrl": "DNSMOS OVRL"}
 DNSMOS_RATE = 16000
 DNSMOS_OFFSET = 1e-3  # -60 dBFS: a DC offset above this is taken out before DNSMOS
+STOI_NO_SPEECH = 1e-5  # pystoi's answer when too few frames of the reference hold speech
 
 
 def si_sdr(reference: np.ndarray, estimate: np.ndarray) -> float:
@@ -94,7 +95,7 @@ def dnsmos(audio: np.ndarray, rate: int) -> dict[str, float]:
         x = x / peak
     # DNSMOS scores 9.01 s windows. The reference code doubles a shorter clip until it is long enough
     # and averages every window of the copies (7 windows for 4 s); repeating it to one window's
-    # length scores the same content once, several times faster.
+    # length scores it once, several times faster, though not identically per file (docs/evaluate.md).
     window = int(model.INPUT_LENGTH * DNSMOS_RATE)
     if 0 < x.shape[0] < window:
         x = np.resize(x, window)
@@ -111,16 +112,30 @@ def score(clean: np.ndarray, test: np.ndarray, rate: int) -> dict[str, float]:
 
     fs, mode = pesq_rate(rate)
     ref, deg = audio_io.resample(clean, rate, fs), audio_io.resample(test, rate, fs)
-    try:
-        p = float(pesq(fs, ref, deg, mode))
-    except Exception:  # pesq raises when it finds no speech in the reference
-        p = float("nan")
-    with warnings.catch_warnings():  # its warning would land inside the progress bar; the problem line says it
+    with warnings.catch_warnings():  # their warnings would land inside the progress bar; a note says it
         warnings.simplefilter("ignore", RuntimeWarning)
+        try:
+            p = float(pesq(fs, ref, deg, mode))
+        except Exception:  # pesq raises when it finds no speech in the reference
+            p = float("nan")
         s = float(stoi(clean, test, rate, extended=False))
-    if s <= 1e-5:  # pystoi's answer when too few frames hold speech (a short or silent reference)
-        s = float("nan")
+    if s == STOI_NO_SPEECH:  # too few frames of the reference hold speech (short or silent); a
+        s = float("nan")     # negative STOI (unrelated speech) is a score, kept
     return {"pesq": p, "stoi": s, "si_sdr": si_sdr(clean, test)}
+
+
+def delay(reference: np.ndarray, test: np.ndarray, rate: int, most_s: float = 0.05) -> int:
+    """Samples by which ``test`` lags ``reference`` (negative: leads), where cross-correlation is
+    higher there than at 0, up to ``most_s``; else 0. Even a 1-sample delay costs SI-SDR
+    most of its range (exact to 8 dB), while PESQ and STOI align or barely notice."""
+    most = max(1, int(most_s * rate))
+    n = reference.shape[0] + test.shape[0]
+    size = 1 << (n - 1).bit_length()
+    corr = np.fft.irfft(np.fft.rfft(test.astype(np.float64), size) * np.conj(np.fft.rfft(reference.astype(np.float64), size)), size)
+    lags = np.concatenate([corr[: most + 1], corr[-most:]])  # lags 0..most, then -most..-1
+    best = int(np.argmax(np.abs(lags)))
+    lag = best if best <= most else best - lags.shape[0]
+    return lag if abs(lags[best]) > 1.01 * abs(corr[0]) else 0
 
 
 def pair_files(
@@ -178,13 +193,35 @@ class Report:
     metrics: tuple[str, ...] = METRICS
 
     def averages(self, rows: Iterable[dict] | None = None) -> dict[str, float]:
+        """Each metric's input and output averages over the same files, those where both sides
+        have it (``METRIC_files`` of them), so a file that fails on one side changes neither; the
+        change's 95 % confidence half-width (``METRIC_delta_ci95``, paired, normal approximation).
+        PESQ-WB and PESQ-NB are different scales: with both, they are averaged apart (pesq_wb_*,
+        pesq_nb_*)."""
         rows = list(self.rows if rows is None else rows)
         out = {"files": len(rows)}
+        for key, metric, subset in self._metric_rows(rows):
+            pairs = [(r[f"{metric}_input"], r[f"{metric}_output"]) for r in subset]
+            pairs = np.array([p for p in pairs if not (math.isnan(p[0]) or math.isnan(p[1]))], dtype=np.float64)
+            n = pairs.shape[0]
+            out[f"{key}_files"] = n
+            out[f"{key}_input"], out[f"{key}_output"] = (pairs.mean(axis=0) if n else (float("nan"),) * 2)
+            out[f"{key}_input"], out[f"{key}_output"] = float(out[f"{key}_input"]), float(out[f"{key}_output"])
+            out[f"{key}_delta"] = out[f"{key}_output"] - out[f"{key}_input"]
+            change = pairs[:, 1] - pairs[:, 0] if n else pairs
+            out[f"{key}_delta_ci95"] = float(1.96 * change.std(ddof=1) / math.sqrt(n)) if n > 1 else float("nan")
+        return out
+
+    def _metric_rows(self, rows: list[dict]) -> list[tuple[str, str, list[dict]]]:
+        """(key, metric, rows) to average: PESQ split by mode when the rows hold both."""
+        out = []
         for metric in self.metrics:
-            for side in ("input", "output"):
-                values = [r[f"{metric}_{side}"] for r in rows if not math.isnan(r[f"{metric}_{side}"])]
-                out[f"{metric}_{side}"] = float(np.mean(values)) if values else float("nan")
-            out[f"{metric}_delta"] = out[f"{metric}_output"] - out[f"{metric}_input"]
+            modes = sorted({pesq_rate(r["sample_rate"])[1] for r in rows}, reverse=True) if metric == "pesq" else []
+            if len(modes) > 1:
+                out += [(f"pesq_{mode}", metric, [r for r in rows if pesq_rate(r["sample_rate"])[1] == mode])
+                        for mode in modes]
+            else:
+                out.append((metric, metric, rows))
         return out
 
     def groups(self) -> dict[str, dict[str, float]]:
@@ -250,11 +287,24 @@ def evaluate(
             for side, signal in (("input", noisy), ("output", enhanced)):
                 for metric, value in score(clean, signal, rate).items():
                     row[f"{metric}_{side}"] = value
+            if np.any(clean) and not np.any(enhanced):
+                report.problems.append(f"{enhanced_path}: silent (every sample zero) where {clean_path.name} is not: "
+                                       "left out of every average, with its input")
+                for metric in METRICS:  # one side unscorable: the file leaves both averages
+                    row[f"{metric}_output"] = float("nan")
+            for side, path, signal in (("input", noisy_path, noisy), ("output", enhanced_path, enhanced)):
+                lag = delay(clean, signal, rate)
+                aligned = lag and si_sdr(clean[max(0, -lag):len(clean) - max(0, lag)],
+                                         signal[max(0, lag):len(signal) - max(0, -lag)])
+                if lag and aligned > row[f"si_sdr_{side}"] + 1.0:
+                    report.notes.append(f"{path}: {'lags' if lag > 0 else 'leads'} its clean reference by {abs(lag)} "
+                                        f"samples (SI-SDR {row[f'si_sdr_{side}']:.1f} dB as it is, {aligned:.1f} dB "
+                                        "aligned); scored as it is")
             missing = sorted({m for m in METRICS for s in ("input", "output") if math.isnan(row[f"{m}_{s}"])})
             if missing:
                 names = " and ".join(LABELS.get(m, m.upper()) for m in missing)
                 report.notes.append(f"{noisy_path}: no {names} (too short, or a silent reference, "
-                                       "input or output); left out of those averages")
+                                    "input or output); the file is left out of those averages, input and output")
             report.rows.append(row)
         if progress is not None:
             progress(1)
@@ -292,6 +342,8 @@ def evaluate_without_reference(
                 if rate < 8000:
                     raise audio_io.AudioError(f"{path}: sample rate {rate} Hz is below 8000 Hz")
                 signals[side] = (audio_io.to_mono(data), rate)
+                if side == "output":
+                    _check_output(path, signals)
         except audio_io.AudioError as exc:
             report.problems.append(str(exc))
         else:
@@ -303,6 +355,17 @@ def evaluate_without_reference(
         if progress is not None:
             progress(1)
     return report
+
+
+def _check_output(path: Path, signals: dict[str, tuple[np.ndarray, int]]) -> None:
+    """AudioError where a denoised file cannot be its input's: silent where the input is not (DNSMOS
+    scores silence 1.8, above many inputs), or of another duration (more than 10 ms apart)."""
+    (noisy, rate), (output, out_rate) = signals["input"], signals["output"]
+    if np.any(noisy) and not np.any(output):
+        raise audio_io.AudioError(f"{path}: silent (every sample zero) where its input is not")
+    if abs(noisy.shape[0] / rate - output.shape[0] / out_rate) > 0.01:
+        raise audio_io.AudioError(f"{path}: {output.shape[0] / out_rate:.2f} s long, its input "
+                                  f"{noisy.shape[0] / rate:.2f} s (not its denoised copy?)")
 
 
 @dataclass
@@ -418,19 +481,21 @@ def _finite(value):
 
 
 def format_table(report: Report) -> str:
-    """A plain-text table: each metric's input, output and difference, overall and per group."""
+    """A plain-text table: each metric's input and output averages over the files that have both,
+    the change and its 95 % confidence half-width, overall and per group."""
     sections = [("all files", report.averages())]
     groups = report.groups()
     if len(groups) > 1 or (groups and "." not in groups):
         sections += list(groups.items())
-    lines = [f"{'group':<22}{'files':>6}  {'metric':<12}{'input':>8}{'output':>8}{'change':>8}"]
+    lines = [f"{'group':<22}{'files':>6}  {'metric':<12}{'input':>8}{'output':>8}{'change':>8}{'±95%':>8}"]
     for name, avg in sections:
         rows = report.rows if name == "all files" else [r for r in report.rows if r["group"] == name]
-        modes = {pesq_rate(r["sample_rate"])[1] for r in rows if "sample_rate" in r}
-        labels = {**LABELS, "pesq": {frozenset({"nb"}): "PESQ-NB", frozenset({"wb", "nb"}): "PESQ-WB+NB"}.get(
-            frozenset(modes), "PESQ-WB")}
-        for i, metric in enumerate(report.metrics):
+        for i, (key, metric, subset) in enumerate(report._metric_rows(rows)):
+            label = LABELS.get(metric) or ("PESQ-NB" if {pesq_rate(r["sample_rate"])[1] for r in subset} == {"nb"}
+                                          else "PESQ-WB")
+            if avg[f"{key}_files"] != avg["files"]:
+                label += f" ({avg[f'{key}_files']})"  # files that have it, input and output
             head = f"{name:<22}{avg['files']:>6}" if i == 0 else " " * 28
-            lines.append(f"{head}  {labels[metric]:<12}{avg[f'{metric}_input']:>8.3f}{avg[f'{metric}_output']:>8.3f}"
-                         f"{avg[f'{metric}_delta']:>+8.3f}")
+            lines.append(f"{head}  {label:<12}{avg[f'{key}_input']:>8.3f}{avg[f'{key}_output']:>8.3f}"
+                         f"{avg[f'{key}_delta']:>+8.3f}{avg[f'{key}_delta_ci95']:>8.3f}")
     return "\n".join(lines)

@@ -97,6 +97,31 @@ def test_unscorable_metrics_odd_names_and_duplicates_are_reported(evalset, rng):
     assert report.averages()["stoi_input"] > 0.5  # the unscorable file is left out, not averaged as 0
 
 
+def test_a_silent_or_delayed_output_cannot_raise_the_averages(evalset, rng):
+    """A denoiser that gives silence for its worst files must not score better for it: the file
+    leaves input and output averages alike, and is a problem. A delay, which costs SI-SDR most of
+    its range, is named."""
+    before = evaluate(evalset["clean"], evalset["noisy"], evalset["enhanced"]).averages()
+    assert before["si_sdr_delta_ci95"] > 0 and before["si_sdr_files"] == 4
+    enhanced = evalset["enhanced"] / "snr+00" / "f0.flac"
+    data, rate = sf.read(str(enhanced), dtype="float32")
+    write(enhanced, np.zeros_like(data), rate)
+    report = evaluate(evalset["clean"], evalset["noisy"], evalset["enhanced"])
+    after = report.averages()
+    assert any(p.endswith("f0.flac: silent (every sample zero) where f0.wav is not: left out of every average, "
+                          "with its input") for p in report.problems), report.problems
+    for metric in ("pesq", "stoi", "si_sdr"):
+        assert after[f"{metric}_files"] == 3
+        assert after[f"{metric}_delta"] == pytest.approx(
+            np.mean([r[f"{metric}_output"] - r[f"{metric}_input"] for r in report.rows if r["file"] != "snr+00/f0"]))
+    assert "(3)" in format_table(report)  # the files that have it, where fewer than the group's
+    write(enhanced, np.concatenate([np.zeros(3, np.float32), data[:-3]]), rate)
+    report = evaluate(evalset["clean"], evalset["noisy"], evalset["enhanced"])
+    assert any("f0.flac: lags its clean reference by 3 samples (SI-SDR" in n and "aligned); scored as it is" in n
+               for n in report.notes), report.notes
+    assert not any("f1.flac" in n for n in report.notes)
+
+
 def test_exit_code_says_whether_every_file_was_scored(evalset, rng, tmp_path):
     """A metric missing for a scored file is a note (exit 0); a file left unscored is a problem (exit 1)."""
     short = speech_like(rng, 0.05, 16000)
@@ -232,11 +257,17 @@ def test_dnsmos_ranks_clean_above_noisy_at_any_rate(rng):
     assert dnsmos(gapped + np.float32(0.2) * (gapped != 0), 16000) == pytest.approx(dnsmos(gapped, 16000), abs=0.02)
 
 
-def test_cli_evaluate_without_clean_references_uses_dnsmos(evalset, tmp_path):
+def test_cli_evaluate_without_clean_references_uses_dnsmos(evalset, tmp_path, rng):
     write(evalset["noisy"] / "short.wav", np.zeros(10, np.float32), 4000)
     write(evalset["enhanced"] / "short.wav", np.zeros(10, np.float32), 4000)
     write(evalset["noisy"] / "lonely.wav", np.zeros(8000, np.float32), 8000)
+    # A silent output (DNSMOS scores silence above many inputs) and one that is no copy of its input.
+    for name, output in (("muted", np.zeros(16000, np.float32)), ("cut", speech_like(rng, 0.5, 16000))):
+        write(evalset["noisy"] / f"{name}.wav", speech_like(rng, 1.0, 16000), 16000)
+        write(evalset["enhanced"] / f"{name}.wav", output, 16000)
     report = evaluate_without_reference(evalset["noisy"], evalset["enhanced"])
+    assert any(p.endswith("muted.wav: silent (every sample zero) where its input is not") for p in report.problems)
+    assert any(p.endswith("cut.wav: 0.50 s long, its input 1.00 s (not its denoised copy?)") for p in report.problems)
     assert len(report.rows) == 4 and any("4000 Hz is below 8000 Hz" in p for p in report.problems)
     assert any("lonely.wav: no denoised file for it in" in p for p in report.problems)
     assert report.averages()["dnsmos_bak_delta"] > 0
@@ -265,9 +296,14 @@ def test_mixed_rates_are_labelled_per_group_and_problems_name_the_file(evalset, 
     assert any(p.endswith("l.wav: sample rate 4000 Hz is below 8000 Hz, which PESQ does not support")
                for p in report.problems), report.problems
     assert any("g.wav: no denoised file for it in" in p for p in report.problems), report.problems
-    labels = {line.split()[0]: [w for w in line.split() if "PESQ" in w][0]
-              for line in format_table(report).splitlines() if "PESQ" in line}
-    assert labels == {"all": "PESQ-WB+NB", "phone": "PESQ-NB", "snr+00": "PESQ-WB", "snr+10": "PESQ-WB"}, labels
+    table = format_table(report).splitlines()
+    labels = {line.split()[0]: [w for w in line.split() if "PESQ" in w][0] for line in table if "PESQ" in line}
+    # PESQ-WB and PESQ-NB are different scales: averaged apart where a group holds both.
+    assert labels == {"all": "PESQ-WB", "PESQ-NB": "PESQ-NB", "phone": "PESQ-NB", "snr+00": "PESQ-WB",
+                      "snr+10": "PESQ-WB"}, labels
+    avg = report.averages()
+    assert "pesq_output" not in avg and (avg["pesq_wb_files"], avg["pesq_nb_files"]) == (4, 2)
+    assert avg["pesq_nb_delta"] == pytest.approx(0, abs=1e-6)  # the phone files' output is their input
 
 
 def test_the_eval_extra_holds_what_speechmos_imports_without_declaring_it():
