@@ -86,6 +86,12 @@ def main() -> None:
                    "or through a codec, so the model also denoises band-limited speech.")
 @click.option("--lowpass-range", type=(float, float), default=(3000.0, 7500.0), show_default=True,
               metavar="LOW HIGH", help="With --lowpass-share: the cut-off in Hz, drawn uniformly for each such pair.")
+@click.option("--steady-share", type=click.FloatRange(0, 1), default=0.0, show_default=True,
+              help="Share of pairs given steady noise too (room tone, fans, air conditioning: white to "
+                   "brown; half of them with mains hum), so the model removes it as well.")
+@click.option("--steady-slope", type=(float, float), default=(-6.0, 3.0), show_default=True, metavar="LOW HIGH",
+              help="With --steady-share: the noise's slope in dB per octave (0 white, -3 pink, -6 brown), "
+                   "drawn uniformly for each such pair.")
 @click.option("--reverb", is_flag=True,
               help="Add room echo: convolve the speech of some pairs with simulated room impulse responses; "
                    "the target stays the dry speech, so the model learns to remove echo too.")
@@ -104,13 +110,14 @@ def main() -> None:
               help="Which part this job creates (0 .. --num-shards - 1).")
 def data_creation(voice_dir, noise_dir, noise_classes, out_dir, nb_samples, sample_rate, frame_length, n_fft,
                   hop_length, snr_range, snr_weighting, max_noises, clean_share, noise_only_share, pitch_share,
-                  pitch_range, lowpass_share, lowpass_range, reverb, reverb_share, rt60_range, seed, shard_size,
+                  pitch_range, lowpass_share, lowpass_range, steady_share, steady_slope, reverb, reverb_share, rt60_range, seed, shard_size,
                   overwrite, workers, num_shards, shard_index) -> None:
     """Blend clean speech with noise at random SNRs into spectrogram shards for training."""
     ctx = click.get_current_context()
     for option, needs, given in (("reverb_share", "--reverb", reverb), ("rt60_range", "--reverb", reverb),
                                  ("pitch_range", "--pitch-share", pitch_share > 0),
-                                 ("lowpass_range", "--lowpass-share", lowpass_share > 0)):
+                                 ("lowpass_range", "--lowpass-share", lowpass_share > 0),
+                                 ("steady_slope", "--steady-share", steady_share > 0)):
         if ctx.get_parameter_source(option) == click.core.ParameterSource.COMMANDLINE and not given:
             raise click.UsageError(f"--{option.replace('_', '-')} does nothing without {needs}")
     from tqdm import tqdm
@@ -136,7 +143,8 @@ def data_creation(voice_dir, noise_dir, noise_classes, out_dir, nb_samples, samp
                              reverb_share=reverb_share if reverb else 0.0, rt60=rt60_range,
                              snr_weighting=snr_weighting, max_noises=max_noises,
                              clean_share=clean_share, noise_only_share=noise_only_share, pitch_share=pitch_share,
-                             pitch_semitones=pitch_range, lowpass_share=lowpass_share, lowpass_hz=lowpass_range)
+                             pitch_semitones=pitch_range, lowpass_share=lowpass_share, lowpass_hz=lowpass_range,
+                             steady_share=steady_share, steady_slope=steady_slope)
         start = time.perf_counter()
 
         def progress(pairs: int) -> None:

@@ -60,6 +60,8 @@ class MixOptions:
     noise_only_share: float = 0.0  # share of pairs with the speech left out: noise alone, as in a pause
     lowpass_share: float = 0.0  # share of pairs low-passed whole (speech and noise), see band_limit
     lowpass_hz: tuple[float, float] = (3000.0, 7500.0)  # range the cut-off is drawn from, uniformly
+    steady_share: float = 0.0  # share of pairs given steady noise too (room tone, hum), see steady_noise
+    steady_slope: tuple[float, float] = (-6.0, 3.0)  # its spectral slope in dB per octave, drawn uniformly
 
 
 @dataclass
@@ -238,6 +240,29 @@ def band_limit(signals: tuple[np.ndarray, ...], rate: int, cutoff_hz: float) -> 
                  for x in signals)
 
 
+def steady_noise(rng: np.random.Generator, length: int, rate: int, slope_db: tuple[float, float]) -> np.ndarray:
+    """Steady noise as rooms, fans and air conditioning make it, which recorded noise clips rarely
+    are: its power falls by a slope per octave drawn from ``slope_db`` (0 white, -3 pink, -6 brown),
+    flat below a corner of 30-150 Hz; half the time with mains hum (50 or 60 Hz and 2-12 harmonics,
+    -10 to +20 dB against the noise). Unit RMS."""
+    spectrum = rng.standard_normal(length // 2 + 1) + 1j * rng.standard_normal(length // 2 + 1)
+    freqs = np.maximum(np.fft.rfftfreq(length, 1.0 / rate), rng.uniform(30.0, 150.0))
+    spectrum *= (freqs / 1000.0) ** (rng.uniform(*slope_db) / (20.0 * math.log10(2.0)))
+    spectrum[0] = 0.0
+    noise = np.fft.irfft(spectrum, length)
+    noise /= max(_rms(noise), 1e-12)
+    if rng.uniform() < 0.5:
+        t = np.arange(length) / rate
+        mains = rng.choice([50.0, 60.0]) * rng.uniform(0.995, 1.005)
+        hum = np.zeros(length)
+        for k in range(1, int(rng.integers(2, 13)) + 1):
+            if k * mains < rate / 2:
+                hum += 10.0 ** (-rng.uniform(0.0, 4.0) * (k - 1) / 20.0) * np.sin(2 * np.pi * k * mains * t + rng.uniform(0, 2 * np.pi))
+        noise += hum * (10.0 ** (rng.uniform(-10.0, 20.0) / 20.0) / max(_rms(hum), 1e-12))
+        noise /= max(_rms(noise), 1e-12)
+    return noise.astype(np.float32)
+
+
 def shift_pitch(voice: np.ndarray, start: int, length: int, semitones: float) -> np.ndarray | None:
     """``length`` samples of ``voice`` from ``start`` played 2**(semitones/12) times as fast.
 
@@ -288,6 +313,7 @@ def make_shard(
     pitch_rng = np.random.default_rng([options.seed, index, 5])
     pause_rng = np.random.default_rng([options.seed, index, 6])
     lowpass_rng = np.random.default_rng([options.seed, index, 7])
+    steady_rng = np.random.default_rng([options.seed, index, 8])
     qc: list[list[np.ndarray]] = [[], [], []]
     qc_samples = int(options.qc_seconds * settings.sample_rate) if index == 0 else 0
     for i in range(size):
@@ -308,6 +334,10 @@ def make_shard(
             xs = xstarts[extra_rng.integers(len(xstarts))]
             noise = noise + _match_level(xsig[xs : xs + settings.frame_length], noise, -extra_rng.uniform(0, 10))
             report.used["noise"].add(str(xsrc.path))
+        if options.steady_share > 0 and steady_rng.uniform() < options.steady_share:
+            # from under the recorded noise (-10 dB) to alone in effect (+20 dB)
+            steady = steady_noise(steady_rng, settings.frame_length, settings.sample_rate, options.steady_slope)
+            noise = noise + (_match_level(steady, noise, steady_rng.uniform(-10, 20)) if _rms(noise) > 1e-6 else steady)
         snr = draw_snr(rng, options.snr_db, options.snr_weighting)
         if options.clean_share > 0 and clean_rng.uniform() < options.clean_share:
             noise = np.zeros_like(noise)
@@ -380,6 +410,10 @@ def create_dataset(
         raise DataError(f"low-pass share {options.lowpass_share} must be between 0 and 1")
     if not 0 < options.lowpass_hz[0] <= options.lowpass_hz[1]:
         raise DataError(f"low-pass range {options.lowpass_hz} must be (low, high) Hz with 0 < low <= high")
+    if not 0 <= options.steady_share <= 1:
+        raise DataError(f"steady share {options.steady_share} must be between 0 and 1")
+    if not -12 <= options.steady_slope[0] <= options.steady_slope[1] <= 12:
+        raise DataError(f"steady slope range {options.steady_slope} must be (low, high) dB per octave within -12..12")
     if not -12 <= options.pitch_semitones[0] <= options.pitch_semitones[1] <= 12:
         raise DataError(f"pitch range {options.pitch_semitones} must be (low, high) semitones within -12..12")
     if not 0 < options.rt60[0] <= options.rt60[1]:
@@ -478,6 +512,8 @@ def create_dataset(
         "pitch_semitones": list(options.pitch_semitones),
         "lowpass_share": options.lowpass_share,
         "lowpass_hz": list(options.lowpass_hz),
+        "steady_share": options.steady_share,
+        "steady_slope_db": list(options.steady_slope),
         "noise_only_share": options.noise_only_share,
         "rt60": list(options.rt60),
         "part": f"{shard_index + 1} of {num_shards}",

@@ -180,6 +180,7 @@ def test_cli_defaults_and_choices_are_the_librarys():
         ("data-creation", "noise_only_share"): mix.noise_only_share, ("data-creation", "seed"): mix.seed,
         ("data-creation", "pitch_share"): mix.pitch_share, ("data-creation", "pitch_range"): mix.pitch_semitones,
         ("data-creation", "lowpass_share"): mix.lowpass_share, ("data-creation", "lowpass_range"): mix.lowpass_hz,
+        ("data-creation", "steady_share"): mix.steady_share, ("data-creation", "steady_slope"): mix.steady_slope,
         ("data-creation", "rt60_range"): mix.rt60, ("data-creation", "shard_size"): mix.shard_size,
     }
     assert {key: default(*key) for key in expected} == expected

@@ -316,6 +316,41 @@ def test_pitch_share_shifts_some_pairs_and_leaves_the_others(tmp_path, corpus):
         create_dataset(voice, noise, tmp_path / "x", TINY, MixOptions(nb_samples=2, pitch_semitones=(7.0, 2.0)))
 
 
+def test_steady_noise_has_the_slope_asked_for_and_sometimes_hum():
+    from denoise.mixing import steady_noise
+
+    rate, n = 16000, 32000
+    for slope in (-6.0, -3.0, 0.0, 3.0):
+        rng = np.random.default_rng(3)
+        hums = 0
+        for _ in range(6):
+            x = steady_noise(rng, n, rate, (slope, slope))
+            assert x.dtype == np.float32 and np.sqrt(np.mean(x.astype(float) ** 2)) == pytest.approx(1, rel=1e-3)
+            power = np.abs(np.fft.rfft(x)) ** 2
+            freqs = np.fft.rfftfreq(n, 1 / rate)
+            low, high = power[(freqs >= 1000) & (freqs < 2000)].mean(), power[(freqs >= 2000) & (freqs < 4000)].mean()
+            if power[np.abs(freqs - 50) < 1].max() + power[np.abs(freqs - 60) < 1].max() > 1e3 * np.median(power):
+                hums += 1  # mains hum, which barely reaches 1-4 kHz
+            assert 10 * np.log10(high / low) == pytest.approx(slope, abs=1.0)
+        assert 1 <= hums <= 5
+
+
+def test_steady_share_adds_steady_noise_to_some_pairs(tmp_path, corpus):
+    voice, noise = corpus
+    a, b, options = with_and_without(tmp_path, corpus, steady_share=0.5, steady_slope=(-6.0, -6.0))
+    changed = ~np.all(a["noisy_db"] == b["noisy_db"], axis=(1, 2))
+    assert 8 <= changed.sum() <= 32  # about half
+    # The speech is the same draw, at another level (the mixture's level is set after the noise).
+    offset = (b["clean_db"] - a["clean_db"]).astype(float)[changed]
+    loud = (a["clean_db"][changed] > TINY.floor_db + 20) & (b["clean_db"][changed] > TINY.floor_db + 20)
+    assert np.all([o[m].std() < 0.1 for o, m in zip(offset, loud)])
+    assert options["steady_share"] == 0.5 and options["steady_slope_db"] == [-6.0, -6.0]
+    with pytest.raises(DataError, match="steady share 2"):
+        create_dataset(voice, noise, tmp_path / "x", TINY, MixOptions(nb_samples=2, steady_share=2))
+    with pytest.raises(DataError, match="steady slope range"):
+        create_dataset(voice, noise, tmp_path / "x", TINY, MixOptions(nb_samples=2, steady_slope=(3.0, -3.0)))
+
+
 def test_band_limit_empties_the_band_above_its_cutoff(rng):
     from denoise.mixing import band_limit
 
