@@ -58,6 +58,7 @@ FLOOR_DB = -40.0  # the most prediction attenuates any bin by default (training'
 # the training mixtures' -35..-15 dBFS, and the held-out validation set's -34..-20.
 LEVEL_RANGE_DB = (-35.0, -20.0)
 SILENT_WINDOW_DB = -70.0
+SILENT_RUN = 256  # input samples of exact zeros that are digital silence, kept silent
 
 
 def keras_predict_fn(model, batch_size: int = 4, name: str = "the Keras model") -> PredictFn:
@@ -457,7 +458,23 @@ def enhance_chunks(
         out = np.stack([_process(seg[:, ch] - offset[ch], lo, (a - lo, b - lo), plan, settings, predict, options,
                                  caches[ch], shift_db[ch]) + offset[ch]
                         for ch in range(seg.shape[1])], axis=1)
+        # Digital silence (an edit's, a muted channel's) stays exactly silent, a DC offset or not.
+        out[digital_silence(seg, min(SILENT_RUN, plan.margin))] = 0.0
         yield out[a - lo : b - lo]
+
+
+def digital_silence(audio: np.ndarray, min_run: int) -> np.ndarray:
+    """Mask of the samples of ``audio`` (samples, channels) in runs of at least ``min_run`` exact zeros."""
+    mask = np.zeros(audio.shape, bool)
+    for ch in range(audio.shape[1]):
+        edges = np.diff(np.concatenate([[0], (audio[:, ch] == 0).astype(np.int8), [0]]))
+        starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+        long = ends - starts >= min_run
+        marks = np.zeros(audio.shape[0] + 1, np.int64)
+        marks[starts[long]] += 1
+        marks[ends[long]] -= 1
+        mask[:, ch] = np.cumsum(marks)[:-1] > 0
+    return mask
 
 
 def enhance_signal(audio: np.ndarray, rate: int, settings: Settings, predict: PredictFn, **options) -> np.ndarray:

@@ -204,6 +204,20 @@ def test_a_dc_offset_is_taken_out_before_the_network_and_put_back(rng):
     assert error_db(enhance_signal(x + np.float32(0.1), 8000, TINY, by_level, strength=0.0), x + np.float32(0.1)) < -100
 
 
+def test_digital_silence_stays_exactly_silent_under_a_dc_offset(rng):
+    """An edited recording with a DC offset and a stretch of digital silence spliced in: the silence
+    stays exactly zero (it became minus the offset, partly removed, the rest put back), at any rate
+    and whatever the chunks; a few zero samples in passing are ordinary audio."""
+    for rate in (8000, 16000):
+        x = (0.05 * rng.standard_normal(rate * 3) + 0.02).astype(np.float32)
+        x[rate : 2 * rate] = 0.0
+        x[rate // 2 : rate // 2 + 3] = 0.0
+        whole = enhance_signal(x, rate, TINY, by_level)
+        assert np.all(whole[rate : 2 * rate] == 0.0)
+        assert np.all(whole[rate // 2 : rate // 2 + 3] != 0.0)
+        assert np.array_equal(whole, enhance_signal(x, rate, TINY, by_level, chunk_seconds=0.3))
+
+
 def test_high_band_modes(rng):
     """Input at 16 kHz, model at 8 kHz: the 4-8 kHz band is kept, dropped or scaled by the model's top-band gain."""
     x = (0.1 * rng.standard_normal((16000, 1))).astype(np.float32)
