@@ -124,18 +124,34 @@ def score(clean: np.ndarray, test: np.ndarray, rate: int) -> dict[str, float]:
     return {"pesq": p, "stoi": s, "si_sdr": si_sdr(clean, test)}
 
 
-def delay(reference: np.ndarray, test: np.ndarray, rate: int, most_s: float = 0.05) -> int:
+def delay(reference: np.ndarray, test: np.ndarray, rate: int, most_s: float = 0.05, window_s: float = 20.0) -> int:
     """Samples by which ``test`` lags ``reference`` (negative: leads), where cross-correlation is
     higher there than at 0, up to ``most_s``; else 0. Even a 1-sample delay costs SI-SDR
-    most of its range (exact to 8 dB), while PESQ and STOI align or barely notice."""
+    most of its range (exact to 8 dB), while PESQ and STOI align or barely notice. Measured on the
+    reference's loudest ``window_s`` seconds, so an hour-long file costs no more than a short one."""
+    from scipy.fft import irfft, next_fast_len, rfft
+
     most = max(1, int(most_s * rate))
-    n = reference.shape[0] + test.shape[0]
-    size = 1 << (n - 1).bit_length()
-    corr = np.fft.irfft(np.fft.rfft(test.astype(np.float64), size) * np.conj(np.fft.rfft(reference.astype(np.float64), size)), size)
-    lags = np.concatenate([corr[: most + 1], corr[-most:]])  # lags 0..most, then -most..-1
-    best = int(np.argmax(np.abs(lags)))
-    lag = best if best <= most else best - lags.shape[0]
-    return lag if abs(lags[best]) > 1.01 * abs(corr[0]) else 0
+    n = min(reference.shape[0], test.shape[0])
+    if n == 0:
+        return 0
+    width = min(n, max(1, int(window_s * rate)))
+    start = 0
+    if width < n:  # the loudest stretch, from the energy of half-second blocks
+        block = max(1, rate // 2)
+        blocks = reference[: n // block * block].reshape(-1, block)
+        energy = np.concatenate([[0.0], np.cumsum(np.einsum("ij,ij->i", blocks, blocks, dtype=np.float64))])
+        span = width // block
+        start = int(np.argmax(energy[span:] - energy[:-span])) * block if span else 0
+    ref = reference[start : start + width].astype(np.float64)
+    # test[start - most : start + width + most], zeros outside the file
+    lo, hi = start - most, start + width + most
+    seg = np.zeros(hi - lo)
+    seg[max(0, -lo) : max(0, -lo) + test[max(0, lo) : hi].shape[0]] = test[max(0, lo) : hi]
+    size = next_fast_len(seg.shape[0] + width)
+    corr = irfft(rfft(seg, size) * np.conj(rfft(ref, size)), size)[: 2 * most + 1]  # lags -most..most
+    best = int(np.argmax(np.abs(corr)))
+    return best - most if abs(corr[best]) > 1.01 * abs(corr[most]) else 0
 
 
 def pair_files(
@@ -197,9 +213,11 @@ class Report:
         have it (``METRIC_files`` of them), so a file that fails on one side changes neither; the
         change's 95 % confidence half-width (``METRIC_delta_ci95``, paired, normal approximation).
         PESQ-WB and PESQ-NB are different scales: with both, they are averaged apart (pesq_wb_*,
-        pesq_nb_*)."""
+        pesq_nb_*); ``pesq_mode`` says which ("wb", "nb" or "wb+nb")."""
         rows = list(self.rows if rows is None else rows)
         out = {"files": len(rows)}
+        if "pesq" in self.metrics:
+            out["pesq_mode"] = "+".join(sorted({pesq_rate(r["sample_rate"])[1] for r in rows}, reverse=True))
         for key, metric, subset in self._metric_rows(rows):
             pairs = [(r[f"{metric}_input"], r[f"{metric}_output"]) for r in subset]
             pairs = np.array([p for p in pairs if not (math.isnan(p[0]) or math.isnan(p[1]))], dtype=np.float64)
@@ -287,8 +305,9 @@ def evaluate(
             for side, signal in (("input", noisy), ("output", enhanced)):
                 for metric, value in score(clean, signal, rate).items():
                     row[f"{metric}_{side}"] = value
-            if np.any(clean) and not np.any(enhanced):
-                report.problems.append(f"{enhanced_path}: silent (every sample zero) where {clean_path.name} is not: "
+            silent = silenced(clean, enhanced)
+            if silent:
+                report.problems.append(f"{enhanced_path}: silent (100 dB or more under {clean_path.name}): "
                                        "left out of every average, with its input")
                 for metric in METRICS:  # one side unscorable: the file leaves both averages
                     row[f"{metric}_output"] = float("nan")
@@ -303,7 +322,7 @@ def evaluate(
                                         f"samples (SI-SDR {row[f'si_sdr_{side}']:.1f} dB as it is, {aligned:.1f} dB "
                                         "aligned); scored as it is")
             missing = sorted({m for m in METRICS for s in ("input", "output") if math.isnan(row[f"{m}_{s}"])})
-            if missing:
+            if missing and not silent:  # a silent output's problem line says it
                 names = " and ".join(LABELS.get(m, m.upper()) for m in missing)
                 report.notes.append(f"{noisy_path}: no {names} (too short, or a silent reference, "
                                     "input or output); the file is left out of those averages, input and output")
@@ -359,12 +378,19 @@ def evaluate_without_reference(
     return report
 
 
+def silenced(before: np.ndarray, after: np.ndarray) -> bool:
+    """Whether ``after`` is silence (100 dB or more under ``before``, or all zeros) where ``before``
+    is not: no denoised copy, and scored it would flatter (metrics undefined, DNSMOS 1.8)."""
+    level = float(np.sqrt(np.mean(np.square(before, dtype=np.float64)))) if before.size else 0.0
+    return level > 0 and float(np.sqrt(np.mean(np.square(after, dtype=np.float64)))) < level * 1e-5
+
+
 def _check_output(path: Path, signals: dict[str, tuple[np.ndarray, int]]) -> None:
     """AudioError where a denoised file cannot be its input's: silent where the input is not (DNSMOS
     scores silence 1.8, above many inputs), or of another duration (more than 10 ms apart)."""
     (noisy, rate), (output, out_rate) = signals["input"], signals["output"]
-    if np.any(noisy) and not np.any(output):
-        raise audio_io.AudioError(f"{path}: silent (every sample zero) where its input is not")
+    if silenced(noisy, output):
+        raise audio_io.AudioError(f"{path}: silent (100 dB or more under its input)")
     if abs(noisy.shape[0] / rate - output.shape[0] / out_rate) > 0.01:
         raise audio_io.AudioError(f"{path}: {output.shape[0] / out_rate:.2f} s long, its input "
                                   f"{noisy.shape[0] / rate:.2f} s (not its denoised copy?)")
@@ -489,7 +515,7 @@ def format_table(report: Report) -> str:
     groups = report.groups()
     if len(groups) > 1 or (groups and "." not in groups):
         sections += list(groups.items())
-    lines = [f"{'group':<22}{'files':>6}  {'metric':<12}{'input':>8}{'output':>8}{'change':>8}{'±95%':>8}"]
+    lines = [f"{'group':<22}{'files':>6}  {'metric':<16}{'input':>8}{'output':>8}{'change':>8}{'±95%':>8}"]
     for name, avg in sections:
         rows = report.rows if name == "all files" else [r for r in report.rows if r["group"] == name]
         for i, (key, metric, subset) in enumerate(report._metric_rows(rows)):
@@ -498,6 +524,6 @@ def format_table(report: Report) -> str:
             if avg[f"{key}_files"] != avg["files"]:
                 label += f" ({avg[f'{key}_files']})"  # files that have it, input and output
             head = f"{name:<22}{avg['files']:>6}" if i == 0 else " " * 28
-            lines.append(f"{head}  {label:<12}{avg[f'{key}_input']:>8.3f}{avg[f'{key}_output']:>8.3f}"
+            lines.append(f"{head}  {label:<16}{avg[f'{key}_input']:>8.3f}{avg[f'{key}_output']:>8.3f}"
                          f"{avg[f'{key}_delta']:>+8.3f}{avg[f'{key}_delta_ci95']:>8.3f}")
     return "\n".join(lines)

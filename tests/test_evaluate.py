@@ -108,18 +108,34 @@ def test_a_silent_or_delayed_output_cannot_raise_the_averages(evalset, rng):
     write(enhanced, np.zeros_like(data), rate)
     report = evaluate(evalset["clean"], evalset["noisy"], evalset["enhanced"])
     after = report.averages()
-    assert any(p.endswith("f0.flac: silent (every sample zero) where f0.wav is not: left out of every average, "
+    assert any(p.endswith("f0.flac: silent (100 dB or more under f0.wav): left out of every average, "
                           "with its input") for p in report.problems), report.problems
+    assert not any("f0.wav: no" in n for n in report.notes)  # said once, as the problem
     for metric in ("pesq", "stoi", "si_sdr"):
         assert after[f"{metric}_files"] == 3
         assert after[f"{metric}_delta"] == pytest.approx(
             np.mean([r[f"{metric}_output"] - r[f"{metric}_input"] for r in report.rows if r["file"] != "snr+00/f0"]))
     assert "(3)" in format_table(report)  # the files that have it, where fewer than the group's
+    # Near silence (a denoiser that leaves -120 dB of noise) is silence too.
+    write(enhanced, (1e-6 * rng.standard_normal(data.shape[0])).astype(np.float32), rate)
+    report = evaluate(evalset["clean"], evalset["noisy"], evalset["enhanced"])
+    assert any("f0.flac: silent (100 dB or more" in p for p in report.problems), report.problems
     write(enhanced, np.concatenate([np.zeros(3, np.float32), data[:-3]]), rate)
     report = evaluate(evalset["clean"], evalset["noisy"], evalset["enhanced"])
     assert any("f0.flac: lags its clean reference by 3 samples (SI-SDR" in n and "aligned); scored as it is" in n
                for n in report.notes), report.notes
     assert not any("f1.flac" in n for n in report.notes)
+
+
+def test_delay_is_measured_on_a_bounded_stretch(rng):
+    """An hour-long file costs no more than a short one (the loudest 20 s are correlated), and the
+    lag found there is the file's, either way."""
+    from denoise.evaluate import delay
+
+    quiet_then_loud = np.concatenate([1e-4 * rng.standard_normal(16000 * 60), rng.standard_normal(16000 * 30)])
+    for lag in (0, 2, -5, 700):
+        assert delay(quiet_then_loud, np.roll(quiet_then_loud, lag), 16000) == lag
+    assert delay(np.zeros(10), np.zeros(10), 16000) == 0 and delay(np.ones(1), np.ones(1), 8000) == 0
 
 
 def test_exit_code_says_whether_every_file_was_scored(evalset, rng, tmp_path):
@@ -266,7 +282,7 @@ def test_cli_evaluate_without_clean_references_uses_dnsmos(evalset, tmp_path, rn
         write(evalset["noisy"] / f"{name}.wav", speech_like(rng, 1.0, 16000), 16000)
         write(evalset["enhanced"] / f"{name}.wav", output, 16000)
     report = evaluate_without_reference(evalset["noisy"], evalset["enhanced"])
-    assert any(p.endswith("muted.wav: silent (every sample zero) where its input is not") for p in report.problems)
+    assert any(p.endswith("muted.wav: silent (100 dB or more under its input)") for p in report.problems)
     assert any(p.endswith("cut.wav: 0.50 s long, its input 1.00 s (not its denoised copy?)") for p in report.problems)
     assert len(report.rows) == 4 and any("4000 Hz is below 8000 Hz" in p for p in report.problems)
     assert any("lonely.wav: no denoised file for it in" in p for p in report.problems)
@@ -303,6 +319,7 @@ def test_mixed_rates_are_labelled_per_group_and_problems_name_the_file(evalset, 
                       "snr+10": "PESQ-WB"}, labels
     avg = report.averages()
     assert "pesq_output" not in avg and (avg["pesq_wb_files"], avg["pesq_nb_files"]) == (4, 2)
+    assert (avg["pesq_mode"], report.groups()["phone"]["pesq_mode"]) == ("wb+nb", "nb")
     assert avg["pesq_nb_delta"] == pytest.approx(0, abs=1e-6)  # the phone files' output is their input
 
 
