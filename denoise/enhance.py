@@ -738,6 +738,10 @@ def plan_outputs(paths: list[Path], out_dir: Path | None, out_format: str | None
             # An --out-dir inside the folder the pattern searches: a rerun's pattern would also match
             # the last run's outputs (as for a folder; an --out-dir of "." above "rec/*.wav" is no such case).
             searched, outputs = _pattern_root(arg).resolve(), Path(out_dir).resolve()
+            if outputs == searched:  # as for a folder that is the --out-dir itself
+                problems.append(f"{arg}: searches the --out-dir itself; write into another folder "
+                                f"({searched.name}_denoised, say), or one inside it")
+                continue
             inside = outputs != searched and outputs.is_relative_to(searched)
             matches = sorted(Path(m) for m in glob.glob(str(arg), recursive=True)
                              if Path(m).is_file() and not (inside and Path(m).resolve().is_relative_to(outputs)))

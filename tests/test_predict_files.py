@@ -381,6 +381,9 @@ def test_an_out_dir_inside_the_input_folder_is_not_read_again(tmp_path, rng, wei
         assert result.exit_code == 1 and "in: is the --out-dir itself; write into another folder" in result.output
         assert "Done 0, skipped 0, failed 1 of 1" in result.output, result.output
     assert not list((tmp_path / "in").glob("*.ogg"))
+    result = run("predict", str(tmp_path / "in" / "*"), "--out-dir", tmp_path / "in", "--out-format", "ogg", *weights)
+    assert result.exit_code == 1 and "searches the --out-dir itself; write into another folder (in_denoised" \
+        in result.output, result.output
     # A folder with no audio in it is a problem, not "Done 0 of 0" and success.
     (tmp_path / "empty").mkdir()
     result = run("predict", tmp_path / "empty", "--out-dir", tmp_path / "o", *weights)
