@@ -724,25 +724,23 @@ def plan_outputs(paths: list[Path], out_dir: Path | None, out_format: str | None
     jobs, problems = [], []
     for arg in paths:
         arg = Path(arg)
-        if arg.is_dir() and arg.resolve() == Path(out_dir).resolve():
+        pattern = not arg.exists() and bool(GLOB_CHARS & set(str(arg)))
+        searched = arg if arg.is_dir() else _pattern_root(arg) if pattern else None
+        if searched is not None and searched.resolve() == Path(out_dir).resolve():
             # Its outputs would replace its recordings, or sit among them (--out-format) to be taken
             # for recordings by a rerun.
-            problems.append(f"{arg}: is the --out-dir itself; write into another folder ({arg.resolve().name}_denoised, "
-                            "say), or one inside it")
+            problems.append(f"{arg}: {'searches' if pattern else 'is'} the --out-dir itself; write into another "
+                            f"folder ({searched.resolve().name}_denoised, say), or one inside it")
         elif arg.is_dir():
             found = audio_io.find_audio_files(arg, skip=out_dir)
             if not found:
                 problems.append(f"{arg}: no audio files in it")
             jobs += [(p, out_dir / p.relative_to(arg)) for p in found]
-        elif not arg.exists() and GLOB_CHARS & set(str(arg)):
+        elif pattern:
             # An --out-dir inside the folder the pattern searches: a rerun's pattern would also match
             # the last run's outputs (as for a folder; an --out-dir of "." above "rec/*.wav" is no such case).
-            searched, outputs = _pattern_root(arg).resolve(), Path(out_dir).resolve()
-            if outputs == searched:  # as for a folder that is the --out-dir itself
-                problems.append(f"{arg}: searches the --out-dir itself; write into another folder "
-                                f"({searched.name}_denoised, say), or one inside it")
-                continue
-            inside = outputs != searched and outputs.is_relative_to(searched)
+            outputs = Path(out_dir).resolve()
+            inside = outputs.is_relative_to(searched.resolve())
             matches = sorted(Path(m) for m in glob.glob(str(arg), recursive=True)
                              if Path(m).is_file() and not (inside and Path(m).resolve().is_relative_to(outputs)))
             if not matches:

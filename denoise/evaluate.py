@@ -217,34 +217,42 @@ class Report:
         rows = list(self.rows if rows is None else rows)
         out = {"files": len(rows)}
         if "pesq" in self.metrics:
-            out["pesq_mode"] = "+".join(sorted({pesq_rate(r["sample_rate"])[1] for r in rows}, reverse=True))
-        for key, metric, subset in self._metric_rows(rows):
+            out["pesq_mode"] = "+".join(_pesq_modes(rows))
+        for key, metric, _, subset in self._metric_rows(rows):
             pairs = [(r[f"{metric}_input"], r[f"{metric}_output"]) for r in subset]
             pairs = np.array([p for p in pairs if not (math.isnan(p[0]) or math.isnan(p[1]))], dtype=np.float64)
             n = pairs.shape[0]
+            means = pairs.mean(axis=0) if n else (float("nan"), float("nan"))
             out[f"{key}_files"] = n
-            out[f"{key}_input"], out[f"{key}_output"] = (pairs.mean(axis=0) if n else (float("nan"),) * 2)
-            out[f"{key}_input"], out[f"{key}_output"] = float(out[f"{key}_input"]), float(out[f"{key}_output"])
+            out[f"{key}_input"], out[f"{key}_output"] = float(means[0]), float(means[1])
             out[f"{key}_delta"] = out[f"{key}_output"] - out[f"{key}_input"]
             change = pairs[:, 1] - pairs[:, 0] if n else pairs
             out[f"{key}_delta_ci95"] = float(1.96 * change.std(ddof=1) / math.sqrt(n)) if n > 1 else float("nan")
         return out
 
-    def _metric_rows(self, rows: list[dict]) -> list[tuple[str, str, list[dict]]]:
-        """(key, metric, rows) to average: PESQ split by mode when the rows hold both."""
+    def _metric_rows(self, rows: list[dict]) -> list[tuple[str, str, str, list[dict]]]:
+        """(key, metric, label, rows) to average: PESQ split by mode when the rows hold both."""
         out = []
         for metric in self.metrics:
-            modes = sorted({pesq_rate(r["sample_rate"])[1] for r in rows}, reverse=True) if metric == "pesq" else []
+            if metric != "pesq":
+                out.append((metric, metric, LABELS.get(metric, metric), rows))
+                continue
+            modes = _pesq_modes(rows)
             if len(modes) > 1:
-                out += [(f"pesq_{mode}", metric, [r for r in rows if pesq_rate(r["sample_rate"])[1] == mode])
-                        for mode in modes]
+                out += [(f"pesq_{mode}", metric, f"PESQ-{mode.upper()}",
+                         [r for r in rows if pesq_rate(r["sample_rate"])[1] == mode]) for mode in modes]
             else:
-                out.append((metric, metric, rows))
+                out.append((metric, metric, "PESQ-NB" if modes == ["nb"] else "PESQ-WB", rows))
         return out
 
     def groups(self) -> dict[str, dict[str, float]]:
         names = sorted({r["group"] for r in self.rows}, key=natural_key)
         return {g: self.averages(r for r in self.rows if r["group"] == g) for g in names}
+
+
+def _pesq_modes(rows: list[dict]) -> list[str]:
+    """The PESQ modes of the rows' rates, wide-band first: ["wb"], ["nb"] or ["wb", "nb"]."""
+    return sorted({pesq_rate(r["sample_rate"])[1] for r in rows}, reverse=True)
 
 
 def _read_checked(path: Path) -> tuple[np.ndarray, int]:
@@ -302,15 +310,14 @@ def evaluate(
             report.problems.append(str(exc))
         else:
             row = {"file": key, "group": group_of(key), "sample_rate": rate}
-            for side, signal in (("input", noisy), ("output", enhanced)):
-                for metric, value in score(clean, signal, rate).items():
-                    row[f"{metric}_{side}"] = value
             silent = silenced(clean, enhanced)
-            if silent:
+            if silent:  # unscored, so the file leaves both averages
                 report.problems.append(f"{enhanced_path}: silent (100 dB or more under {clean_path.name}): "
                                        "left out of every average, with its input")
-                for metric in METRICS:  # one side unscorable: the file leaves both averages
-                    row[f"{metric}_output"] = float("nan")
+            for side, signal in (("input", noisy), ("output", enhanced)):
+                scores = dict.fromkeys(METRICS, float("nan")) if side == "output" and silent else score(clean, signal, rate)
+                for metric, value in scores.items():
+                    row[f"{metric}_{side}"] = value
             for side, path, signal in (("input", noisy_path, noisy), ("output", enhanced_path, enhanced)):
                 lag = delay(clean, signal, rate)
                 aligned = lag and si_sdr(clean[max(0, -lag):len(clean) - max(0, lag)],
@@ -381,8 +388,8 @@ def evaluate_without_reference(
 def silenced(before: np.ndarray, after: np.ndarray) -> bool:
     """Whether ``after`` is silence (100 dB or more under ``before``, or all zeros) where ``before``
     is not: no denoised copy, and scored it would flatter (metrics undefined, DNSMOS 1.8)."""
-    level = float(np.sqrt(np.mean(np.square(before, dtype=np.float64)))) if before.size else 0.0
-    return level > 0 and float(np.sqrt(np.mean(np.square(after, dtype=np.float64)))) < level * 1e-5
+    level = audio_io.rms_db(before)
+    return level > float("-inf") and audio_io.rms_db(after) < level - 100.0
 
 
 def _check_output(path: Path, signals: dict[str, tuple[np.ndarray, int]]) -> None:
@@ -518,9 +525,7 @@ def format_table(report: Report) -> str:
     lines = [f"{'group':<22}{'files':>6}  {'metric':<16}{'input':>8}{'output':>8}{'change':>8}{'±95%':>8}"]
     for name, avg in sections:
         rows = report.rows if name == "all files" else [r for r in report.rows if r["group"] == name]
-        for i, (key, metric, subset) in enumerate(report._metric_rows(rows)):
-            label = LABELS.get(metric) or ("PESQ-NB" if {pesq_rate(r["sample_rate"])[1] for r in subset} == {"nb"}
-                                          else "PESQ-WB")
+        for i, (key, _, label, _) in enumerate(report._metric_rows(rows)):
             if avg[f"{key}_files"] != avg["files"]:
                 label += f" ({avg[f'{key}_files']})"  # files that have it, input and output
             head = f"{name:<22}{avg['files']:>6}" if i == 0 else " " * 28
