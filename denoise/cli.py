@@ -269,8 +269,11 @@ def train(data_dir, out, epochs, batch_size, learning_rate, validation_split, re
               help="Judge a recording quieter than -35 dBFS or louder than -20 dBFS (RMS) as if it were "
                    "at the nearest end of that range, where the models were trained; the output keeps "
                    "the input's level.")
+@click.option("--link-channels/--separate-channels", default=True, show_default=True,
+              help="Apply one gain to every channel of a stereo (or wider) recording, so a voice keeps its "
+                   "place between the speakers; or give each channel its own (see docs/predict.md).")
 def predict(paths, out_dir, out_format, weights, overwrite, mono, plot, high_band, runtime, strength, floor_db, overlap,
-            match_level) -> None:
+            match_level, link_channels) -> None:
     """Denoise recordings: 'denoise predict IN OUT', or many files, folders and globs with --out-dir.
 
     Outputs keep the input's length, sample rate, channels and (where the format allows) sample
@@ -311,7 +314,7 @@ def predict(paths, out_dir, out_format, weights, overwrite, mono, plot, high_ban
         with tqdm(total=len(jobs), unit="file", desc="Denoising", disable=len(jobs) < 2) as bar:
             report = enhance_batch(jobs, chooser.for_rate, overwrite=overwrite, mono=mono, plot=plot,
                                    high_band=high_band, strength=strength, floor_db=floor_db, overlap=overlap,
-                                   match_level=match_level, make_dirs=out_dir is not None, progress=bar.update,
+                                   match_level=match_level, link_channels=link_channels, make_dirs=out_dir is not None, progress=bar.update,
                                    file_progress=file_progress if len(jobs) == 1 else None)
     except DenoiseError as exc:  # the model or the options: every file would fail alike
         _fail(exc)

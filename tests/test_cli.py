@@ -68,7 +68,7 @@ def test_data_creation_train_predict_end_to_end(tmp_path, corpus, rng):
     info = sf.info(str(tmp_path / "clean.wav"))
     assert (info.samplerate, info.frames) == (16000, sf.info(str(src)).frames)
     result = run("predict", src, tmp_path / "fast.wav", "--weights", out / "best.keras", "--overlap", 0.25,
-                 "--no-match-level")
+                 "--no-match-level", "--separate-channels")
     assert result.exit_code == 0, result.output
     assert sf.info(str(tmp_path / "fast.wav")).frames == info.frames
 
@@ -168,7 +168,7 @@ def test_cli_defaults_and_choices_are_the_librarys():
     expected = {
         ("predict", "strength"): enhance.strength, ("predict", "floor_db"): enhance.floor_db,
         ("predict", "overlap"): enhance.overlap, ("predict", "high_band"): enhance.high_band,
-        ("predict", "match_level"): enhance.match_level,
+        ("predict", "match_level"): enhance.match_level, ("predict", "link_channels"): enhance.link_channels,
         ("serve", "max_upload_mb"): DEFAULT_MAX_UPLOAD_MB, ("serve", "max_seconds"): DEFAULT_MAX_SECONDS,
         ("serve", "max_jobs"): Limits().max_jobs,
         ("train", "epochs"): train.epochs, ("train", "batch_size"): train.batch_size,

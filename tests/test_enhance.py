@@ -191,9 +191,45 @@ def test_channels_are_judged_each_at_its_own_level(rng):
     """A two-microphone recording with one quiet channel: the quiet one is denoised as it would be alone."""
     voice = (0.05 * rng.standard_normal(8000 * 2)).astype(np.float32)
     quiet, loud = voice * np.float32(0.01), voice[::-1].copy()
-    both = enhance_signal(np.stack([quiet, loud], axis=1), 8000, TINY, by_level)
+    both = enhance_signal(np.stack([quiet, loud], axis=1), 8000, TINY, by_level, link_channels=False)
     assert error_db(both[:, 0], enhance_signal(quiet, 8000, TINY, by_level)) < -60
     assert error_db(both[:, 1], enhance_signal(loud, 8000, TINY, by_level)) < -60
+
+
+def test_linked_channels_keep_the_voice_in_its_place(rng):
+    """A voice 6 dB to the left: the stand-in removes more from the louder channel when the channels
+    are denoised apart (the voice moves), while linked gains keep the right channel a copy of the
+    left 6 dB down, at any rate and whatever the chunks."""
+
+    def by_bin_level(blocks):  # up to 24 dB, more from louder bins
+        return 0.2 * np.clip(blocks + 1.0, 0.0, 2.0)
+
+    left = speech_like(rng, 2.0, 8000)
+    left *= np.float32(10 ** (-24 / 20) / np.sqrt(np.mean(left**2)))  # both channels inside LEVEL_RANGE_DB
+    stereo = np.stack([left, left * np.float32(0.5)], axis=1)
+    for rate in (8000, 16000):
+        x = stereo if rate == 8000 else np.repeat(stereo, 2, axis=0)
+        apart = enhance_signal(x, rate, TINY, by_bin_level, link_channels=False)
+        assert error_db(apart[:, 1], apart[:, 0] * 0.5) > -30
+        linked = enhance_signal(x, rate, TINY, by_bin_level)
+        assert error_db(linked[:, 1], linked[:, 0] * 0.5) < -60
+        assert error_db(linked[:, 0], x[:, 0]) > -30  # something was removed
+        assert np.array_equal(linked, enhance_signal(x, rate, TINY, by_bin_level, chunk_seconds=0.3))
+    mono = enhance_signal(left, 8000, TINY, by_bin_level)
+    assert np.array_equal(mono, enhance_signal(left, 8000, TINY, by_bin_level, link_channels=False))
+
+
+def test_linked_removal_keeps_the_channels_summed_clean_power():
+    from denoise.enhance import linked_removal
+
+    loud, quiet, silent = np.full((3, 4), 1.0), np.full((3, 4), 0.1), np.zeros((3, 4))
+    removed_loud, removed_quiet = np.full((3, 4), 6.0, np.float32), np.full((3, 4), 20.0, np.float32)
+    # A silent channel (a muted microphone) does not change what is removed from the other.
+    assert np.allclose(linked_removal([loud, silent], [removed_loud, removed_quiet]), 6.0)
+    # Otherwise the louder channel counts for more: 100 times the power here.
+    kept = (1.0 * 10 ** (-0.6) + 0.01 * 10 ** (-2.0)) / 1.01
+    assert np.allclose(linked_removal([loud, quiet], [removed_loud, removed_quiet]), -10 * np.log10(kept), atol=1e-4)
+    assert np.allclose(linked_removal([silent, silent], [removed_loud, removed_quiet]), 0.0)
 
 
 def test_a_dc_offset_is_taken_out_before_the_network_and_put_back(rng):
