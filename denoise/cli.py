@@ -269,9 +269,10 @@ def train(data_dir, out, epochs, batch_size, learning_rate, validation_split, re
               help="Judge a recording quieter than -35 dBFS or louder than -20 dBFS (RMS) as if it were "
                    "at the nearest end of that range, where the models were trained; the output keeps "
                    "the input's level.")
-@click.option("--link-channels/--separate-channels", default=True, show_default=True,
-              help="Apply one gain to every channel of a stereo (or wider) recording, so a voice keeps its "
-                   "place between the speakers; or give each channel its own (see docs/predict.md).")
+@click.option("--link-channels/--separate-channels", default=False, show_default=True,
+              help="Apply one gain to every channel, so a voice recorded in stereo (one scene, like noise "
+                   "in each channel) keeps its place between the speakers; not for a microphone per "
+                   "person (see docs/predict.md).")
 def predict(paths, out_dir, out_format, weights, overwrite, mono, plot, high_band, runtime, strength, floor_db, overlap,
             match_level, link_channels) -> None:
     """Denoise recordings: 'denoise predict IN OUT', or many files, folders and globs with --out-dir.

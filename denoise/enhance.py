@@ -228,10 +228,11 @@ class EnhanceOptions:
       gain; 0 is fastest but leaves seams; benchmarks/quality_speed_options.txt).
     match_level: judge a recording whose level is outside ``LEVEL_RANGE_DB`` as if it were at the
       nearest end of that range (the output keeps the input's level).
-    link_channels: apply one gain to every channel (``linked_removal``), so a voice keeps its place
-      between the speakers; off, each channel gets its own. Each channel's noise is predicted on its
-      own either way. Linked scored as well or better on every kind of stereo recording measured,
-      two lavaliers included (benchmarks/stereo.txt).
+    link_channels: apply one gain to every channel (``linked_removal``; above the model's band too), so
+      a voice recorded in stereo keeps its place between the speakers. Each channel's noise is
+      predicted on its own either way. Off by default: it suits one scene recorded on two channels
+      with like noise, and costs the cleaner channel where the noise is very uneven, and a
+      microphone per person most (benchmarks/stereo.txt).
     """
 
     strength: float = 1.0
@@ -240,7 +241,7 @@ class EnhanceOptions:
     chunk_seconds: float = CHUNK_SECONDS
     overlap: float = 0.25
     match_level: bool = True
-    link_channels: bool = True
+    link_channels: bool = False
 
     def block_step(self, settings: Settings) -> int:
         """Frames from one block's start to the next's."""
@@ -392,20 +393,20 @@ def _model_stage(
     return spec, np.clip(options.strength * share, 0.0, -options.floor_db)
 
 
-def _apply_removal(spec: np.ndarray, removed_db: np.ndarray, length: int, settings: Settings) -> tuple[np.ndarray, np.ndarray]:
-    """Attenuate ``spec`` by ``removed_db`` and invert it to ``length`` samples (see ``_model_stage``).
-
-    Returns (enhanced segment, per-frame gain of the top band at each frame centre).
-    """
+def _apply_removal(spec: np.ndarray, removed_db: np.ndarray, length: int, settings: Settings) -> np.ndarray:
+    """Attenuate ``spec`` by ``removed_db`` and invert it to ``length`` samples (see ``_model_stage``)."""
     pad = settings.n_fft // 2
-    enhanced = spec * np.power(10.0, -removed_db / 20.0, dtype=np.float32)
-    out = istft(enhanced, settings, center=False)
-    out = np.pad(out[pad:], (0, max(0, length - out.shape[0] + pad)))[:length]
+    out = istft(spec * np.power(10.0, -removed_db / 20.0, dtype=np.float32), settings, center=False)
+    return np.pad(out[pad:], (0, max(0, length - out.shape[0] + pad)))[:length].astype(np.float32)
+
+
+def _top_band_gain(specs: list[np.ndarray], removed_db: list[np.ndarray], settings: Settings) -> np.ndarray:
+    """Per frame, the amplitude gain of the model's top band (its top eighth), over the channels given."""
     top = slice(settings.n_bins - settings.n_bins // HIGH_BAND_SHARE, settings.n_bins)
-    power_in = np.sum(np.abs(spec[top]) ** 2, axis=0)
-    power_out = np.sum(np.abs(enhanced[top]) ** 2, axis=0)
-    band_gain = np.sqrt(power_out / np.maximum(power_in, 1e-20)).astype(np.float32)
-    return out.astype(np.float32), band_gain
+    power_in = sum(np.sum(np.square(np.abs(s[top]).astype(np.float64)), axis=0) for s in specs)
+    power_out = sum(np.sum(np.square(np.abs(s[top]).astype(np.float64)) * np.power(10.0, -r[top] / 10.0), axis=0)
+                    for s, r in zip(specs, removed_db))
+    return np.sqrt(np.divide(power_out, power_in, out=np.ones_like(power_in), where=power_in > 0)).astype(np.float32)
 
 
 def linked_removal(specs: list[np.ndarray], removed_db: list[np.ndarray]) -> np.ndarray:
@@ -413,13 +414,16 @@ def linked_removal(specs: list[np.ndarray], removed_db: list[np.ndarray]) -> np.
     of clean power (each channel's gain squared, weighted by its noisy power).
 
     Applying the same gain to every channel keeps the level differences between them, so a voice
-    does not wander between the speakers as the noise in each channel comes and goes.
+    does not wander between the speakers as the noise in each channel comes and goes. The result
+    lies between the channels' own removals (so within the floor), whatever the level.
     """
-    power = [np.square(np.abs(s)).astype(np.float64) for s in specs]
-    kept = sum(p * np.power(10.0, -r / 10.0) for p, r in zip(power, removed_db))
+    power = [np.square(np.abs(s).astype(np.float64)) for s in specs]
+    kept = sum(p * np.power(10.0, -r.astype(np.float64) / 10.0) for p, r in zip(power, removed_db))
     total = sum(power)
-    ratio = np.where(total > 0, kept / np.maximum(total, 1e-30), 1.0)
-    return (-10.0 * np.log10(np.maximum(ratio, 1e-30))).astype(np.float32)
+    ratio = np.divide(kept, total, out=np.ones_like(total), where=total > 0)
+    linked = -10.0 * np.log10(np.maximum(ratio, 1e-300))
+    stacked = np.stack(removed_db)
+    return np.clip(linked, stacked.min(axis=0), stacked.max(axis=0)).astype(np.float32)
 
 
 @dataclass(frozen=True)
@@ -445,11 +449,12 @@ def _segment(seg: np.ndarray, start: int, keep: tuple[int, int], plan: ChunkPlan
     return _Segment(seg, seg_model, model_start // settings.hop_length, total_frames, need, trusted)
 
 
-def _finish(part: _Segment, spec: np.ndarray, removed_db: np.ndarray, plan: ChunkPlan, settings: Settings,
-            options: EnhanceOptions) -> np.ndarray:
-    """Apply the removal to one channel's segment and bring it back to the input rate."""
+def _finish(part: _Segment, spec: np.ndarray, removed_db: np.ndarray, band_gain: np.ndarray, plan: ChunkPlan,
+            settings: Settings, options: EnhanceOptions) -> np.ndarray:
+    """Apply the removal to one channel's segment and bring it back to the input rate; above the
+    model's band, ``band_gain`` (per frame) applies."""
     seg, seg_model = part.seg, part.model
-    enhanced, band_gain = _apply_removal(spec, removed_db, seg_model.shape[0], settings)
+    enhanced = _apply_removal(spec, removed_db, seg_model.shape[0], settings)
     if plan.up == plan.down:
         return enhanced
     removed = _resample(seg_model - enhanced, plan.down, plan.up)[: seg.shape[0]]
@@ -483,8 +488,11 @@ def _process(
     removed = [r for _, r in staged]
     if options.link_channels and len(parts) > 1:
         removed = [linked_removal(specs, removed)] * len(parts)
-    return np.stack([_finish(p, spec, r, plan, settings, options) for p, spec, r in zip(parts, specs, removed)],
-                    axis=1)
+        band_gains = [_top_band_gain(specs, removed, settings)] * len(parts)
+    else:
+        band_gains = [_top_band_gain([spec], [r], settings) for spec, r in zip(specs, removed)]
+    return np.stack([_finish(p, spec, r, g, plan, settings, options)
+                     for p, spec, r, g in zip(parts, specs, removed, band_gains)], axis=1)
 
 
 def enhance_chunks(
@@ -532,7 +540,7 @@ def digital_silence(audio: np.ndarray, min_run: int) -> np.ndarray:
 
 
 def enhance_signal(audio: np.ndarray, rate: int, settings: Settings, predict: PredictFn, **options) -> np.ndarray:
-    """Denoise audio at any rate, each channel on its own (the channels' gains linked: ``link_channels``).
+    """Denoise audio at any rate, each channel on its own (or with one gain for all: ``link_channels``).
 
     audio: float32, shape (n_samples, channels) or (n_samples,), at ``rate`` Hz. Returns the same
     shape and rate. ``options``: the fields of EnhanceOptions (strength, floor_db, high_band,

@@ -68,7 +68,7 @@ def test_data_creation_train_predict_end_to_end(tmp_path, corpus, rng):
     info = sf.info(str(tmp_path / "clean.wav"))
     assert (info.samplerate, info.frames) == (16000, sf.info(str(src)).frames)
     result = run("predict", src, tmp_path / "fast.wav", "--weights", out / "best.keras", "--overlap", 0.25,
-                 "--no-match-level", "--separate-channels")
+                 "--no-match-level", "--link-channels")
     assert result.exit_code == 0, result.output
     assert sf.info(str(tmp_path / "fast.wav")).frames == info.frames
 
