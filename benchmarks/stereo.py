@@ -45,11 +45,12 @@ def wander_db(stereo: np.ndarray, clean: np.ndarray, rate: int) -> float:
         band = (f >= 300) & (f <= 4000)
         return np.sum(np.abs(z[band]) ** 2, axis=0)  # (channels, frames)
 
-    clean_power = band_power(clean).sum(axis=0)
+    clean_bands = band_power(clean)
+    clean_power = clean_bands.sum(axis=0)
     voiced = clean_power > clean_power.max() * 10 ** (-25 / 10)
     power = band_power(stereo)
     ild = 10 * np.log10(np.maximum(power[0], 1e-20) / np.maximum(power[1], 1e-20))
-    clean_ild = 10 * np.log10(band_power(clean)[0] / band_power(clean)[1])
+    clean_ild = 10 * np.log10(clean_bands[0] / clean_bands[1])
     return float(np.std((ild - clean_ild)[voiced]))
 
 
@@ -65,13 +66,14 @@ def scenes(clean: np.ndarray, other: np.ndarray, noise: np.ndarray) -> dict[str,
         return voice + np.stack([noise * 10 ** (-db / 40), half * 10 ** (db / 40)], axis=1)
 
     quiet = np.array([1.0, 10 ** (-30 / 20)])
+    lavaliers = mics + both  # one mixture, scored against two references
     return {
         "one scene": (voice, voice + both),
         "uneven noise, 10 dB apart": (voice, apart(10)),
         "uneven noise, 20 dB apart": (voice, apart(20)),
         "dual mono": (np.stack([clean, clean], axis=1), np.stack([clean + noise, clean + noise], axis=1)),
-        "two lavaliers": (mics, mics + both),
-        "two lavaliers, scored on each one's own voice": (own, mics + both),
+        "two lavaliers": (mics, lavaliers),
+        "two lavaliers, scored on each one's own voice": (own, lavaliers),
         "two lavaliers, the right 30 dB quieter, the left's noise 10 dB under": (
             mics * quiet, (mics + both * np.array([10 ** (-10 / 20), 1.0])) * quiet),
     }
@@ -102,12 +104,12 @@ def main() -> None:
         noisy, _ = sf.read(str(path).replace("/clean/", "/noisy/"), dtype="float32")
         other, _ = sf.read(str(chosen[(i + 1) % len(chosen)]), dtype="float32")
         other = np.resize(other, clean.shape) * np.sqrt(np.mean(clean**2) / np.mean(other**2))
-        done: dict[tuple[bytes, str], np.ndarray] = {}  # the same mixture is denoised once per mode
-        for scene, (ref, mix) in scenes(clean, other, noisy - clean).items():
-            gain = min(1.0, 0.95 / np.max(np.abs(mix)))
-            ref, mix = (ref * gain).astype(np.float32), (mix * gain).astype(np.float32)
+        done: dict[tuple[int, str], np.ndarray] = {}  # a mixture shared by two scenes is denoised once per mode
+        for scene, (ref, mixture) in scenes(clean, other, noisy - clean).items():
+            gain = min(1.0, 0.95 / np.max(np.abs(mixture)))
+            ref, mix = (ref * gain).astype(np.float32), (mixture * gain).astype(np.float32)
             for mode, link in modes.items():
-                key = (mix.tobytes()[:4096] + mix.tobytes()[-4096:], mode)
+                key = (id(mixture), mode)
                 if key not in done:
                     done[key] = mix if link is None else enhance_signal(mix, rate, settings, predict,
                                                                        link_channels=link)

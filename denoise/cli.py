@@ -315,7 +315,8 @@ def predict(paths, out_dir, out_format, weights, overwrite, mono, plot, high_ban
         with tqdm(total=len(jobs), unit="file", desc="Denoising", disable=len(jobs) < 2) as bar:
             report = enhance_batch(jobs, chooser.for_rate, overwrite=overwrite, mono=mono, plot=plot,
                                    high_band=high_band, strength=strength, floor_db=floor_db, overlap=overlap,
-                                   match_level=match_level, link_channels=link_channels, make_dirs=out_dir is not None, progress=bar.update,
+                                   match_level=match_level, link_channels=link_channels,
+                                   make_dirs=out_dir is not None, progress=bar.update,
                                    file_progress=file_progress if len(jobs) == 1 else None)
     except DenoiseError as exc:  # the model or the options: every file would fail alike
         _fail(exc)
