@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# Twenty-fifth stage's device calls (one H100, JAX, no TensorFlow): three trainings side by side that
+# outlive the first call (setsid) and are collected by the second.
+#   call 1: bash benchmarks/gpu_stage25.sh start    (wheels, data on 16 cores, launch, first copy back)
+#   call 2: bash benchmarks/gpu_stage25.sh finish   (wait for the trainings, copy back)
+# Carried: .whl (keras and what the package needs beyond the machine's image) and gpu/ (the training
+# split of the corpus: speech_8k holds every training speaker, speech16_files.txt the wide-band ones).
+# Trainings: n24, a new 24-filter 16 kHz model on the shipped recipe; f16, the shipped 16 kHz model
+# trained on; w8, an 8 kHz model started from the shipped (24-filter) 16 kHz one.
+set -u
+MODE=${1:?start or finish}
+SCALE=${SCALE:-1}            # 1 on the device; a small fraction for a dry run on a CPU
+WORKERS=${WORKERS:-16}
+ROOT=${ROOT:-/tmp/s25}
+STATE=$ROOT/deadline
+OUT=${OUT:?OUT must name the folder whose files come back}
+mkdir -p "$ROOT"
+export PYTHONUNBUFFERED=1
+
+setup() {
+    if [ -d .whl ] && [ -z "${NO_WHEELS:-}" ]; then
+        python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
+        export PYTHONPATH=/tmp/site:$PWD
+    fi
+    export KERAS_BACKEND=${KERAS_BACKEND:-jax} XLA_PYTHON_CLIENT_PREALLOCATE=false TF_CPP_MIN_LOG_LEVEL=2
+}
+
+pack() {  # copy what the runs have so far into $OUT (a zip being written is skipped)
+    local tag=$1 d
+    mkdir -p "$ROOT/pack"
+    for d in n24 f16 w8; do
+        cp "$ROOT/runs/$d.log" "$ROOT/pack/$d.log" 2>/dev/null
+        [ -f "$ROOT/runs/$d/log.csv" ] && cp "$ROOT/runs/$d/log.csv" "$ROOT/pack/$d.csv"
+        if [ -f "$ROOT/runs/$d/last.keras" ]; then
+            cp "$ROOT/runs/$d/last.keras" "$ROOT/pack/$d.keras.tmp"
+            if python3 -c "import sys, zipfile; sys.exit(zipfile.ZipFile(sys.argv[1]).testzip() is not None)" \
+                "$ROOT/pack/$d.keras.tmp" 2>/dev/null; then
+                mv "$ROOT/pack/$d.keras.tmp" "$ROOT/pack/$d.keras"
+            fi
+            rm -f "$ROOT/pack/$d.keras.tmp"
+        fi
+    done
+    cp "$ROOT"/*.txt "$ROOT/pack/" 2>/dev/null
+    (cd "$ROOT/pack" && tar -cf "$ROOT/$tag.tar" .) && split -b 15M -d "$ROOT/$tag.tar" "$OUT/$tag.tar.part"
+    ls -la "$OUT"
+}
+
+if [ "$MODE" = start ]; then
+    T0=$(date +%s)
+    echo $((T0 + ${TOTAL_S:-1120})) > "$STATE"  # every training ends by then (call 2 waits for it)
+    setup
+    nvidia-smi --query-gpu=name,memory.total --format=csv 2>/dev/null
+    python3 -c "import keras, jax; print('keras', keras.__version__, 'jax', jax.__version__, jax.devices())" 2>&1 | tail -1
+    # The speech of the wide-band training speakers (16 kHz) is a subset of all of them (8 kHz).
+    rm -rf "$ROOT/s16" && mkdir -p "$ROOT/s16"
+    (cd gpu/train/speech_8k && while read -r f; do mkdir -p "$ROOT/s16/$(dirname "$f")"; cp "$f" "$ROOT/s16/$f"; done) < gpu/speech16_files.txt
+    DC="python3 -m denoise data-creation --noise-dir gpu/train/noise --snr-range -5 35 --max-noises 2 --clean-share 0.15 --pitch-range -2 7 --steady-share 0.25 --workers $WORKERS"
+    n8=$(python3 -c "print(int(100000 * $SCALE))"); n16=$(python3 -c "print(int(150000 * $SCALE))")
+    t=$(date +%s)
+    $DC --voice-dir gpu/train/speech_8k --out-dir "$ROOT/d8" --nb-samples "$n8" --sample-rate 8000 \
+        --snr-weighting uniform --pitch-share 0.3 --seed 251 > "$ROOT/data8.txt" 2>&1 || { tail "$ROOT/data8.txt"; exit 1; }
+    echo "8 kHz data: $n8 pairs in $(( $(date +%s) - t )) s" | tee -a "$ROOT/times.txt"
+    T=benchmarks/train_on_accelerator.py
+    mkdir -p "$ROOT/runs"
+    launch() {  # NAME DATA ARGS...: a training in its own session, ending by the deadline
+        local name=$1 data=$2; shift 2
+        local budget=$(( $(cat "$STATE") - $(date +%s) - ${LOAD_S:-75} ))
+        echo "$name: budget $budget s, $*" | tee -a "$ROOT/times.txt"
+        setsid nohup python3 $T --data-dir "$data" --out-dir "$ROOT/runs/$name" --budget-s "$budget" "$@" \
+            > "$ROOT/runs/$name.log" 2>&1 < /dev/null &
+    }
+    launch w8 "$ROOT/d8" --init-weights weights/denoise_16k.keras --other-rate --dropout 0 --lr 3e-4 --lr-end 1e-5 --seed 25
+    t=$(date +%s)
+    $DC --voice-dir "$ROOT/s16" --out-dir "$ROOT/d16" --nb-samples "$n16" --snr-weighting hard --pitch-share 0.6 \
+        --lowpass-share 0.3 --lowpass-range 3000 7500 --seed 252 > "$ROOT/data16.txt" 2>&1 || { tail "$ROOT/data16.txt"; exit 1; }
+    echo "16 kHz data: $n16 pairs in $(( $(date +%s) - t )) s" | tee -a "$ROOT/times.txt"
+    launch n24 "$ROOT/d16" --base-filters 24 --dropout 0 --lr 1e-3 --lr-end 1e-5 --seed 26
+    sleep "${STAGGER_S:-30}"
+    launch f16 "$ROOT/d16" --init-weights weights/denoise_16k.keras --lr 5e-5 --lr-end 1e-6 --seed 27
+    while [ $(( $(date +%s) - T0 )) -lt "${CALL_S:-560}" ]; do
+        sleep 20
+        pgrep -f train_on_accelerator > /dev/null || break
+    done
+    nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv 2>/dev/null
+    free -g | head -2
+    tail -n 3 "$ROOT"/runs/*.log
+    pack call1
+else
+    setup
+    deadline=$(cat "$STATE")
+    while pgrep -f train_on_accelerator > /dev/null && [ "$(date +%s)" -lt $((deadline + 60)) ]; do sleep 10; done
+    pkill -f train_on_accelerator && sleep 5
+    tail -n 4 "$ROOT"/runs/*.log
+    pack call2
+fi

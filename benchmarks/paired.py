@@ -1,0 +1,73 @@
+"""Paired differences between systems scored by quality.py: candidate minus baseline, file by file.
+
+    python benchmarks/paired.py --work runs/s25/q/w16 --parts 16k,16k_steady \\
+        --baseline "denoise (shipped)" --systems "denoise (n24)" "denoise (n24b)"
+
+Reads the ``scores.json`` that quality.py leaves in ``--work/PART/SYSTEM/`` (SYSTEM as its folder
+name or as the table's label) and prints, per part and metric, the mean difference over the files
+with a 95 % interval (1.96 standard errors of the paired differences), and how many files got
+better and worse: a lead smaller than its interval is not one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+
+METRICS = (("pesq", "PESQ"), ("stoi", "STOI"), ("si_sdr", "SI-SDR dB"), ("ovrl", "DNSMOS OVRL"), ("bak", "DNSMOS BAK"))
+
+
+def folder_name(label: str) -> str:
+    """quality.py's folder for a system label: characters other than letters, digits, '-' and '_' -> '_'."""
+    return re.sub(r"[^A-Za-z0-9_-]", "_", label)
+
+
+def load(work: Path, part: str, system: str) -> dict[str, dict]:
+    """file -> its row of scores for one system on one part."""
+    for name in (system, folder_name(system)):
+        path = work / part / name / "scores.json"
+        if path.exists():
+            return {row["file"]: row for row in json.loads(path.read_text())["rows"]}
+    raise SystemExit(f"{work / part}: no scores.json for {system!r}")
+
+
+def paired(base: dict[str, dict], cand: dict[str, dict], key: str) -> tuple[float, float, int, int, int] | None:
+    """(mean difference, 95 % half-width, files better, files worse, files) over the files both scored."""
+    col = f"{key}_output"
+    files = sorted(f for f in base if f in cand and col in base[f] and col in cand[f])
+    diffs = np.array([cand[f][col] - base[f][col] for f in files], dtype=float)
+    diffs = diffs[np.isfinite(diffs)]
+    if len(diffs) < 2:
+        return None
+    half = 1.96 * diffs.std(ddof=1) / np.sqrt(len(diffs))
+    return float(diffs.mean()), float(half), int((diffs > 0).sum()), int((diffs < 0).sum()), len(diffs)
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--work", type=Path, required=True, help="quality.py's --work folder")
+    ap.add_argument("--parts", required=True, help="comma-separated parts of the validation set, e.g. 16k,16k_steady")
+    ap.add_argument("--baseline", required=True)
+    ap.add_argument("--systems", nargs="+", required=True)
+    args = ap.parse_args(argv)
+    for part in args.parts.split(","):
+        base = load(args.work, part, args.baseline)
+        print(f"\n## {part}: minus {args.baseline} (mean, 95 % interval, files better / worse)\n")
+        print("| system | " + " | ".join(label for _, label in METRICS) + " |")
+        print("|---" * (len(METRICS) + 1) + "|")
+        for system in args.systems:
+            cand = load(args.work, part, system)
+            cells = []
+            for key, _ in METRICS:
+                r = paired(base, cand, key)
+                digits = 1 if key == "si_sdr" else 3
+                cells.append("n/a" if r is None else f"{r[0]:+.{digits}f} ± {r[1]:.{digits}f} ({r[2]}/{r[3]})")
+            print(f"| {system} | " + " | ".join(cells) + " |")
+
+
+if __name__ == "__main__":
+    main()
