@@ -6,7 +6,8 @@
 # Carried: .whl (keras and what the package needs beyond the machine's image) and gpu/ (the training
 # split of the corpus: speech_8k holds every training speaker, speech16_files.txt the wide-band ones).
 # Trainings: n24, a new 24-filter 16 kHz model on the shipped recipe; f16, the shipped 16 kHz model
-# trained on; w8, an 8 kHz model started from the shipped (24-filter) 16 kHz one.
+# trained on; w8, an 8 kHz model started from the shipped (24-filter) 16 kHz one. 'Shipped' is the
+# twenty-third stage's model (git show 5630178:weights/denoise_16k.keras); n24 replaced it.
 set -u
 MODE=${1:?start or finish}
 SCALE=${SCALE:-1}            # 1 on the device; a small fraction for a dry run on a CPU

@@ -1,19 +1,20 @@
 #!/usr/bin/env bash
-# Ship the models: runs/s17/lp/last.keras (16 kHz, seventeenth stage, shipped in the eighteenth; int8 weights) and
-# runs/s10/p8/best.keras (8 kHz, tenth stage) (see the recipe in weights/README.md; benchmarks/ablations.sh
+# Ship the models: runs/s25/exp/n24_f32.keras (16 kHz, twenty-fifth stage, trained on a GPU; int8 weights) and
+# runs/s23/st8/last.keras (8 kHz, twenty-third stage) (see the recipe in weights/README.md; benchmarks/ablations.sh
 # makes runs/abl), then run every benchmark, each output kept in benchmarks/ with the command that produced it. Needs the benchmark peers:
 # pip install -r benchmarks/requirements.txt (then reinstall this project last, see README).
 set -e
 source .venv/bin/activate
 if [ "${1:-}" != "--benchmarks-only" ]; then
-python -m denoise export runs/s17/lp/last.keras --compact-to weights/denoise_16k.keras --keras-weights int8 --lite-weights int8
-python -m denoise export runs/s10/p8/best.keras --compact-to weights/denoise_8k.keras --lite-weights int8
+python -m denoise export runs/s25/exp/n24_f32.keras --compact-to weights/denoise_16k.keras --keras-weights int8 --lite-weights int8
+python -m denoise export runs/s23/st8/last.keras --compact-to weights/denoise_8k.keras --lite-weights int8
 for m in 16k 8k; do
   { echo '$ denoise evaluate --clean-dir work_data/valset/'$m'/clean --noisy-dir work_data/valset/'$m'/noisy --out work_data/eval_'$m
     python -m denoise evaluate --clean-dir work_data/valset/$m/clean --noisy-dir work_data/valset/$m/noisy --out work_data/eval_$m 2>>/tmp/bench_errors.log; } > benchmarks/validation_$m.txt
 done
 fi
-PARTS=16k,16k_reverb,16k_clean,16k_high,16k_high_clean,8k,8k_clean,8k_high,8k_high_clean
+python benchmarks/steady_valset.py  # the steady parts of the validation set
+PARTS=16k,16k_reverb,16k_clean,16k_high,16k_high_clean,16k_steady,8k,8k_clean,8k_high,8k_high_clean,8k_steady
 { echo '$ python benchmarks/quality.py --valset work_data/valset --rates '$PARTS; python benchmarks/quality.py --valset work_data/valset --rates $PARTS 2>>/tmp/bench_errors.log; } > benchmarks/quality.txt
 python benchmarks/falls.py --valset work_data/valset --work work_data/bench > benchmarks/falls.txt  # prints its command
 python benchmarks/band_limited.py --valset work_data/valset > benchmarks/band_limited.txt 2>>/tmp/bench_errors.log
