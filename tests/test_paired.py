@@ -1,0 +1,52 @@
+"""benchmarks/paired.py: file-by-file differences between two systems' quality.py scores."""
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "paired.py"
+
+
+def load_script():
+    spec = importlib.util.spec_from_file_location("paired", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def write_scores(folder: Path, pesq: list[float], extra_file: bool = False) -> None:
+    rows = [{"file": f"snr+00/f{i}", "group": "snr+00", "pesq_output": p, "stoi_output": 0.9,
+             "si_sdr_output": 10.0} for i, p in enumerate(pesq)]
+    if extra_file:  # scored by this system only: left out of the pairs
+        rows.append({"file": "snr+00/only-here", "group": "snr+00", "pesq_output": 99.0})
+    folder.mkdir(parents=True)
+    (folder / "scores.json").write_text(json.dumps({"stamp": {}, "rows": rows}))
+
+
+def test_mean_interval_and_counts_of_the_paired_differences(tmp_path):
+    paired = load_script()
+    base = [2.0, 2.5, 3.0, 1.5]
+    cand = [2.1, 2.7, 2.9, 1.8]
+    write_scores(tmp_path / "16k" / "denoise__shipped_", base)
+    write_scores(tmp_path / "16k" / "denoise__new_", cand, extra_file=True)
+    b = paired.load(tmp_path, "16k", "denoise (shipped)")  # found by its label's folder name
+    c = paired.load(tmp_path, "16k", "denoise__new_")  # or by the folder itself
+    mean, half, better, worse, n = paired.paired(b, c, "pesq")
+    diffs = np.array(cand) - np.array(base)
+    assert n == 4 and (better, worse) == (3, 1)
+    assert mean == pytest.approx(diffs.mean())
+    assert half == pytest.approx(1.96 * diffs.std(ddof=1) / 2)
+    assert paired.paired(b, c, "ovrl") is None  # a metric neither scored (DNSMOS skipped)
+
+
+def test_the_table_names_each_system_and_a_missing_one_stops_with_the_folder(tmp_path, capsys):
+    paired = load_script()
+    write_scores(tmp_path / "16k" / "base", [2.0, 2.0, 2.0])
+    write_scores(tmp_path / "16k" / "cand", [2.5, 2.5, 2.5])
+    paired.main(["--work", str(tmp_path), "--parts", "16k", "--baseline", "base", "--systems", "cand"])
+    out = capsys.readouterr().out
+    assert "| cand | +0.500 ± 0.000 (3/0) |" in out and "minus base" in out
+    with pytest.raises(SystemExit, match="no scores.json for 'gone'"):
+        paired.main(["--work", str(tmp_path), "--parts", "16k", "--baseline", "base", "--systems", "gone"])
