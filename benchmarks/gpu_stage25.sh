@@ -7,12 +7,15 @@
 # split of the corpus: speech_8k holds every training speaker, speech16_files.txt the wide-band ones).
 # Trainings: n24, a new 24-filter 16 kHz model on the shipped recipe; f16, the shipped 16 kHz model
 # trained on; w8, an 8 kHz model started from the shipped (24-filter) 16 kHz one. 'Shipped' is the
-# twenty-third stage's model (git show 5630178:weights/denoise_16k.keras); n24 replaced it.
+# twenty-third stage's model (git show 5630178:weights/denoise_16k.keras); n24 replaced it, so a
+# re-run names that model: INIT16=gpu/shipped23_16k.keras (its .json and .tflite beside it, under gpu/).
+# Call 3 (n24b, w8b) is in benchmarks/ablations_stage25.txt.
 set -u
 MODE=${1:?start or finish}
 SCALE=${SCALE:-1}            # 1 on the device; a small fraction for a dry run on a CPU
 WORKERS=${WORKERS:-16}
 ROOT=${ROOT:-/tmp/s25}
+INIT16=${INIT16:-weights/denoise_16k.keras}  # what w8 and f16 start from (see above)
 STATE=$ROOT/deadline
 OUT=${OUT:?OUT must name the folder whose files come back}
 mkdir -p "$ROOT"
@@ -70,17 +73,17 @@ if [ "$MODE" = start ]; then
         setsid nohup python3 $T --data-dir "$data" --out-dir "$ROOT/runs/$name" --budget-s "$budget" "$@" \
             > "$ROOT/runs/$name.log" 2>&1 < /dev/null &
     }
-    launch w8 "$ROOT/d8" --init-weights weights/denoise_16k.keras --other-rate --dropout 0 --lr 3e-4 --lr-end 1e-5 --seed 25
+    launch w8 "$ROOT/d8" --init-weights "$INIT16" --other-rate --dropout 0 --lr 3e-4 --lr-end 1e-5 --seed 25
     t=$(date +%s)
     $DC --voice-dir "$ROOT/s16" --out-dir "$ROOT/d16" --nb-samples "$n16" --snr-weighting hard --pitch-share 0.6 \
         --lowpass-share 0.3 --lowpass-range 3000 7500 --seed 252 > "$ROOT/data16.txt" 2>&1 || { tail "$ROOT/data16.txt"; exit 1; }
     echo "16 kHz data: $n16 pairs in $(( $(date +%s) - t )) s" | tee -a "$ROOT/times.txt"
     launch n24 "$ROOT/d16" --base-filters 24 --dropout 0 --lr 1e-3 --lr-end 1e-5 --seed 26
     sleep "${STAGGER_S:-30}"
-    launch f16 "$ROOT/d16" --init-weights weights/denoise_16k.keras --lr 5e-5 --lr-end 1e-6 --seed 27
+    launch f16 "$ROOT/d16" --init-weights "$INIT16" --lr 5e-5 --lr-end 1e-6 --seed 27
     while [ $(( $(date +%s) - T0 )) -lt "${CALL_S:-560}" ]; do
         sleep 20
-        pgrep -f train_on_accelerator > /dev/null || break
+        pgrep -f "out-dir $ROOT/runs/" > /dev/null || break
     done
     nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv 2>/dev/null
     free -g | head -2
@@ -89,8 +92,8 @@ if [ "$MODE" = start ]; then
 else
     setup
     deadline=$(cat "$STATE")
-    while pgrep -f train_on_accelerator > /dev/null && [ "$(date +%s)" -lt $((deadline + 60)) ]; do sleep 10; done
-    pkill -f train_on_accelerator && sleep 5
+    while pgrep -f "out-dir $ROOT/runs/" > /dev/null && [ "$(date +%s)" -lt $((deadline + 60)) ]; do sleep 10; done
+    pkill -f "out-dir $ROOT/runs/" && sleep 5
     tail -n 4 "$ROOT"/runs/*.log
     pack call2
 fi

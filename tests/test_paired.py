@@ -41,6 +41,12 @@ def test_mean_interval_and_counts_of_the_paired_differences(tmp_path):
     assert paired.paired(b, c, "ovrl") is None  # a metric neither scored (DNSMOS skipped)
 
 
+def test_a_label_finds_quality_pys_folder_whatever_its_characters(tmp_path):
+    paired = load_script()
+    write_scores(tmp_path / "8k" / "denoise__w8_s0_85_", [2.0, 2.1])  # as quality.py names it
+    assert len(paired.load(tmp_path, "8k", "denoise (w8-s0.85)")) == 2
+
+
 def test_the_table_names_each_system_and_a_missing_one_stops_with_the_folder(tmp_path, capsys):
     paired = load_script()
     write_scores(tmp_path / "16k" / "base", [2.0, 2.0, 2.0])
