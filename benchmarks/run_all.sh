@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Ship the models: runs/s25/exp/n24_f32.keras (16 kHz, twenty-fifth stage, trained on a GPU; int8 weights) and
-# runs/s23/st8/last.keras (8 kHz, twenty-third stage) (see the recipe in weights/README.md; benchmarks/ablations.sh
+# runs/s25/w8d/last.keras (8 kHz, twenty-fifth stage) (see the recipe in weights/README.md; benchmarks/ablations.sh
 # makes runs/abl), then run every benchmark, each output kept in benchmarks/ with the command that produced it. Needs the benchmark peers:
 # pip install -r benchmarks/requirements.txt (then reinstall this project last, see README).
 set -e
 source .venv/bin/activate
 if [ "${1:-}" != "--benchmarks-only" ]; then
 python -m denoise export runs/s25/exp/n24_f32.keras --compact-to weights/denoise_16k.keras --keras-weights int8 --lite-weights int8
-python -m denoise export runs/s23/st8/last.keras --compact-to weights/denoise_8k.keras --lite-weights int8
+python -m denoise export runs/s25/w8d/last.keras --compact-to weights/denoise_8k.keras --keras-weights int8 --lite-weights int8
 for m in 16k 8k; do
   { echo '$ denoise evaluate --clean-dir work_data/valset/'$m'/clean --noisy-dir work_data/valset/'$m'/noisy --out work_data/eval_'$m
     python -m denoise evaluate --clean-dir work_data/valset/$m/clean --noisy-dir work_data/valset/$m/noisy --out work_data/eval_$m 2>>/tmp/bench_errors.log; } > benchmarks/validation_$m.txt
