@@ -14,16 +14,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from falls import folder_name  # noqa: E402  (quality.py's folder for a system label)
+
 METRICS = (("pesq", "PESQ"), ("stoi", "STOI"), ("si_sdr", "SI-SDR dB"), ("ovrl", "DNSMOS OVRL"), ("bak", "DNSMOS BAK"))
-
-
-def folder_name(label: str) -> str:
-    """quality.py's folder for a system label: every character but letters and digits -> '_'."""
-    return "".join(c if c.isalnum() else "_" for c in label)
 
 
 def load(work: Path, part: str, system: str) -> dict[str, dict]:
