@@ -72,8 +72,10 @@ def main() -> None:
         speech.append(np.concatenate([np.zeros(int(PAUSE_S * rate)), x]))
     models = [(spec.split("=", 1)[0], load_model(Path(spec.split("=", 1)[1]))) for spec in args.model]
     pause = slice(int(0.25 * rate), int(PAUSE_S * rate))  # the pause, less the first quarter second
-    print(f"{len(speech)} held-out recordings at -26 dBFS after {PAUSE_S:.0f} s of pause; noise 300-4000 Hz band at "
-          "the level given. Pause: change of that band in the pause, dB. Hum: change at its harmonics under speech.")
+    print(f"{len(speech)} held-out recordings at -26 dBFS after {PAUSE_S:.0f} s of pause. Sloped noise: its 300-4000 Hz "
+          "band at the level given; pause: change of that band in the pause, dB. Hum: its RMS at the level given; "
+          "pause: change at its harmonics in the pause, and in brackets under speech; a floor: its 300-4000 Hz band "
+          "at the level given.")
     print(f"| noise | {' | '.join(f'{name}: pause dB / SI-SDR in -> out' for name, _ in models)} |")
     print("|---|" + "---|" * len(models))
     cases = [(f"slope {s:+.0f} dB/oct, {lvl} dBFS", s, lvl) for s in (3, 0, -3, -6) for lvl in (-45, -60)]
@@ -84,6 +86,8 @@ def main() -> None:
     for label, slope, level, floor in cases:
         cells = []
         noises = []
+        if floor is not None:  # each floor case its own draws, so that it does not depend on the others asked for
+            rng = np.random.default_rng((5, round(-10 * floor), -level))
         for s in speech:
             if slope is None:
                 t = np.arange(len(s)) / rate
