@@ -78,16 +78,15 @@ def main() -> None:
           "at the level given.")
     print(f"| noise | {' | '.join(f'{name}: pause dB / SI-SDR in -> out' for name, _ in models)} |")
     print("|---|" + "---|" * len(models))
-    cases = [(f"slope {s:+.0f} dB/oct, {lvl} dBFS", s, lvl) for s in (3, 0, -3, -6) for lvl in (-45, -60)]
-    cases += [("hum 50 Hz, -40 dBFS", None, -40), ("hum 50 Hz, -50 dBFS", None, -50)]
-    cases = [(label, slope, level, None) for label, slope, level in cases]
+    cases = [(f"slope {s:+.0f} dB/oct, {lvl} dBFS", s, lvl, None) for s in (3, 0, -3, -6) for lvl in (-45, -60)]
+    cases += [(f"hum 50 Hz, {lvl} dBFS", None, lvl, None) for lvl in (-40, -50)]
     cases += [(f"hum 50 Hz, {lvl} dBFS, pink floor {floor:g} dBFS", None, lvl, floor)
               for floor in args.hum_floor for lvl in (-40, -50)]
     for label, slope, level, floor in cases:
         cells = []
         noises = []
         if floor is not None:  # each floor case its own draws, so that it does not depend on the others asked for
-            rng = np.random.default_rng((5, round(-10 * floor), -level))
+            rng = np.random.default_rng((5, abs(round(10 * floor)), abs(level)))
         for s in speech:
             if slope is None:
                 t = np.arange(len(s)) / rate
