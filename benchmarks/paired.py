@@ -7,13 +7,16 @@ Reads the ``scores.json`` that quality.py leaves in ``--work/PART/SYSTEM/`` (SYS
 name or as the table's label) and prints, per part and metric, the mean difference over the files
 both systems scored with a 95 % interval (1.96 standard errors of the paired differences: the normal
 approximation, 1.5 % narrower than Student's t at 80 files), and how many files got better and
-worse: a lead smaller than its interval is not one.
+worse: a lead smaller than its interval is not one. ``--by band`` adds a table per SNR band (the
+``group`` quality.py gives each file), ``--by class`` one per noise class (file names start with
+it), where a dozen files or fewer make the intervals wide.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -53,22 +56,46 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--parts", required=True, help="comma-separated parts of the validation set, e.g. 16k,16k_steady")
     ap.add_argument("--baseline", required=True)
     ap.add_argument("--systems", nargs="+", required=True)
+    ap.add_argument("--by", choices=sorted(GROUPINGS), action="append", default=[],
+                    help="also one table per SNR band or noise class of each part (may be given twice)")
     args = ap.parse_args(argv)
     for part in args.parts.split(","):
         base = load(args.work, part, args.baseline)
-        print(f"\n## {part}: minus {args.baseline} (mean, 95 % interval, files better / worse)\n")
-        print("| system | " + " | ".join(label for _, label in METRICS) + " |")
-        print("|---" * (len(METRICS) + 1) + "|")
-        for system in args.systems:
-            cand = load(args.work, part, system)
-            cells = []
-            for key, _ in METRICS:
-                r = paired(base, cand, key)
-                digits = 1 if key == "si_sdr" else 3
-                cells.append("n/a" if r is None else f"{r[0]:+.{digits}f} ± {r[1]:.{digits}f} ({r[2]}/{r[3]})")
-            paired_files = len(set(base) & set(cand))
-            note = "" if paired_files == len(base) else f" ({paired_files} of {len(base)} files)"
-            print(f"| {system}{note} | " + " | ".join(cells) + " |")
+        cands = {system: load(args.work, part, system) for system in args.systems}
+        print_table(f"{part}: minus {args.baseline}", base, cands)
+        for by in args.by:
+            group_of = GROUPINGS[by]
+            for group in sorted({group_of(row) for row in base.values()}, key=band_order):
+                print_table(f"{part}, {group}: minus {args.baseline}",
+                            {f: row for f, row in base.items() if group_of(row) == group}, cands)
+
+
+GROUPINGS = {
+    "band": lambda row: row.get("group", ""),
+    "class": lambda row: row["file"].split("/")[-1].split("-")[0],  # as quality.py's per-class tables
+}
+
+
+def band_order(group: str) -> tuple[float, str]:
+    """SNR bands in numeric order ("snr-05" before "snr+00"); other names after them, by name."""
+    match = re.search(r"[-+]?\d+(\.\d+)?", group)
+    return (float(match.group()) if match else float("inf"), group)
+
+
+def print_table(title: str, base: dict[str, dict], cands: dict[str, dict[str, dict]]) -> None:
+    """One markdown table: each candidate minus the baseline over the baseline's files."""
+    print(f"\n## {title} (mean, 95 % interval, files better / worse)\n")
+    print("| system | " + " | ".join(label for _, label in METRICS) + " |")
+    print("|---" * (len(METRICS) + 1) + "|")
+    for system, cand in cands.items():
+        cells = []
+        for key, _ in METRICS:
+            r = paired(base, cand, key)
+            digits = 1 if key == "si_sdr" else 3
+            cells.append("n/a" if r is None else f"{r[0]:+.{digits}f} ± {r[1]:.{digits}f} ({r[2]}/{r[3]})")
+        paired_files = len(set(base) & set(cand))
+        note = "" if paired_files == len(base) else f" ({paired_files} of {len(base)} files)"
+        print(f"| {system}{note} | " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":

@@ -56,3 +56,22 @@ def test_the_table_names_each_system_and_a_missing_one_stops_with_the_folder(tmp
     assert "| cand | +0.500 ± 0.000 (3/0) |" in out and "minus base" in out
     with pytest.raises(SystemExit, match="no scores.json for 'gone'"):
         paired.main(["--work", str(tmp_path), "--parts", "16k", "--baseline", "base", "--systems", "gone"])
+
+
+def test_by_band_and_class_add_a_table_per_snr_band_in_numeric_order_and_per_class(tmp_path, capsys):
+    paired = load_script()
+    for name, values in (("base", [2.0, 2.0, 3.0, 3.0]), ("cand", [2.5, 2.5, 2.0, 2.0])):
+        rows = [{"file": f"{g}/{'dog' if i % 2 else 'rain'}-1-{i}", "group": g, "pesq_output": v}
+                for i, (g, v) in enumerate(zip(["snr+00", "snr+00", "snr-05", "snr-05"], values))]
+        (tmp_path / "16k" / name).mkdir(parents=True)
+        (tmp_path / "16k" / name / "scores.json").write_text(json.dumps({"stamp": {}, "rows": rows}))
+    paired.main(["--work", str(tmp_path), "--parts", "16k", "--baseline", "base", "--systems", "cand",
+                 "--by", "band", "--by", "class"])
+    out = capsys.readouterr().out
+    titles = [line for line in out.splitlines() if line.startswith("## ")]
+    assert [t.split(":")[0] for t in titles] == ["## 16k", "## 16k, snr-05", "## 16k, snr+00", "## 16k, dog",
+                                                 "## 16k, rain"]
+    tables = out.split("## ")[1:]
+    assert "| cand | -0.250 ± " in tables[0]  # all four files
+    assert "| cand | -1.000 ± 0.000 (0/2) |" in tables[1] and "| cand | +0.500 ± 0.000 (2/0) |" in tables[2]
+    assert "| cand | -0.250 ± 1.470 (1/1) |" in tables[3]  # dog: files 1 and 3, +0.5 and -1.0
