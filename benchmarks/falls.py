@@ -35,6 +35,11 @@ def folder_name(system: str) -> str:
     return "".join(c if c.isalnum() else "_" for c in system)
 
 
+def noise_class(file: str) -> str:
+    """The noise class of a validation file ("snr+05/dog-1743-1" -> "dog"): names start with it."""
+    return file.split("/")[-1].split("-")[0]
+
+
 def find_output(folder: Path, key: str) -> Path:
     matches = [p for p in folder.glob(f"{key}.*") if p.suffix != ".png"]
     if not matches:

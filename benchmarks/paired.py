@@ -9,7 +9,7 @@ both systems scored with a 95 % interval (1.96 standard errors of the paired dif
 approximation, 1.5 % narrower than Student's t at 80 files), and how many files got better and
 worse: a lead smaller than its interval is not one. ``--by band`` adds a table per SNR band (the
 ``group`` quality.py gives each file), ``--by class`` one per noise class (file names start with
-it), where a dozen files or fewer make the intervals wide.
+it). Such groups hold about a dozen files, so their intervals are wide.
 """
 
 from __future__ import annotations
@@ -19,14 +19,28 @@ import json
 import re
 import sys
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from falls import folder_name  # noqa: E402  (quality.py's folder for a system label)
+from falls import folder_name, noise_class  # noqa: E402  (quality.py's folder for a system label)
 
 METRICS = (("pesq", "PESQ"), ("stoi", "STOI"), ("si_sdr", "SI-SDR dB"), ("ovrl", "DNSMOS OVRL"), ("bak", "DNSMOS BAK"))
+
+
+def band_order(group: str) -> tuple[float, str]:
+    """SNR bands in numeric order ("snr-05" before "snr+00"); a name without a number after them."""
+    match = re.search(r"[-+]?\d+(\.\d+)?", group)
+    return (float(match.group()) if match else float("inf"), group)
+
+
+# --by: how a row's group is named, and how groups are ordered
+GROUPINGS: dict[str, tuple[Callable[[dict], str], Callable[[str], object]]] = {
+    "band": (lambda row: row.get("group") or "(no band)", band_order),
+    "class": (lambda row: noise_class(row["file"]), str),
+}
 
 
 def load(work: Path, part: str, system: str) -> dict[str, dict]:
@@ -57,29 +71,17 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--baseline", required=True)
     ap.add_argument("--systems", nargs="+", required=True)
     ap.add_argument("--by", choices=sorted(GROUPINGS), action="append", default=[],
-                    help="also one table per SNR band or noise class of each part (may be given twice)")
+                    help="also one table per SNR band or noise class of each part (repeatable)")
     args = ap.parse_args(argv)
     for part in args.parts.split(","):
         base = load(args.work, part, args.baseline)
         cands = {system: load(args.work, part, system) for system in args.systems}
         print_table(f"{part}: minus {args.baseline}", base, cands)
-        for by in args.by:
-            group_of = GROUPINGS[by]
-            for group in sorted({group_of(row) for row in base.values()}, key=band_order):
+        for by in dict.fromkeys(args.by):
+            group_of, order = GROUPINGS[by]
+            for group in sorted({group_of(row) for row in base.values()}, key=order):
                 print_table(f"{part}, {group}: minus {args.baseline}",
                             {f: row for f, row in base.items() if group_of(row) == group}, cands)
-
-
-GROUPINGS = {
-    "band": lambda row: row.get("group", ""),
-    "class": lambda row: row["file"].split("/")[-1].split("-")[0],  # as quality.py's per-class tables
-}
-
-
-def band_order(group: str) -> tuple[float, str]:
-    """SNR bands in numeric order ("snr-05" before "snr+00"); other names after them, by name."""
-    match = re.search(r"[-+]?\d+(\.\d+)?", group)
-    return (float(match.group()) if match else float("inf"), group)
 
 
 def print_table(title: str, base: dict[str, dict], cands: dict[str, dict[str, dict]]) -> None:

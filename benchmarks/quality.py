@@ -33,7 +33,10 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from falls import noise_class  # noqa: E402
 
 from denoise import audio as audio_io  # noqa: E402
 from denoise.enhance import enhance_signal  # noqa: E402
@@ -264,8 +267,8 @@ def main() -> None:
         if clean_in:
             continue
         bands = sorted(reports["noisy input"].groups(), key=lambda g: int(g[3:]))
-        classes = sorted({r["file"].split("/")[-1].split("-")[0] for r in reports["noisy input"].rows})
-        by_band, by_class = (lambda r: r["group"]), (lambda r: r["file"].split("/")[-1].split("-")[0])
+        classes = sorted({noise_class(r["file"]) for r in reports["noisy input"].rows})
+        by_band, by_class = (lambda r: r["group"]), (lambda r: noise_class(r["file"]))
         metrics = [("pesq_output", pesq, "{:.2f}"), ("stoi_output", "STOI", "{:.3f}"),
                    ("si_sdr_output", "SI-SDR dB", None)] + ([] if args.no_dnsmos else [("ovrl_output", "DNSMOS OVRL", "{:.2f}"), ("bak_output", "DNSMOS BAK (background noise)", "{:.2f}")])
         for key, label, fmt in metrics:
