@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pytest
@@ -14,6 +16,15 @@ from denoise.settings import ModelSettings, Settings
 TINY = Settings(sample_rate=8000, frame_length=128, n_fft=31, hop_length=8)
 TINY_MODEL = ModelSettings(base_filters=4, depth=2)
 TINY_CLI = ["--sample-rate", "8000", "--frame-length", "128", "--n-fft", "31", "--hop-length", "8"]
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+
+
+def benchmark_script(name: str) -> ModuleType:
+    """A script of benchmarks/ loaded as a module (they are not a package), so tests call its functions."""
+    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.fixture

@@ -1,22 +1,16 @@
 """benchmarks/distill_labels.py: a dataset relabelled with the teachers' averaged output."""
-import importlib.util
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from conftest import TINY, TINY_MODEL, zero_noise_model
+from conftest import TINY, TINY_MODEL, benchmark_script, zero_noise_model
 from denoise.dataset import iter_pairs, list_shards
 from denoise.model_io import load_model, save_model
 
-SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "distill_labels.py"
-
 
 def run_script(*args) -> None:
-    spec = importlib.util.spec_from_file_location("distill_labels", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    module.main([str(a) for a in args])
+    benchmark_script("distill_labels").main([str(a) for a in args])
 
 
 def training_targets(data_dir: Path) -> tuple[np.ndarray, np.ndarray]:

@@ -1,19 +1,10 @@
 """benchmarks/paired.py: file-by-file differences between two systems' quality.py scores."""
-import importlib.util
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
-
-SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "paired.py"
-
-
-def load_script():
-    spec = importlib.util.spec_from_file_location("paired", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from conftest import benchmark_script
 
 
 def write_scores(folder: Path, pesq: list[float], extra_file: bool = False) -> None:
@@ -26,7 +17,7 @@ def write_scores(folder: Path, pesq: list[float], extra_file: bool = False) -> N
 
 
 def test_mean_interval_and_counts_of_the_paired_differences(tmp_path):
-    paired = load_script()
+    paired = benchmark_script("paired")
     base = [2.0, 2.5, 3.0, 1.5]
     cand = [2.1, 2.7, 2.9, 1.8]
     write_scores(tmp_path / "16k" / "denoise__shipped_", base)
@@ -42,13 +33,13 @@ def test_mean_interval_and_counts_of_the_paired_differences(tmp_path):
 
 
 def test_a_label_finds_quality_pys_folder_whatever_its_characters(tmp_path):
-    paired = load_script()
+    paired = benchmark_script("paired")
     write_scores(tmp_path / "8k" / "denoise__w8_s0_85_", [2.0, 2.1])  # as quality.py names it
     assert len(paired.load(tmp_path, "8k", "denoise (w8-s0.85)")) == 2
 
 
 def test_the_table_names_each_system_and_a_missing_one_stops_with_the_folder(tmp_path, capsys):
-    paired = load_script()
+    paired = benchmark_script("paired")
     write_scores(tmp_path / "16k" / "base", [2.0, 2.0, 2.0])
     write_scores(tmp_path / "16k" / "cand", [2.5, 2.5, 2.5])
     paired.main(["--work", str(tmp_path), "--parts", "16k", "--baseline", "base", "--systems", "cand"])
@@ -59,7 +50,7 @@ def test_the_table_names_each_system_and_a_missing_one_stops_with_the_folder(tmp
 
 
 def test_by_band_and_class_add_a_table_per_snr_band_in_numeric_order_and_per_class(tmp_path, capsys):
-    paired = load_script()
+    paired = benchmark_script("paired")
     for name, values in (("base", [2.0, 2.0, 3.0, 3.0]), ("cand", [2.5, 2.5, 2.0, 2.0])):
         rows = [{"file": f"{g}/{'dog' if i % 2 else 'rain'}-1-{i}", "group": g, "pesq_output": v}
                 for i, (g, v) in enumerate(zip(["snr+00", "snr+00", "snr-05", "snr-05"], values))]

@@ -1,27 +1,21 @@
 """benchmarks/train_on_accelerator.py (the GPU-machine trainer) on the tiny dataset, under TensorFlow."""
 import csv
 import dataclasses
-import importlib.util
 import json
 import shutil
 import zipfile
-from pathlib import Path
 
 import h5py
 import pytest
 
-from conftest import TINY, TINY_MODEL
+from conftest import TINY, TINY_MODEL, benchmark_script
 from denoise.model_io import load_model
 
-SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "train_on_accelerator.py"
 ONE_ROUND = ["--budget-s", "0.01", "--round-pairs", "8", "--batch-size", "4", "--every", "5"]
 
 
 def run_script(*args: str) -> None:
-    spec = importlib.util.spec_from_file_location("train_on_accelerator", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    module.main([str(a) for a in args])
+    benchmark_script("train_on_accelerator").main([str(a) for a in args])
 
 
 def test_new_model_trains_one_round_and_saves_loadable_models(trained, tmp_path):
