@@ -18,8 +18,8 @@ validation set (16 kHz and 8 kHz parts); all are scored by ``denoise.evaluate``:
 reference; computed at 16 kHz): OVRL and its parts SIG (speech) and BAK (background noise). Prints
 per rate one table of averages, one per SNR band (each metric), one per SNR band counting the files
 whose SI-SDR fell more than 1 dB below the input's (averages hide a voice taken for noise; the issue
-asks that at 20 dB the output never score below the input) and one per noise class (file names start
-with the class). A validation set made by benchmarks/trainlike_valset.py works too (--sources names it).
+asks that at 20 dB the output never score below the input) and two per noise class (file names start
+with the class): PESQ / SI-SDR, and DNSMOS OVRL / BAK. A validation set made by benchmarks/trainlike_valset.py works too (--sources names it).
 """
 
 from __future__ import annotations
@@ -280,6 +280,9 @@ def main() -> None:
         table("Per noise class (files: " + ", ".join(f"{c} {k}" for c, k in counts.items()) + f"), {pesq} / SI-SDR dB:",
               reports, classes, by_class,
               lambda rows: f"{mean(rows, 'pesq_output'):.2f} / {sdr(mean(rows, 'si_sdr_output'))}")
+        if not args.no_dnsmos:
+            table("Per noise class, DNSMOS OVRL / BAK:", reports, classes, by_class,
+                  lambda rows: f"{mean(rows, 'ovrl_output'):.2f} / {mean(rows, 'bak_output'):.2f}")
         sys.stdout.flush()
 
 
