@@ -14,7 +14,6 @@ output. No high-pass is applied by `denoise predict`; this only measures.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -24,10 +23,9 @@ from scipy.signal import butter, sosfiltfilt
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from falls import folder_name  # noqa: E402
-from paired import band_order  # noqa: E402
+from falls import find_output, mono  # noqa: E402
+from paired import band_order, load, system_folder  # noqa: E402
 
-from denoise import audio as audio_io  # noqa: E402
 from denoise.evaluate import si_sdr  # noqa: E402
 
 CUT_HZ = 20.0
@@ -49,20 +47,16 @@ def main() -> None:
     print("| system | all files | per band |")
     print("|---|---|---|")
     notable = []
+    filters: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # rate -> (high-pass, low-pass)
     for system in args.systems:
-        folder = next((d for d in (args.work / args.part / system, args.work / args.part / folder_name(system))
-                       if (d / "scores.json").exists()), None)
-        if folder is None:
-            sys.exit(f"{args.work / args.part}: no scores.json for {system!r}")
-        rows = json.loads((folder / "scores.json").read_text())["rows"]
+        folder = system_folder(args.work, args.part, system)
         by_band: dict[str, list[tuple[float, float]]] = {}
-        for row in rows:
-            out, rate = audio_io.read_audio(next(folder.glob(row["file"] + ".*")))
-            out = audio_io.to_mono(out)
-            clean = audio_io.to_mono(audio_io.read_audio(clean_dir / (row["file"] + ".wav"))[0])
-            noisy = audio_io.to_mono(audio_io.read_audio(noisy_dir / (row["file"] + ".wav"))[0])
-            high = butter(4, CUT_HZ, "highpass", fs=rate, output="sos")
-            low = butter(4, CUT_HZ, "lowpass", fs=rate, output="sos")
+        for row in load(args.work, args.part, system).values():
+            out, rate = mono(find_output(folder, row["file"]))
+            clean, noisy = mono(clean_dir / (row["file"] + ".wav"))[0], mono(noisy_dir / (row["file"] + ".wav"))[0]
+            if rate not in filters:
+                filters[rate] = tuple(butter(4, CUT_HZ, kind, fs=rate, output="sos") for kind in ("highpass", "lowpass"))
+            high, low = filters[rate]
             pair = (si_sdr(clean, out), si_sdr(clean, sosfiltfilt(high, out)))
             by_band.setdefault(row["group"], []).append(pair)
             if pair[1] - pair[0] > 3.0:

@@ -43,13 +43,18 @@ GROUPINGS: dict[str, tuple[Callable[[dict], str], Callable[[str], object]]] = {
 }
 
 
+def system_folder(work: Path, part: str, system: str) -> Path:
+    """quality.py's folder of one system's outputs and scores.json, named by label or folder name."""
+    for name in (system, folder_name(system)):
+        if (work / part / name / "scores.json").exists():
+            return work / part / name
+    raise SystemExit(f"{work / part}: no scores.json for {system!r}")
+
+
 def load(work: Path, part: str, system: str) -> dict[str, dict]:
     """file -> its row of scores for one system on one part."""
-    for name in (system, folder_name(system)):
-        path = work / part / name / "scores.json"
-        if path.exists():
-            return {row["file"]: row for row in json.loads(path.read_text())["rows"]}
-    raise SystemExit(f"{work / part}: no scores.json for {system!r}")
+    rows = json.loads((system_folder(work, part, system) / "scores.json").read_text())["rows"]
+    return {row["file"]: row for row in rows}
 
 
 def paired(base: dict[str, dict], cand: dict[str, dict], key: str) -> tuple[float, float, int, int, int] | None:
