@@ -12,7 +12,7 @@ from pathlib import Path
 import click
 
 from . import __version__
-from .errors import DenoiseError, install_hint
+from .errors import DenoiseError, UsageProblem, install_hint
 
 EXISTING_DIR = click.Path(file_okay=False, path_type=Path)
 SKIPPED_SHOWN = 10  # skipped outputs listed one by one; past that, a count
@@ -293,6 +293,8 @@ def predict(paths, out_dir, out_format, weights, overwrite, mono, plot, high_ban
         jobs, problems = plan_outputs(list(paths), out_dir, out_format, format_notes, mono=mono)
         if out_dir is not None:
             out_dir.mkdir(parents=True, exist_ok=True)
+    except UsageProblem as exc:
+        raise click.UsageError(str(exc)) from None
     except DenoiseError as exc:
         _fail(exc)
     except OSError as exc:
@@ -401,6 +403,7 @@ def export(model, compact_to, keras_weights, lite_weights) -> None:
 def evaluate(clean_dir, noisy_dir, enhanced_dir, out, weights) -> None:
     """Score noisy input and denoised output: against clean references (PESQ, STOI, SI-SDR), or,
     with no --clean-dir (your own recordings), by DNSMOS (SIG, BAK, OVRL; 1 to 5, higher is better).
+    Needs the eval extra: pip install -e ".[eval]" in the checkout (or "denoise-unet[eval] @ git+URL").
 
     The exit code is 1 when a file could not be denoised or scored (each is named, and the report
     holds the rest)."""

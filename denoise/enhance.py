@@ -30,12 +30,12 @@ import math
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Collection, Iterator
 
 import numpy as np
 
 from . import audio as audio_io
-from .errors import AudioError, Cancelled, DenoiseError, ModelFileError
+from .errors import AudioError, Cancelled, DenoiseError, ModelFileError, UsageProblem
 from .settings import Settings
 from .spectrogram import (
     block_starts,
@@ -691,8 +691,9 @@ def enhance_file(
         # Past full scale, the whole file is scaled down: to full scale, or for a lossy format to
         # -1 dBFS (its decoder overshoots: an MP3 scaled to 1.0 decoded to 1.016).
         # A float output holds peaks past full scale as they are (a 32-bit-float field recorder's).
+        # An overshoot under half a 16-bit step (the STFT round trip's, with nothing removed) is not one.
         floating = subtype in ("FLOAT", "DOUBLE")
-        scale = 1.0 if peak <= 1.0 or floating else (audio_io.LOSSY_PEAK if audio_io.is_lossy_output(out_path) else 1.0) / peak
+        scale = 1.0 if peak <= 1.0 + 2.0 ** -16 or floating else (audio_io.LOSSY_PEAK if audio_io.is_lossy_output(out_path) else 1.0) / peak
         # A video output gets the input's picture (an input libsndfile reads has none).
         audio_io.convert_float_file(tmp_float, tmp_final, subtype, scale, picture=decoded and in_path,
                                     progress=progress and (lambda seconds: progress(seconds, n / rate, "Writing")),
@@ -771,9 +772,9 @@ def plan_outputs(paths: list[Path], out_dir: Path | None, out_format: str | None
     """
     if out_dir is None:
         if out_format:
-            raise AudioError("--out-format is for --out-dir; with IN OUT, OUT's extension names the format")
+            raise UsageProblem("--out-format is for --out-dir; with IN OUT, OUT's extension names the format")
         if len(paths) != 2:
-            raise AudioError(f"expected IN OUT, got {len(paths)} path(s); use --out-dir DIR for several inputs")
+            raise UsageProblem(f"expected IN OUT, got {len(paths)} path(s); use --out-dir DIR for several inputs")
         src, dst = Path(paths[0]), Path(paths[1])
         if src.is_dir():
             raise AudioError(f"{src}: is a folder; use --out-dir DIR to denoise a folder")
@@ -971,14 +972,18 @@ def enhance_batch(
 def enhance_tree(
     in_dir: Path, out_dir: Path, model_for_rate: Callable[[int], object],
     progress: Callable[[int], None] | None = None, skip: Path | None = None,
+    only: Collection[Path] | None = None,
 ) -> tuple[list[FileResult], list[str]]:
-    """Denoise every audio file under ``in_dir`` into ``out_dir``, keeping relative paths.
+    """Denoise every audio file under ``in_dir`` (those in ``only``, when given) into ``out_dir``,
+    keeping relative paths.
 
     Files under ``skip`` (default ``out_dir``) are not inputs. A lossy input (MP3, Ogg, AAC) is
     written as WAV, so that scoring the output does not count a second encoding against the
     denoiser. Returns the results and one line per file that failed.
     """
     files = audio_io.find_audio_files(in_dir, skip=skip or out_dir)
+    if only is not None:
+        files = [p for p in files if p in only]
     jobs = [(p, Path(out_dir) / p.relative_to(in_dir)) for p in files]
     jobs = [(p, _with_format(q, "wav" if audio_io.is_lossy_output(q) else None)) for p, q in jobs]
     jobs, clashes = _one_input_per_output(jobs)

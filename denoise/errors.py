@@ -13,6 +13,10 @@ class AudioError(DenoiseError):
     """An audio file cannot be read or written, or its content is unusable."""
 
 
+class UsageProblem(DenoiseError):
+    """The arguments do not fit together (the CLI's usage error, exit code 2)."""
+
+
 class DataError(DenoiseError):
     """A dataset folder is missing, empty or inconsistent."""
 

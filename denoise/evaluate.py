@@ -443,7 +443,9 @@ def evaluate_folder(
     inputs = audio_io.find_audio_files(noisy_dir, skip=out)  # a report folder inside holds no inputs
     if not inputs:
         raise DenoiseError(f"{noisy_dir}: no audio files found")
-    n_pairs = len(pair_files(clean_dir, noisy_dir, skip=out)[0]) if clean_dir else len(inputs)
+    # With references, only the files that have one are denoised (the others are listed once, as such).
+    paired = [noisy for _, _, noisy in pair_files(clean_dir, noisy_dir, skip=out)[0]] if clean_dir else inputs
+    n_pairs = len(paired)
     if clean_dir and not n_pairs:
         raise DenoiseError(f"{noisy_dir}: no file has a clean partner in {clean_dir} "
                            "(same relative path and name; any audio extension)")
@@ -456,14 +458,15 @@ def evaluate_folder(
         made = [d for d in (out, enhanced_dir) if not d.exists()]
         try:
             results, failures = enhance_tree(noisy_dir, enhanced_dir, chooser.for_rate,
-                                             progress("Denoising", len(inputs)) if progress else None, skip=out)
+                                             progress("Denoising", n_pairs) if progress else None, skip=out,
+                                             only=set(paired))
         except DenoiseError:  # a model that cannot be loaded or run stops it: leave no empty folders
             if made:
                 for folder in sorted((p for p in enhanced_dir.rglob("*") if p.is_dir()), reverse=True) + made[::-1]:
                     with contextlib.suppress(OSError):
                         folder.rmdir()  # only empty ones go
             raise
-        failed_inputs = frozenset(inputs) - {r.input for r in results}
+        failed_inputs = frozenset(paired) - {r.input for r in results}
         extra["models"] = sorted(str(m.path) for m in chooser.loaded)
     extra["enhanced_dir"] = str(enhanced_dir)
     scored = progress("Scoring", n_pairs) if progress else None
@@ -529,6 +532,7 @@ def format_table(report: Report) -> str:
             if avg[f"{key}_files"] != avg["files"]:
                 label += f" ({avg[f'{key}_files']})"  # files that have it, input and output
             head = f"{name:<22}{avg['files']:>6}" if i == 0 else " " * 28
+            ci = avg[f"{key}_delta_ci95"]  # NaN from one file: no interval to give
             lines.append(f"{head}  {label:<16}{avg[f'{key}_input']:>8.3f}{avg[f'{key}_output']:>8.3f}"
-                         f"{avg[f'{key}_delta']:>+8.3f}{avg[f'{key}_delta_ci95']:>8.3f}")
+                         f"{avg[f'{key}_delta']:>+8.3f}" + (f"{ci:>8.3f}" if np.isfinite(ci) else f"{'n/a':>8}"))
     return "\n".join(lines)

@@ -405,7 +405,11 @@ def resolve_model_path(path: Path) -> Path:
     path = Path(path)
     if path.is_dir():
         best = path / DEFAULT_MODEL_NAME
-        path = best if best.exists() or not best.with_suffix(LITE_SUFFIX).exists() else best.with_suffix(LITE_SUFFIX)
+        if not best.exists() and not best.with_suffix(LITE_SUFFIX).exists():
+            models = sorted(str(p) for p in path.glob(f"*{MODEL_SUFFIX}"))
+            hint = f"; pass a model file: {', '.join(models[:4])}" if models else ""
+            raise ModelFileError(f"{path}: no {DEFAULT_MODEL_NAME} in this folder (a training folder's model){hint}")
+        path = best if best.exists() else best.with_suffix(LITE_SUFFIX)
     if not path.exists():
         raise ModelFileError(f"{path}: model file not found")
     if path.suffix not in (MODEL_SUFFIX, LITE_SUFFIX):

@@ -66,6 +66,13 @@ def test_evaluate_reports_per_file_per_group_and_overall(evalset, tmp_path):
     assert summary["average"]["files"] == 4 and set(summary["groups"]) == {"snr+00", "snr+10"}
 
 
+def test_one_file_has_no_interval_and_the_table_says_so(evalset):
+    report = evaluate(evalset["clean"], evalset["noisy"], evalset["enhanced"])
+    report.rows = report.rows[:1]
+    table = format_table(report)
+    assert "n/a" in table and "nan" not in table
+
+
 def test_missing_partners_lengths_and_rates_are_reported(evalset, rng):
     (evalset["noisy"] / "snr+00" / "f0.wav").unlink()
     write(evalset["noisy"] / "extra.wav", speech_like(rng, 1.0, 16000), 16000)
@@ -192,6 +199,18 @@ def test_cli_evaluate_denoises_with_a_model(evalset, tmp_path, trained):
     assert result.exit_code == 1, result.output  # the others are scored, and a script learns one was not
     assert result.output.count("f0.wav") == 1 and "failed: " in result.output, result.output
     assert json.loads((tmp_path / "rep2" / "summary.json").read_text())["average"]["files"] == 3
+    # A noisy file without a clean reference is said once, as such, and not denoised for nothing.
+    (evalset["noisy"] / "snr+00" / "f0.wav").unlink()
+    (evalset["clean"] / "snr+00" / "f0.wav").unlink()
+    (evalset["noisy"] / "orphan.wav").write_bytes(b"not audio")
+    write(evalset["noisy"] / "orphan2.wav", speech_like(np.random.default_rng(1), 1.0, 16000), 16000)
+    result = CliRunner().invoke(main, ["evaluate", "--clean-dir", str(evalset["clean"]), "--noisy-dir",
+                                       str(evalset["noisy"]), "--weights", str(trained["model"]),
+                                       "--out", str(tmp_path / "rep3")])
+    assert result.exit_code == 1, result.output
+    assert result.output.count("orphan.wav") == 1 and "orphan.wav: no clean reference" in result.output, result.output
+    assert result.output.count("orphan2.wav") == 1 and "failed: " not in result.output, result.output
+    assert sorted(p.name for p in (tmp_path / "rep3" / "enhanced").rglob("*.wav")) == ["f0.wav", "f1.wav", "f1.wav"]
 
 
 def test_evaluate_folder_is_the_command_as_a_function(evalset, tmp_path, trained):

@@ -18,7 +18,11 @@ def test_model_file_errors(tmp_path):
         load_model(tmp_path / "nope.keras")
     with pytest.raises(ModelFileError, match="must end in .keras"):
         save_model(zero_noise_model(), tmp_path / "m.h5", TINY, TINY_MODEL)
+    with pytest.raises(ModelFileError, match=r"no best.keras in this folder \(a training folder's model\)$"):
+        load_model(tmp_path)
     save_model(zero_noise_model(), tmp_path / "m.keras", TINY, TINY_MODEL)
+    with pytest.raises(ModelFileError, match="no best.keras in this folder .*; pass a model file: .*m.keras"):
+        load_model(tmp_path)  # a folder of models, such as weights/, is not a training folder
     (tmp_path / "bad.keras").write_text("not a zip")
     (tmp_path / "bad.json").write_text((tmp_path / "m.json").read_text())
     with pytest.raises(ModelFileError, match="bad.keras: not a Keras model file"):
