@@ -21,33 +21,7 @@ OUT=${OUT:?OUT must name the folder whose files come back}
 mkdir -p "$ROOT"
 export PYTHONUNBUFFERED=1
 
-setup() {
-    if [ -d .whl ] && [ -z "${NO_WHEELS:-}" ]; then
-        python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
-        export PYTHONPATH=/tmp/site:$PWD
-    fi
-    export KERAS_BACKEND=${KERAS_BACKEND:-jax} XLA_PYTHON_CLIENT_PREALLOCATE=false TF_CPP_MIN_LOG_LEVEL=2
-}
-
-pack() {  # copy what the runs have so far into $OUT (a zip being written is skipped)
-    local tag=$1 d
-    mkdir -p "$ROOT/pack"
-    for d in n24 f16 w8; do
-        cp "$ROOT/runs/$d.log" "$ROOT/pack/$d.log" 2>/dev/null
-        [ -f "$ROOT/runs/$d/log.csv" ] && cp "$ROOT/runs/$d/log.csv" "$ROOT/pack/$d.csv"
-        if [ -f "$ROOT/runs/$d/last.keras" ]; then
-            cp "$ROOT/runs/$d/last.keras" "$ROOT/pack/$d.keras.tmp"
-            if python3 -c "import sys, zipfile; sys.exit(zipfile.ZipFile(sys.argv[1]).testzip() is not None)" \
-                "$ROOT/pack/$d.keras.tmp" 2>/dev/null; then
-                mv "$ROOT/pack/$d.keras.tmp" "$ROOT/pack/$d.keras"
-            fi
-            rm -f "$ROOT/pack/$d.keras.tmp"
-        fi
-    done
-    cp "$ROOT"/*.txt "$ROOT/pack/" 2>/dev/null
-    (cd "$ROOT/pack" && tar -cf "$ROOT/$tag.tar" .) && split -b 15M -d "$ROOT/$tag.tar" "$OUT/$tag.tar.part"
-    ls -la "$OUT"
-}
+. "$(dirname "$0")/gpu_lib.sh"
 
 if [ "$MODE" = start ]; then
     T0=$(date +%s)
@@ -88,12 +62,10 @@ if [ "$MODE" = start ]; then
     nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv 2>/dev/null
     free -g | head -2
     tail -n 3 "$ROOT"/runs/*.log
-    pack call1
+    pack call1 n24 f16 w8
 else
     setup
-    deadline=$(cat "$STATE")
-    while pgrep -f "out-dir $ROOT/runs/" > /dev/null && [ "$(date +%s)" -lt $((deadline + 60)) ]; do sleep 10; done
-    pkill -f "out-dir $ROOT/runs/" && sleep 5
+    wait_runs "$(cat "$STATE")"
     tail -n 4 "$ROOT"/runs/*.log
-    pack call2
+    pack call2 n24 f16 w8
 fi

@@ -16,7 +16,10 @@ It runs under TensorFlow too (the package's own install, no KERAS_BACKEND), whic
 three times as fast as JAX's CPU backend (23 against 8 pairs a second on two cores). ``--other-rate``
 starts a model for one sample rate from one trained at another: the settings may differ in the rate
 only, so the spectrogram blocks have the same shape (the eighth stage's 8 kHz model started from the
-16 kHz one).
+16 kHz one). ``--teacher`` (repeatable) distils: each training pair's target becomes the teachers'
+mean output, mixed with the true target by ``--truth-weight``, made once in memory after loading
+(forward passes only; ``benchmarks/distill_labels.py`` does the same on disk); the validation pairs
+keep their true targets, so val loss stays comparable with a run on the truth.
 """
 
 from __future__ import annotations
@@ -60,6 +63,32 @@ def load_pairs(data_dir: Path, every: int) -> tuple[np.ndarray, np.ndarray, np.n
     y = np.concatenate([t, x], axis=-1)
     val = is_validation(np.arange(len(x)), every)
     return x[~val], y[~val], x[val], y[val]
+
+
+def distil_targets(x: np.ndarray, y: np.ndarray, teachers: list[Path], settings, truth_weight: float,
+                   chunk: int = 4096) -> None:
+    """Replace y's scaled noise target (channel 0) in place with the teachers' mean prediction for
+    x, mixed with the true target by ``truth_weight``; the same as mixing the targets in dB (the
+    scaling is linear) up to clipping at +-1."""
+    from denoise.errors import DenoiseError
+    from denoise.model_io import read_keras_model, read_model_info
+
+    models = []
+    for path in teachers:
+        try:
+            teacher_settings = read_model_info(path)[0]
+        except DenoiseError as exc:
+            sys.exit(str(exc))
+        if teacher_settings != settings:
+            sys.exit(f"{path}: its settings differ from the dataset's")
+        models.append(read_keras_model(path))
+    t0 = time.time()
+    for i in range(0, len(x), chunk):
+        part = x[i:i + chunk].astype(np.float32)
+        mean = sum(np.asarray(m.predict(part, batch_size=256, verbose=0), np.float32) for m in models) / len(models)
+        truth = y[i:i + chunk, ..., 0:1].astype(np.float32)
+        y[i:i + chunk, ..., 0:1] = np.clip(truth_weight * truth + (1.0 - truth_weight) * mean, -1.0, 1.0)
+    print(f"distilled {len(x)} training targets from {len(models)} teachers in {time.time() - t0:.0f} s", flush=True)
 
 
 def prepare_model(args, settings):
@@ -119,7 +148,16 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--round-pairs", type=int, default=20000)
     ap.add_argument("--every", type=int, default=50, help="every N-th pair is held out for validation")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--teacher", type=Path, action="append", default=[],
+                    help="repeatable: train toward these models' mean output (distillation)")
+    ap.add_argument("--truth-weight", type=float, default=0.0,
+                    help="with --teacher: share of the true target in the new one (0: the teachers' alone)")
     args = ap.parse_args(argv)
+    if not 0.0 <= args.truth_weight <= 1.0:
+        raise SystemExit(f"--truth-weight {args.truth_weight}: must be between 0 and 1")
+    for path in args.teacher:
+        if not path.is_file():
+            raise SystemExit(f"{path}: no such teacher model")
     if (args.out_dir / "best.keras").exists():  # an earlier run's best model would be replaced by a worse one
         raise SystemExit(f"{args.out_dir}: holds a run already; choose another --out-dir "
                          f"(to go on from it: --init-weights {args.out_dir / 'last.keras'})")
@@ -135,11 +173,14 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(f"{args.data_dir}: {len(x) + len(xv)} pairs are too few to hold out one in {args.every} "
                          "(--every) for validation")
     print(f"loaded {len(x)} training and {len(xv)} validation pairs in {time.time() - t0:.0f} s", flush=True)
+    if args.teacher:
+        distil_targets(x, y, args.teacher, settings, args.truth_weight)
     keras.utils.set_random_seed(args.seed)
     model, ms, seen0 = prepare_model(args, settings)
     compile_model(model, args.lr, args.loss, settings)
     args.out_dir.mkdir(parents=True, exist_ok=True)
-    recipe = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
+    recipe = {k: (str(v) if isinstance(v, Path) else [str(p) for p in v] if k == "teacher" else v)
+              for k, v in vars(args).items()}
     best = model.evaluate(xv, yv, batch_size=256, verbose=0)
     print(f"start: {model.count_params():,} parameters, val loss {best:.5f}", flush=True)
     rng = np.random.default_rng(args.seed)

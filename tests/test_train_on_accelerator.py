@@ -73,3 +73,43 @@ def test_init_weights_from_an_int8_stored_model(trained, tmp_path):
     last = load_model(out / "last.keras", runtime="keras")
     for a, b in zip(last.model.get_weights(), load_model(small, runtime="keras").model.get_weights(), strict=True):
         assert abs(a - b).max() < 1e-4
+
+
+def test_teachers_replace_the_training_targets_and_leave_validation_true(trained, tmp_path):
+    from conftest import zero_noise_model
+    from denoise.model_io import save_model
+
+    script = benchmark_script("train_on_accelerator")
+    silent = save_model(zero_noise_model(), tmp_path / "silent.keras", TINY, TINY_MODEL)
+    x, y, _, _ = script.load_pairs(trained["data"], every=5)
+    truth = y[..., 0].astype("float32").copy()
+    assert abs(truth).max() > 0.05
+    labelled = y.copy()
+    script.distil_targets(x, labelled, [silent], TINY, truth_weight=0.5)
+    assert abs(labelled[..., 0] - truth / 2).max() < 2e-3  # a silent teacher halves every target
+    assert (labelled[..., 1] == y[..., 1]).all()  # the input packed beside it is untouched
+    teacher = load_model(trained["model"], runtime="keras").model
+    script.distil_targets(x, labelled, [trained["model"]], TINY, truth_weight=0.0)
+    expected = teacher.predict(x.astype("float32"), verbose=0)[..., 0]
+    assert abs(labelled[..., 0] - expected).max() < 2e-3  # float16 storage
+
+    out = tmp_path / "run"
+    run_script("--data-dir", trained["data"], "--out-dir", out, "--init-weights", trained["model"],
+               "--teacher", trained["model"], "--teacher", silent, "--truth-weight", "0.25", *ONE_ROUND)
+    recipe = load_model(out / "last.keras", runtime="keras").metadata["training"]["recipe"]
+    assert recipe["teacher"] == [str(trained["model"]), str(silent)] and recipe["truth_weight"] == 0.25
+
+
+def test_bad_teachers_are_refused_before_training(trained, tmp_path):
+    with pytest.raises(SystemExit, match="missing.keras: no such teacher"):
+        run_script("--data-dir", trained["data"], "--out-dir", tmp_path / "a", "--teacher", tmp_path / "missing.keras",
+                   *ONE_ROUND)
+    with pytest.raises(SystemExit, match="truth-weight"):
+        run_script("--data-dir", trained["data"], "--out-dir", tmp_path / "b", "--teacher", trained["model"],
+                   "--truth-weight", "2", *ONE_ROUND)
+    data = tmp_path / "data16k"
+    shutil.copytree(trained["data"], data)
+    settings = json.loads((data / "settings.json").read_text())
+    (data / "settings.json").write_text(json.dumps({**settings, "sample_rate": 16000}))
+    with pytest.raises(SystemExit, match="settings differ"):
+        run_script("--data-dir", data, "--out-dir", tmp_path / "c", "--teacher", trained["model"], *ONE_ROUND)
