@@ -1,4 +1,4 @@
-# Shared by the benchmarks/gpu_stage*.sh device scripts (sourced; needs ROOT and OUT set).
+# Shared by the benchmarks/gpu_stage*.sh device scripts (sourced; needs ROOT, STATE and OUT set).
 
 setup() {  # the carried wheels (.whl) on the path, JAX as Keras's backend
     if [ -d .whl ] && [ -z "${NO_WHEELS:-}" ]; then
@@ -6,6 +6,17 @@ setup() {  # the carried wheels (.whl) on the path, JAX as Keras's backend
         export PYTHONPATH=/tmp/site:$PWD
     fi
     export KERAS_BACKEND=${KERAS_BACKEND:-jax} XLA_PYTHON_CLIENT_PREALLOCATE=false TF_CPP_MIN_LOG_LEVEL=2
+}
+
+start_call() {  # TOTAL_S: the deadline every training ends by (call 2 waits for it), set-up, the machine
+    # said, and the wide-band training speakers' speech (16 kHz; a subset of gpu/train/speech_8k) in $ROOT/s16
+    T0=$(date +%s)
+    echo $((T0 + $1)) > "$STATE"
+    setup
+    nvidia-smi --query-gpu=name,memory.total --format=csv 2>/dev/null
+    python3 -c "import keras; print('keras', keras.__version__, keras.backend.backend())" 2>&1 | tail -1
+    rm -rf "$ROOT/s16" && mkdir -p "$ROOT/s16"
+    (cd gpu/train/speech_8k && while read -r f; do mkdir -p "$ROOT/s16/$(dirname "$f")"; cp "$f" "$ROOT/s16/$f"; done) < gpu/speech16_files.txt
 }
 
 pack() {  # TAG RUN...: copy what the runs have so far into $OUT (a zip being written is skipped)
@@ -30,8 +41,26 @@ pack() {  # TAG RUN...: copy what the runs have so far into $OUT (a zip being wr
     ls -la "$OUT"
 }
 
-wait_runs() {  # until no training of $ROOT/runs is left, or DEADLINE + 60 s
-    local deadline=$1
+end_call1() {  # CALL_S RUN...: once CALL_S have passed since start_call (or no training is left), say
+    # how the machine and the runs are doing and copy back what they have so far
+    local call_s=$1
+    shift
+    while [ $(( $(date +%s) - T0 )) -lt "$call_s" ]; do
+        sleep 20
+        pgrep -f "out-dir $ROOT/runs/" > /dev/null || break
+    done
+    nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv 2>/dev/null
+    free -g | head -2
+    tail -n 3 "$ROOT"/runs/*.log
+    pack call1 "$@"
+}
+
+finish_call() {  # RUN...: call 2: wait for the trainings (until the deadline + 60 s), copy them back
+    local deadline
+    deadline=$(cat "$STATE")
+    setup
     while pgrep -f "out-dir $ROOT/runs/" > /dev/null && [ "$(date +%s)" -lt $((deadline + 60)) ]; do sleep 10; done
     pkill -f "out-dir $ROOT/runs/" && sleep 5
+    tail -n 4 "$ROOT"/runs/*.log
+    pack call2 "$@"
 }

@@ -24,14 +24,7 @@ export PYTHONUNBUFFERED=1
 . "$(dirname "$0")/gpu_lib.sh"
 
 if [ "$MODE" = start ]; then
-    T0=$(date +%s)
-    echo $((T0 + ${TOTAL_S:-1120})) > "$STATE"  # every training ends by then (call 2 waits for it)
-    setup
-    nvidia-smi --query-gpu=name,memory.total --format=csv 2>/dev/null
-    python3 -c "import keras, jax; print('keras', keras.__version__, 'jax', jax.__version__, jax.devices())" 2>&1 | tail -1
-    # The speech of the wide-band training speakers (16 kHz) is a subset of all of them (8 kHz).
-    rm -rf "$ROOT/s16" && mkdir -p "$ROOT/s16"
-    (cd gpu/train/speech_8k && while read -r f; do mkdir -p "$ROOT/s16/$(dirname "$f")"; cp "$f" "$ROOT/s16/$f"; done) < gpu/speech16_files.txt
+    start_call "${TOTAL_S:-1120}"
     DC="python3 -m denoise data-creation --noise-dir gpu/train/noise --snr-range -5 35 --max-noises 2 --clean-share 0.15 --pitch-range -2 7 --steady-share 0.25 --workers $WORKERS"
     n8=$(python3 -c "print(int(100000 * $SCALE))"); n16=$(python3 -c "print(int(150000 * $SCALE))")
     t=$(date +%s)
@@ -55,17 +48,7 @@ if [ "$MODE" = start ]; then
     launch n24 "$ROOT/d16" --base-filters 24 --dropout 0 --lr 1e-3 --lr-end 1e-5 --seed 26
     sleep "${STAGGER_S:-30}"
     launch f16 "$ROOT/d16" --init-weights "$INIT16" --lr 5e-5 --lr-end 1e-6 --seed 27
-    while [ $(( $(date +%s) - T0 )) -lt "${CALL_S:-560}" ]; do
-        sleep 20
-        pgrep -f "out-dir $ROOT/runs/" > /dev/null || break
-    done
-    nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv 2>/dev/null
-    free -g | head -2
-    tail -n 3 "$ROOT"/runs/*.log
-    pack call1 n24 f16 w8
+    end_call1 "${CALL_S:-560}" n24 f16 w8
 else
-    setup
-    wait_runs "$(cat "$STATE")"
-    tail -n 4 "$ROOT"/runs/*.log
-    pack call2 n24 f16 w8
+    finish_call n24 f16 w8
 fi

@@ -7,7 +7,7 @@
 # distilling it on the CPU closed 13 % of such a gap (eleventh stage). Three 24-filter models trained
 # anew side by side on the same 150,000 fresh pairs with the same seed (same start, same order),
 # differing only in their targets:
-#   c24   the true targets (the control: how far a new seed alone moves n24's recipe)
+#   c24   the true targets (the control: how far a new seed alone moves n24's recipe; --truth-weight 1)
 #   d24   half true, half the ensemble's (train_on_accelerator.py --teacher ... --truth-weight 0.5)
 #   d24z  the ensemble's alone
 # The teachers' labels are made in memory after loading (forward passes on the GPU).
@@ -18,7 +18,7 @@
 # Carry .whl (keras and what the package needs beyond the machine's image, as in the twenty-fifth
 # stage) and gpu. Then here, for each run: cat the parts | tar -x, denoise export, and
 # benchmarks/quality.py + paired.py against the shipped model (commands: benchmarks/ablations_stage25.txt).
-# A dry run on a CPU: SCALE=0.002 NO_WHEELS=1 KERAS_BACKEND=tensorflow TOTAL_S=200 CALL_S=150 OUT=/tmp/o ...
+# A dry run on a CPU: SCALE=0.002 WORKERS=2 NO_WHEELS=1 KERAS_BACKEND=tensorflow TOTAL_S=300 CALL_S=200 LABEL_S=110 OUT=/tmp/o ...
 set -u
 MODE=${1:?pack, start or finish}
 SCALE=${SCALE:-1}            # 1 on the device; a small fraction for a dry run on a CPU
@@ -45,13 +45,7 @@ OUT=${OUT:?OUT must name the folder whose files come back}
 mkdir -p "$ROOT"
 
 if [ "$MODE" = start ]; then
-    T0=$(date +%s)
-    echo $((T0 + ${TOTAL_S:-1150})) > "$STATE"  # every training ends by then (call 2 waits for it)
-    setup
-    nvidia-smi --query-gpu=name,memory.total --format=csv 2>/dev/null
-    python3 -c "import keras; print('keras', keras.__version__, keras.backend.backend())" 2>&1 | tail -1
-    rm -rf "$ROOT/s16" && mkdir -p "$ROOT/s16"  # the wide-band training speakers' speech
-    (cd gpu/train/speech_8k && while read -r f; do mkdir -p "$ROOT/s16/$(dirname "$f")"; cp "$f" "$ROOT/s16/$f"; done) < gpu/speech16_files.txt
+    start_call "${TOTAL_S:-1150}"
     n16=$(python3 -c "print(max(200, int(150000 * $SCALE)))")
     t=$(date +%s)
     python3 -m denoise data-creation --voice-dir "$ROOT/s16" --noise-dir gpu/train/noise --out-dir "$ROOT/d16" \
@@ -68,22 +62,13 @@ if [ "$MODE" = start ]; then
             --budget-s "$budget" --base-filters 24 --dropout 0 --lr 1e-3 --lr-end 1e-5 --seed "$SEED" "$@" \
             > "$ROOT/runs/$name.log" 2>&1 < /dev/null &
     }
-    # Loading takes about 75 s (twenty-fifth stage); the teachers' labels are allowed 120 s more.
-    launch c24 "${LOAD_S:-75}"
+    # Loading takes about 75 s (twenty-fifth stage); the teachers' labels are allowed 120 s more. The
+    # control makes them too and keeps the truth (weight 1), so that all three train for the same time.
+    launch c24 "${LABEL_S:-195}" $TEACHERS --truth-weight 1
     launch d24 "${LABEL_S:-195}" $TEACHERS --truth-weight 0.5
     launch d24z "${LABEL_S:-195}" $TEACHERS --truth-weight 0
-    while [ $(( $(date +%s) - T0 )) -lt "${CALL_S:-560}" ]; do
-        sleep 20
-        pgrep -f "out-dir $ROOT/runs/" > /dev/null || break
-    done
-    nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv 2>/dev/null
-    free -g | head -2
+    end_call1 "${CALL_S:-560}" $RUNS
     grep -h "distilled" "$ROOT"/runs/*.log
-    tail -n 3 "$ROOT"/runs/*.log
-    pack call1 $RUNS
 else
-    setup
-    wait_runs "$(cat "$STATE")"
-    tail -n 4 "$ROOT"/runs/*.log
-    pack call2 $RUNS
+    finish_call $RUNS
 fi

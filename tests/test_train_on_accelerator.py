@@ -88,6 +88,9 @@ def test_teachers_replace_the_training_targets_and_leave_validation_true(trained
     script.distil_targets(x, labelled, [silent], TINY, truth_weight=0.5)
     assert abs(labelled[..., 0] - truth / 2).max() < 2e-3  # a silent teacher halves every target
     assert (labelled[..., 1] == y[..., 1]).all()  # the input packed beside it is untouched
+    kept = y.copy()
+    script.distil_targets(x, kept, [silent], TINY, truth_weight=1.0)
+    assert (kept == y).all()  # weight 1: the truth exactly (a control that labels like the others)
     teacher = load_model(trained["model"], runtime="keras").model
     script.distil_targets(x, labelled, [trained["model"]], TINY, truth_weight=0.0)
     expected = teacher.predict(x.astype("float32"), verbose=0)[..., 0]
