@@ -14,7 +14,9 @@ start_call() {  # TOTAL_S: the deadline every training ends by (call 2 waits for
     echo $((T0 + $1)) > "$STATE"
     setup
     nvidia-smi --query-gpu=name,memory.total --format=csv 2>/dev/null
-    python3 -c "import keras; print('keras', keras.__version__, keras.backend.backend())" 2>&1 | tail -1
+    python3 -c "import keras; print('keras', keras.__version__, keras.backend.backend())
+if keras.backend.backend() == 'jax':
+    import jax; print('jax', jax.__version__, jax.devices())" 2>&1 | tail -2
     rm -rf "$ROOT/s16" && mkdir -p "$ROOT/s16"
     (cd gpu/train/speech_8k && while read -r f; do mkdir -p "$ROOT/s16/$(dirname "$f")"; cp "$f" "$ROOT/s16/$f"; done) < gpu/speech16_files.txt
 }
@@ -55,11 +57,14 @@ end_call1() {  # CALL_S RUN...: once CALL_S have passed since start_call (or no 
     pack call1 "$@"
 }
 
-finish_call() {  # RUN...: call 2: wait for the trainings (until the deadline + 60 s), copy them back
-    local deadline
+finish_call() {  # RUN...: call 2: wait for the trainings (until the deadline + 60 s, and at most
+    # FINISH_WAIT_S, so that the copy back fits in the call's 600 s), copy them back
+    local deadline stop
     deadline=$(cat "$STATE")
+    stop=$(( $(date +%s) + ${FINISH_WAIT_S:-540} ))
+    [ "$stop" -lt $((deadline + 60)) ] || stop=$((deadline + 60))
     setup
-    while pgrep -f "out-dir $ROOT/runs/" > /dev/null && [ "$(date +%s)" -lt $((deadline + 60)) ]; do sleep 10; done
+    while pgrep -f "out-dir $ROOT/runs/" > /dev/null && [ "$(date +%s)" -lt "$stop" ]; do sleep 10; done
     pkill -f "out-dir $ROOT/runs/" && sleep 5
     tail -n 4 "$ROOT"/runs/*.log
     pack call2 "$@"

@@ -65,23 +65,31 @@ def load_pairs(data_dir: Path, every: int) -> tuple[np.ndarray, np.ndarray, np.n
     return x[~val], y[~val], x[val], y[val]
 
 
-def distil_targets(x: np.ndarray, y: np.ndarray, teachers: list[Path], settings, truth_weight: float,
-                   chunk: int = 4096) -> None:
-    """Replace y's scaled noise target (channel 0) in place with the teachers' mean prediction for
-    x, mixed with the true target by ``truth_weight``; the same as mixing the targets in dB (the
-    scaling is linear) up to clipping at +-1."""
+def check_teachers(teachers: list[Path], settings) -> None:
+    """Exit with one line unless every teacher exists with settings equal to the dataset's."""
     from denoise.errors import DenoiseError
-    from denoise.model_io import read_keras_model, read_model_info
+    from denoise.model_io import read_model_info
 
-    models = []
     for path in teachers:
+        if not path.is_file():
+            sys.exit(f"{path}: no such teacher model")
         try:
             teacher_settings = read_model_info(path)[0]
         except DenoiseError as exc:
             sys.exit(str(exc))
         if teacher_settings != settings:
             sys.exit(f"{path}: its settings differ from the dataset's")
-        models.append(read_keras_model(path))
+
+
+def distil_targets(x: np.ndarray, y: np.ndarray, teachers: list[Path], settings, truth_weight: float,
+                   chunk: int = 4096) -> None:
+    """Replace y's scaled noise target (channel 0) in place with the teachers' mean prediction for
+    x, mixed with the true target by ``truth_weight``; the same as mixing the targets in dB (the
+    scaling is linear) up to clipping at +-1."""
+    from denoise.model_io import read_keras_model
+
+    check_teachers(teachers, settings)
+    models = [read_keras_model(path) for path in teachers]
     t0 = time.time()
     for i in range(0, len(x), chunk):
         part = x[i:i + chunk].astype(np.float32)
@@ -155,9 +163,8 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     if not 0.0 <= args.truth_weight <= 1.0:
         raise SystemExit(f"--truth-weight {args.truth_weight}: must be between 0 and 1")
-    for path in args.teacher:
-        if not path.is_file():
-            raise SystemExit(f"{path}: no such teacher model")
+    if args.teacher:  # checked before minutes of loading
+        check_teachers(args.teacher, load_dataset_settings(args.data_dir))
     if (args.out_dir / "best.keras").exists():  # an earlier run's best model would be replaced by a worse one
         raise SystemExit(f"{args.out_dir}: holds a run already; choose another --out-dir "
                          f"(to go on from it: --init-weights {args.out_dir / 'last.keras'})")

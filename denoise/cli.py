@@ -336,7 +336,7 @@ def predict(paths, out_dir, out_format, weights, overwrite, mono, plot, high_ban
             click.echo(f"  note: {format_notes[result.input]}", err=True)
         if result.truncated:
             click.echo(f"  note: {result.truncated}; denoised what it holds", err=True)
-        if result.scaled_db < 0:
+        if round(result.scaled_db, 2) < 0:  # under 0.005 dB is not worth a line
             click.echo(f"  note: {result.output}: scaled by {result.scaled_db:.2f} dB to avoid clipping", err=True)
         if result.plot_skipped:
             click.echo(f"  note: {result.plot_skipped}", err=True)

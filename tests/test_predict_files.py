@@ -818,3 +818,18 @@ def test_a_broadcast_wavs_chunks_are_kept(tmp_path, rng, weights):
     assert run("predict", damaged, tmp_path / "from_damaged.wav", *weights).exit_code == 0
     out = (tmp_path / "from_damaged.wav").read_bytes()
     assert out.count(b"iXML") == 1 and sf.info(str(tmp_path / "from_damaged.wav")).frames == 8000
+
+
+def test_the_clipping_note_is_said_only_when_it_rounds_to_a_change(tmp_path, monkeypatch):
+    import denoise.enhance as enhance
+
+    write(tmp_path / "a.wav", np.zeros(1600, np.float32), 16000)
+    for scaled_db, said in ((-0.001, False), (-0.004, False), (-0.006, True), (-1.25, True)):
+        def fake_batch(jobs, *args, **kwargs):
+            (src, dst), = jobs
+            return enhance.BatchReport([enhance.FileResult(src, dst, 0.1, 16000, 1, scaled_db=scaled_db)], [], [])
+
+        monkeypatch.setattr(enhance, "enhance_batch", fake_batch)
+        result = run("predict", tmp_path / "a.wav", tmp_path / "b.wav", "--overwrite")
+        assert result.exit_code == 0, result.output
+        assert ("to avoid clipping" in result.output) == said, (scaled_db, result.output)
