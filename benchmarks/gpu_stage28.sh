@@ -6,7 +6,8 @@
 # 14.4 dB, -5 dB SI-SDR 5.5, against n24's 2.48 / 0.914 / 14.0, 4.8 (benchmarks/ablations_stage27.txt);
 # fine-tuning a model toward it on the CPU moved its validation loss 13 % of the way to the teachers'
 # labels, +0.016 PESQ-WB (eleventh stage); a 16-filter model trained anew toward half the ensemble's
-# targets gained +0.037 over the same model on the truth (twenty-eighth stage, CPU). Three 24-filter models trained
+# targets gained +0.037 over the same model on the truth, no more than another seed did (+0.035;
+# twenty-eighth stage, CPU). Hence the control here; a few hundredths between single runs are noise. Three 24-filter models trained
 # anew side by side on the same 150,000 fresh pairs with the same seed (same start, same order),
 # differing only in their targets:
 #   c24   the true targets (the control: how far a new seed alone moves n24's recipe; --truth-weight 1)
