@@ -45,7 +45,8 @@ MAX_GAP_SECONDS = 3600
 
 
 def find_audio_files(folder: Path, skip: Path | None = None) -> list[Path]:
-    """All audio files under ``folder``, recursively, sorted for reproducibility.
+    """All audio files under ``folder``, recursively, sorted for reproducibility; hidden files and
+    folders (a name starting with ".") are left out, as a shell's ``*`` leaves them out.
 
     ``skip``: an output folder; when it lies inside ``folder`` its files are not inputs (a rerun
     must not take the last run's outputs for new recordings).
@@ -66,7 +67,11 @@ def find_audio_files(folder: Path, skip: Path | None = None) -> list[Path]:
         # top folder or above it would search outside it.
         dirs[:] = sorted((d for d in dirs if not top.is_relative_to(os.path.realpath(os.path.join(root, d)))),
                          key=lambda d: (os.path.islink(os.path.join(root, d)), d))
-        found += [Path(root) / name for name in files if Path(name).suffix.lower() in AUDIO_EXTENSIONS]
+        # Hidden files and folders are not recordings: macOS's "._take.wav" beside each file on a
+        # card, ".Trashes", ".git".
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        found += [Path(root) / name for name in files
+                  if Path(name).suffix.lower() in AUDIO_EXTENSIONS and not name.startswith(".")]
     found = sorted(p for p in found if p.is_file())
     if skip is not None:
         inner, outer = Path(skip).resolve(), folder.resolve()
@@ -119,6 +124,57 @@ def audio_format(path: Path) -> tuple[int, int]:
 def libsndfile_reads(path: Path) -> bool:
     """Whether libsndfile can read ``path`` (else PyAV decodes it)."""
     return container_format(path) is not None
+
+
+def _whole_reader(path: Path) -> str | None:
+    """How a file that cannot be read in chunks is decoded: "sndfile" (libsndfile, in order: a codec it
+    cannot seek in, GSM 6.10, G.721, NMS ADPCM, telephone recordings), "av" (PyAV: a format only it
+    reads, or a header that gives no length: a recording never finished, a streamed FLAC), None: in
+    chunks."""
+    import soundfile as sf
+
+    try:
+        with sf.SoundFile(str(path)) as f:
+            return "av" if f.frames == 0 else None if f.seekable() else "sndfile"
+    except Exception:
+        return "av"
+
+
+def needs_decoding(path: Path) -> bool:
+    """Whether ``path`` is decoded whole into a work file (``decode_to``) before it is read in chunks."""
+    return _whole_reader(path) is not None
+
+
+def _sndfile_blocks(path: Path, stop: int | None = None, block: int = 1 << 16):
+    """float32 blocks (samples, channels) of a file libsndfile reads, in order and without seeking,
+    up to ``stop`` samples."""
+    import soundfile as sf
+
+    done = 0
+    try:
+        with sf.SoundFile(str(path)) as f:
+            while stop is None or done < stop:
+                data = f.read(block if stop is None else min(block, stop - done), dtype="float32", always_2d=True)
+                if not data.shape[0]:
+                    return
+                done += data.shape[0]
+                yield data
+    except RuntimeError as exc:  # libsndfile's errors
+        raise AudioError(f"{path}: truncated or corrupt ({short_error(exc)})") from None
+
+
+def _whole_blocks(path: Path, stop: int | None = None, problems: list[str] | None = None):
+    """Decoded blocks of a file ``needs_decoding`` names; a header that gave no length is noted in
+    ``problems``."""
+    if _whole_reader(path) == "sndfile":
+        yield from _sndfile_blocks(path, stop)
+        return
+    done = 0
+    for data in _av_blocks(path, stop, problems):
+        done += data.shape[0]
+        yield data
+    if problems is not None and done and container_format(path) is not None:
+        problems.append(f"{path}: its header gives no length (a recording that was not closed properly)")
 
 
 def container_format(path: Path) -> str | None:
@@ -349,7 +405,7 @@ def _flush(resampler, channels: int) -> list[np.ndarray]:
 def decode_to(path: Path, dest: Path, max_samples: int | None = None,
               problems: list[str] | None = None,
               progress: Callable[[float], None] | None = None) -> tuple[int, int, int]:
-    """Decode a file PyAV reads into a float W64 file ``dest`` (the caller removes it), block by
+    """Decode a file ``needs_decoding`` names into a float W64 file ``dest`` (the caller removes it), block by
     block so memory stays bounded; returns the exact (n_samples, sample_rate, channels). With
     ``max_samples``, it stops once more than that are decoded (n_samples then exceeds it): some
     containers (a browser's WebM) do not say how long they are. Damage is noted in ``problems``;
@@ -357,10 +413,10 @@ def decode_to(path: Path, dest: Path, max_samples: int | None = None,
     import soundfile as sf
 
     _check_path(path)
-    rate, channels = _av_format(path)  # the header only: audio_info would read every packet to count them
+    rate, channels = audio_format(path)  # the header only: audio_info would read every packet to count them
     n = 0
     with sf.SoundFile(str(dest), "w", rate, channels, subtype="FLOAT", format="W64") as out:
-        for block in _av_blocks(path, None if max_samples is None else max_samples + 1, problems):
+        for block in _whole_blocks(path, None if max_samples is None else max_samples + 1, problems):
             out.write(block)
             n += block.shape[0]
             if progress is not None:
@@ -370,11 +426,11 @@ def decode_to(path: Path, dest: Path, max_samples: int | None = None,
 
 def decoding_problems(path: Path) -> list[str]:
     """What decoding a file PyAV reads finds wrong (damaged packets, gaps, a cut), by decoding it
-    once; [] for a sound one and for every file libsndfile reads."""
-    if libsndfile_reads(path):
+    once; [] for a sound one and for every file libsndfile reads in chunks."""
+    if not needs_decoding(path):
         return []
     problems: list[str] = []
-    for _ in _av_blocks(path, problems=problems):
+    for _ in _whole_blocks(path, problems=problems):
         pass
     return problems
 
@@ -564,6 +620,8 @@ def _av_subtype(path: Path) -> str | None:
     return None
 
 
+# A chunk size this large is a placeholder written by a program that streamed the file (a pipe).
+UNKNOWN_SIZE = 0xFFFFFF00
 _PROMISED = re.compile(r"^\s*(?:data|SSND)\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MULTILINE)
 
 
@@ -580,7 +638,8 @@ def truncation(path: Path) -> str | None:
         found = _PROMISED.search(info.extra_info)
     except Exception:
         return None
-    if not found or int(found.group(1)) <= int(found.group(2)) or int(found.group(2)) == 0:
+    if (not found or int(found.group(1)) <= int(found.group(2)) or int(found.group(2)) == 0
+            or int(found.group(1)) >= UNKNOWN_SIZE):  # a streaming writer's "size not known"
         return None
     held = info.frames / info.samplerate
     promised = held * int(found.group(1)) / int(found.group(2))
@@ -593,16 +652,16 @@ def read_audio(path: Path, start: int = 0, stop: int | None = None) -> tuple[np.
 
     path = Path(path)
     _check_path(path)
-    try:
-        data, rate = sf.read(str(path), start=start, stop=stop, dtype="float32", always_2d=True)
-    except Exception as exc:
-        if libsndfile_reads(path):
+    if not needs_decoding(path):
+        try:
+            data, rate = sf.read(str(path), start=start, stop=stop, dtype="float32", always_2d=True)
+        except Exception as exc:
             raise AudioError(f"{path}: cannot read audio ({short_error(exc)})") from None
-        rate, channels = _av_format(path, exc)
-        blocks = list(_av_blocks(path, stop))
-        data = np.concatenate(blocks) if blocks else np.zeros((0, channels), np.float32)
-        data = data[start:stop]
-    return data, int(rate)
+        return data, int(rate)
+    rate, channels = audio_format(path)
+    blocks = list(_whole_blocks(path, stop))
+    data = np.concatenate(blocks) if blocks else np.zeros((0, channels), np.float32)
+    return data[start:stop], int(rate)
 
 
 def open_audio(path: Path) -> "soundfile.SoundFile":
@@ -627,7 +686,8 @@ def format_for(path: Path) -> str:
     ext = Path(path).suffix.lower().lstrip(".")
     fmt = {"oga": "OGG", "opus": "OGG", "aif": "AIFF", "aifc": "AIFF", "mp3": "MP3"}.get(ext, ext.upper())
     if fmt not in sf.available_formats():
-        what = f"cannot write the '{Path(path).suffix}' format" if ext else "no extension to choose the format by"
+        what = (f"cannot write the '{Path(path).suffix}' format" if ext else
+                "no extension to choose the format by (to write into a folder: --out-dir FOLDER)")
         raise AudioError(f"{path}: {what} (use one of {', '.join(WRITABLE_EXTENSIONS)})")
     return fmt
 

@@ -473,16 +473,14 @@ def serve(host, port, weights, max_upload_mb, max_seconds, max_jobs, runtime, pu
     """Serve a web page (and HTTP API) that denoises recordings dropped or recorded in the browser."""
     os.environ.setdefault("CUDA_VISIBLE_DEVICES", "-1")
     try:
-        from .serve import Limits, exposure_warning, run
+        from .serve import Limits, run
     except ImportError as exc:
         raise click.ClickException(f"denoise serve needs the serve extra: fastapi, uvicorn and python-multipart "
                                    f"({exc.name or exc} is missing): " + install_hint("serve"))
-    warning = exposure_warning(host)
-    if warning:
-        click.echo(warning, err=True)
     try:
         run(host, port, weights, Limits(max_upload_bytes=int(max_upload_mb * 2**20), max_seconds=max_seconds,
-                                        max_jobs=max_jobs), runtime, echo=click.echo, public_names=public_names)
+                                        max_jobs=max_jobs), runtime, echo=click.echo, public_names=public_names,
+            warn=lambda text: click.echo(text, err=True))
     except DenoiseError as exc:
         _fail(exc)
 

@@ -629,9 +629,10 @@ def enhance_file(
     if not out_path.parent.is_dir():
         raise AudioError(f"{out_path}: output folder {out_path.parent} does not exist")
     audio_io.format_for(out_path)  # an extension that names no writable format: refused before the work
-    # A format only PyAV reads (.m4a...) is decoded into the output folder first, then read in chunks;
-    # its length is known once decoded.
-    decoded = None if audio_io.libsndfile_reads(in_path) else out_path.with_name(f".{out_path.name}.in.w64")
+    # A format only PyAV reads (.m4a...), a codec libsndfile cannot seek in (GSM 6.10) or a header with
+    # no length is decoded into the output folder first, then read in chunks; its length is known once
+    # decoded.
+    decoded = out_path.with_name(f".{out_path.name}.in.w64") if audio_io.needs_decoding(in_path) else None
     if decoded is None:
         n, rate, channels = audio_io.audio_info(in_path)
     else:

@@ -25,7 +25,7 @@ import socket
 import tempfile
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, Callable, Iterator
@@ -48,6 +48,8 @@ from .errors import AudioError, Cancelled, DenoiseError, ModelFileError
 
 WEB_DIR = Path(__file__).resolve().parent / "web"
 FIELD = "file"
+PARAMETERS = ("strength",)  # as a query parameter or a form field
+MAX_FIELD_BYTES = 100
 DEFAULT_MAX_UPLOAD_MB = 50.0
 DEFAULT_MAX_SECONDS = 300.0
 FORM_OVERHEAD = 64 * 1024  # multipart boundaries and part headers around the file itself
@@ -149,6 +151,7 @@ class Upload:
     content_type: str
     size: int
     original_name: str = ""  # as the client sent it: only for the download's name, made safe there
+    fields: dict[str, str] = field(default_factory=dict)  # the form's other fields (strength)
 
 
 @dataclass
@@ -201,7 +204,8 @@ class _TooLarge(Exception):
 
 
 async def receive_upload(request: Request, dest: Path, limits: Limits) -> Upload:
-    """Stream the multipart field ``file`` of ``request`` into ``dest``; other fields are ignored.
+    """Stream the multipart field ``file`` of ``request`` into ``dest``; the other fields' values (a
+    few bytes each: ``strength``) come back in ``Upload.fields``.
 
     The size limit is checked against Content-Length first, then against the bytes as they arrive
     (the file's and the whole body's), so an oversized upload is never stored or read whole.
@@ -214,10 +218,11 @@ async def receive_upload(request: Request, dest: Path, limits: Limits) -> Upload
         raise _too_large(limits)
     part: dict[str, Any] = {}
     found: dict[str, Any] = {}
+    fields: dict[str, bytes] = {}
 
     def on_part_begin() -> None:
         part.clear()
-        part.update(headers={}, field=b"", value=b"", out=None)
+        part.update(headers={}, field=b"", value=b"", out=None, name=None)
 
     def on_header_field(data: bytes, start: int, end: int) -> None:
         part["field"] += data[start:end]
@@ -239,6 +244,9 @@ async def receive_upload(request: Request, dest: Path, limits: Limits) -> Upload
                 part["out"] = open(dest, "wb")
             except OSError as exc:
                 raise HTTPException(507, f"the server cannot store the upload ({exc.strerror})") from None
+        elif disposition.get(b"name") != FIELD.encode():
+            part["name"] = disposition.get(b"name", b"").decode("utf-8", "replace")
+            fields.setdefault(part["name"], b"")
 
     def on_part_data(data: bytes, start: int, end: int) -> None:
         if part.get("out") is not None:
@@ -249,6 +257,8 @@ async def receive_upload(request: Request, dest: Path, limits: Limits) -> Upload
                 part["out"].write(data[start:end])
             except OSError as exc:
                 raise HTTPException(507, f"the server cannot store the upload ({exc.strerror})") from None
+        elif part.get("name") is not None:
+            fields[part["name"]] = (fields[part["name"]] + data[start:end])[:MAX_FIELD_BYTES]
 
     def on_part_end() -> None:
         if part.get("out") is not None:
@@ -295,10 +305,34 @@ async def receive_upload(request: Request, dest: Path, limits: Limits) -> Upload
     declared = found["content_type"].split(";")[0].strip()
     if not (declared.startswith(("audio/", "video/")) or declared in OTHER_ACCEPTED_TYPES):
         raise HTTPException(415, f"{name}: sent as {declared}, expected {FORMATS_TEXT}")
-    return Upload(dest, name, found["content_type"], found["size"], found["name"])
+    return Upload(dest, name, found["content_type"], found["size"], found["name"],
+                  {k: v.decode("utf-8", "replace").strip() for k, v in fields.items()})
 
 
-STRENGTH = Query(1.0, ge=0.0, le=1.0, description="Share of the predicted noise to remove (0: none, 1: all).")
+def job_strength(query: dict[str, str], fields: dict[str, str]) -> float | None:
+    """The strength a request asked for, as a query parameter or a form field (None: the default);
+    a parameter or field the API does not know is refused rather than ignored (a misspelt
+    ``strenght=0`` would otherwise denoise at full strength)."""
+    for where, names in (("query parameter", query), ("form field", fields)):
+        unknown = sorted(set(names) - set(PARAMETERS))
+        if unknown:
+            raise HTTPException(422, f"unknown {where} {', '.join(repr(u) for u in unknown)} "
+                                     f"(this API takes: {', '.join(PARAMETERS)})")
+    if "strength" in query and "strength" in fields:
+        raise HTTPException(422, "strength: given both as a query parameter and as a form field")
+    if "strength" not in fields:
+        return None
+    try:
+        value = float(fields["strength"])
+    except ValueError:
+        raise HTTPException(422, f"strength: {fields['strength']!r} is not a number") from None
+    if not 0.0 <= value <= 1.0:
+        raise HTTPException(422, f"strength: {fields['strength']} is outside 0 to 1")
+    return value
+
+
+STRENGTH = Query(1.0, ge=0.0, le=1.0, allow_inf_nan=False,
+                 description="Share of the predicted noise to remove (0: none, 1: all); also taken as a form field.")
 
 
 def denoise_upload(upload: Upload, models: SharedModels, limits: Limits, spectrograms: bool = False,
@@ -322,7 +356,7 @@ def denoise_upload(upload: Upload, models: SharedModels, limits: Limits, spectro
 
     ext, media_type = ".wav", "audio/wav"
     out = src.with_name(f"denoised{ext}")
-    measured = not audio_io.libsndfile_reads(src)  # m4a, a video: measured by decoding, below
+    measured = audio_io.needs_decoding(src)  # m4a, a video, GSM: measured by decoding, below
     try:
         n, rate, channels = (0, *audio_io.audio_format(src)) if measured else audio_io.audio_info(src)
         lossy_m4a = suffix == ".m4a" and not audio_io.is_lossless_av(src)  # ALAC is answered in WAV
@@ -427,8 +461,11 @@ UPLOAD_BODY = {
     }
 }
 ERRORS = {code: {"description": text} for code, text in (
-    (400, "no file, an empty file or a malformed upload"), (413, "over the size or duration limit"),
-    (415, "not audio, or not a format this server reads"), (422, "audio that cannot be denoised"))}
+    (400, "no file, an empty file or a malformed upload"), (403, "a POST from another web site (Origin)"),
+    (408, "an upload that stalled or took too long"), (413, "over the size or duration limit"),
+    (415, "not audio, or not a format this server reads"), (421, "a Host other than this machine's loopback names"),
+    (422, "audio that cannot be denoised, or a bad or unknown parameter"), (500, "the model failed to run"),
+    (503, "busy: too many uploads arriving or waiting"))}
 
 
 class SecurityHeadersMiddleware:
@@ -608,6 +645,8 @@ def create_app(
     async def run_job(request: Request, spectrograms: bool, strength: float) -> Denoised:
         if arriving[0] >= limits.max_waiting:  # before a byte is stored: the disk holds at most this many
             raise HTTPException(503, f"busy: {arriving[0]} uploads are arriving; try again in a moment")
+        query = dict(request.query_params)
+        job_strength(query, {})  # an unknown parameter is refused before the upload is stored
         job_dir = Path(tempfile.mkdtemp(dir=workdir))
         counted = False
         try:
@@ -616,6 +655,8 @@ def create_app(
                 upload = await receive_upload(request, job_dir / "upload", limits)
             finally:
                 arriving[0] -= 1
+            asked = job_strength(query, upload.fields)
+            strength = strength if asked is None else asked
             # Counted once received, so slow uploads cannot fill the room that whole ones wait in.
             if in_flight[0] >= limits.max_jobs + limits.max_waiting:
                 raise HTTPException(503, f"busy: {in_flight[0]} recordings are waiting or being denoised; "
@@ -780,10 +821,14 @@ def _sigterm_as_interrupt() -> Iterator[None]:
 
 
 def run(host: str, port: int, weights: Path | None, limits: Limits, runtime: str = "auto",
-        echo: Callable[[str], None] = print, public_names: tuple[str, ...] = ()) -> None:
-    """``denoise serve``: bind, load the models, say where the page is, serve until Ctrl+C."""
+        echo: Callable[[str], None] = print, public_names: tuple[str, ...] = (),
+        warn: Callable[[str], None] | None = None) -> None:
+    """``denoise serve``: bind, load the models, say where the page is, serve until Ctrl+C. ``warn``
+    hears ``exposure_warning``, once the address is known to be usable."""
     sock = bind(host, port)
     try:
+        if warn is not None and exposure_warning(host):
+            warn(exposure_warning(host))
         bound = sock.getsockname()[0]
         app = create_app(weights, limits, runtime, allowed_hosts=loopback_names(host) if is_loopback(bound) else None,
                          public_names=public_names)

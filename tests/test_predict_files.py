@@ -297,6 +297,39 @@ def test_a_wav_cut_short_is_denoised_as_far_as_it_goes_with_a_note(tmp_path, rng
     assert "truncated" not in result.output
 
 
+@pytest.mark.parametrize("fmt, subtype", [("WAV", "GSM610"), ("WAV", "G721_32"), ("AU", "G723_24"),
+                                          ("WAV", "NMS_ADPCM_16")])
+def test_telephone_codecs_libsndfile_cannot_seek_in_are_denoised(tmp_path, rng, fmt, subtype):
+    """Voicemail and old telephone recordings: read in order, never sought in."""
+    src = tmp_path / f"call.{fmt.lower()}"
+    sf.write(str(src), 0.3 * speech_like(rng, 2.0, 8000), 8000, format=fmt, subtype=subtype)
+    out = tmp_path / f"out.{fmt.lower()}"
+    result = enhance_file(src, out, TINY, block_dependent, chunk_seconds=0.5)
+    assert result.truncated is None
+    given, _ = read_audio(src)
+    back, _ = read_audio(out)
+    assert back.shape == given.shape and sf.info(str(out)).subtype == subtype
+    assert np.max(np.abs(read_audio(src, start=100, stop=900)[0] - given[100:900])) == 0
+
+
+def test_hidden_files_and_folders_are_not_inputs(tmp_path, rng, weights):
+    """macOS writes ._NAME beside every file on a memory card; .Trashes holds deleted ones."""
+    card = tmp_path / "card"
+    (card / ".Trashes").mkdir(parents=True)
+    write(card / "take.wav", speech_like(rng, 0.5, 16000), 16000)
+    write(card / ".Trashes" / "old.wav", speech_like(rng, 0.5, 16000), 16000)
+    (card / "._take.wav").write_bytes(b"\x00\x05\x16\x07" + bytes(200))  # AppleDouble, not audio
+    result = run("predict", card, "--out-dir", tmp_path / "out", *weights)
+    assert result.exit_code == 0 and "Done 1, skipped 0, failed 0 of 1" in result.output, result.output
+    assert [p.name for p in (tmp_path / "out").rglob("*.wav")] == ["take.wav"]
+
+
+def test_an_output_without_extension_points_to_out_dir(tmp_path, rng, weights):
+    src = write(tmp_path / "a.wav", speech_like(rng, 0.5, 16000), 16000)
+    result = run("predict", src, str(tmp_path / "cleaned") + "/", *weights)
+    assert result.exit_code != 0 and "no extension to choose the format by (to write into a folder: --out-dir" in result.output
+
+
 def test_a_read_only_folder_is_one_line_and_the_batch_goes_on(tmp_path, rng, monkeypatch):
     """On a read-only disk even removing a temporary file fails; that must not become a traceback."""
     import pathlib

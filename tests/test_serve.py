@@ -91,6 +91,19 @@ def test_strength_sets_how_much_is_removed(client):
         response = client.post(f"/api/analyze?strength={bad}", files={"file": ("t.wav", data, "audio/wav")})
         assert response.status_code == 422 and isinstance(response.json()["detail"], str), response.text
         assert response.json()["detail"].startswith("strength: ") and "\n" not in response.json()["detail"]
+    # As a form field too; a parameter or field the API does not know is refused, not ignored.
+    response = client.post("/api/denoise", files={"file": ("t.wav", data, "audio/wav")}, data={"strength": "0"})
+    assert response.status_code == 200, response.text
+    out, _ = sf.read(io.BytesIO(response.content), dtype="float32")
+    assert float(np.sqrt(np.mean(out**2))) == pytest.approx(levels[0.0], rel=1e-6)
+    for query, form, said in (("?strenght=0", {}, "unknown query parameter 'strenght'"),
+                              ("", {"strenght": "0"}, "unknown form field 'strenght'"),
+                              ("", {"strength": "2"}, "strength: 2 is outside 0 to 1"),
+                              ("", {"strength": "nan"}, "strength: nan is outside 0 to 1"),
+                              ("", {"strength": "x"}, "strength: 'x' is not a number"),
+                              ("?strength=0", {"strength": "0"}, "given both as a query parameter and as a form")):
+        response = client.post(f"/api/denoise{query}", files={"file": ("t.wav", data, "audio/wav")}, data=form)
+        assert response.status_code == 422 and said in response.json()["detail"], response.text
 
 
 def test_flac_upload_gives_flac_with_the_same_rate_and_channels(client):
@@ -191,6 +204,24 @@ def test_a_wav_cut_short_is_denoised_with_a_note(client):
     response = post(client, whole[: len(whole) // 3], "cut.wav", path="/api/analyze")
     assert response.status_code == 200 and response.json()["truncated"].startswith("cut.wav: truncated")
     assert "x-truncated" not in post(client, whole, "whole.wav").headers
+    # A header with no length (a recorder that never closed the file) is read to its end, with a note;
+    # a streaming writer's "size unknown" is not a cut.
+    unclosed = whole[:4] + bytes(4) + whole[8:40] + bytes(4) + whole[44:]
+    response = post(client, unclosed, "unclosed.wav")
+    assert response.status_code == 200, response.text
+    assert "its header gives no length" in response.headers["x-truncated"]
+    assert sf.info(io.BytesIO(response.content)).frames == 16000
+    streamed = whole[:4] + b"\xff" * 4 + whole[8:40] + b"\xff" * 4 + whole[44:]
+    response = post(client, streamed, "streamed.wav")
+    assert response.status_code == 200 and "x-truncated" not in response.headers, response.text
+
+
+def test_a_telephone_codec_upload_is_denoised(client):
+    """GSM 6.10 (voicemail): libsndfile reads it but cannot seek in it."""
+    response = post(client, encode(noisy(1.0, 8000), 8000, subtype="GSM610"), "voicemail.wav")
+    assert response.status_code == 200, response.text
+    info = sf.info(io.BytesIO(response.content))
+    assert (info.samplerate, info.subtype) == (8000, "GSM610") and abs(info.frames - 8000) < 400
 
 
 def test_uploaded_names_never_become_paths(client, server):
@@ -514,15 +545,24 @@ def test_loopback_checks_and_warning():
         Limits(max_seconds=0).validate()
 
 
-def test_cli_warns_for_all_interfaces_and_reports_a_busy_port():
+def test_cli_warns_for_all_interfaces_and_reports_a_busy_port(monkeypatch):
     with socket.socket() as busy:
         busy.bind(("0.0.0.0", 0))
         busy.listen()
         port = busy.getsockname()[1]
         result = CliRunner().invoke(main, ["serve", "--host", "0.0.0.0", "--port", str(port)])
     assert result.exit_code == 1
-    assert "warning: listening on all network interfaces" in result.stderr
     assert f"0.0.0.0:{port}: cannot listen there (Address already in use)" in result.output
+    assert "warning" not in result.stderr  # no warning about an address it does not listen on
+    result = CliRunner().invoke(main, ["serve", "--host", "999.1.1.1", "--port", "0"])
+    assert result.exit_code == 1 and "cannot listen there" in result.output and "warning" not in result.stderr
+
+    def no_models(*args, **kwargs):
+        raise DenoiseError("stopped here by the test")
+
+    monkeypatch.setattr("denoise.serve.create_app", no_models)
+    result = CliRunner().invoke(main, ["serve", "--host", "0.0.0.0", "--port", "0"])
+    assert "warning: listening on all network interfaces" in result.stderr and "stopped here" in result.output
     with pytest.raises(DenoiseError, match="cannot listen there"):
         bind("256.1.1.1", 0)
     help_text = CliRunner().invoke(main, ["serve", "--help"]).output
