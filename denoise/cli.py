@@ -120,6 +120,10 @@ def data_creation(voice_dir, noise_dir, noise_classes, out_dir, nb_samples, samp
                                  ("steady_slope", "--steady-share", steady_share > 0)):
         if ctx.get_parameter_source(option) == click.core.ParameterSource.COMMANDLINE and not given:
             raise click.UsageError(f"--{option.replace('_', '-')} does nothing without {needs}")
+    for option in ("snr_range", "pitch_range", "lowpass_range", "steady_slope", "rt60_range"):
+        low, high = ctx.params[option]
+        if low > high:
+            raise click.BadParameter(f"LOW {low:g} is above HIGH {high:g}", param_hint=f"--{option.replace('_', '-')}")
     from tqdm import tqdm
 
     from .mixing import MixOptions, create_dataset
@@ -378,6 +382,9 @@ def export(model, compact_to, keras_weights, lite_weights) -> None:
     """Export MODEL (.keras, or a training folder) to LiteRT beside it, for fast prediction."""
     from .model_io import export_lite, lite_path, save_compact
 
+    if not compact_to and click.get_current_context().get_parameter_source("keras_weights") == \
+            click.core.ParameterSource.COMMANDLINE:
+        raise click.UsageError("--keras-weights does nothing without --compact-to")
     try:
         if compact_to:
             path = lite_path(save_compact(model, compact_to, lite_weights or "float16", keras_weights))

@@ -33,6 +33,7 @@ PAUSE_BELOW_PEAK_DB = 40.0
 SILENCE_DB = -70.0
 # Noise clips shorter than a frame are looped; shorter than this they are skipped.
 MIN_NOISE_SECONDS = 0.1
+LOWPASS_LIMIT = 0.49  # the highest low-pass cut-off, as a share of the sample rate
 SNR_WEIGHTINGS = ("uniform", "hard")
 
 
@@ -232,7 +233,7 @@ def band_limit(signals: tuple[np.ndarray, ...], rate: int, cutoff_hz: float) -> 
     delayed. Linear, so noisy = clean + noise still holds."""
     from scipy.signal import fftconvolve, firwin
 
-    if cutoff_hz >= 0.49 * rate:
+    if cutoff_hz >= LOWPASS_LIMIT * rate:
         return signals
     taps = firwin(511, cutoff_hz, window=("kaiser", 8.0), fs=rate)
     # Mirrored ends, so the frame's edges are not faded as zero padding would.
@@ -322,12 +323,20 @@ def make_shard(
         vs = vstarts[rng.integers(len(vstarts))]
         ns = nstarts[rng.integers(len(nstarts))]
         voice = vsig[vs : vs + settings.frame_length]
-        heard = None
+        heard, rir = None, None
         if rirs and room_rng.uniform() < options.reverb_share:
-            heard = reverberate(vsig, vs, settings.frame_length, rirs[room_rng.integers(len(rirs))])
-        elif options.pitch_share > 0 and pitch_rng.uniform() < options.pitch_share:
-            shifted = shift_pitch(vsig, vs, settings.frame_length, float(pitch_rng.uniform(*options.pitch_semitones)))
-            voice = voice if shifted is None else shifted
+            rir = rirs[room_rng.integers(len(rirs))]
+        source, at = vsig, vs  # what the room hears: the voice with what was said before the frame
+        if options.pitch_share > 0 and pitch_rng.uniform() < options.pitch_share:
+            semitones = float(pitch_rng.uniform(*options.pitch_semitones))
+            before = 0 if rir is None else min(rir.shape[0] - 1, vs)  # the echo's history, shifted too
+            shifted = shift_pitch(vsig, vs - before, settings.frame_length + before, semitones)
+            if shifted is None and before:
+                before, shifted = 0, shift_pitch(vsig, vs, settings.frame_length, semitones)
+            if shifted is not None:
+                source, at, voice = shifted, before, shifted[before:]
+        if rir is not None:
+            heard = reverberate(source, at, settings.frame_length, rir)
         noise = nsig[ns : ns + settings.frame_length]
         for _ in range(int(extra_rng.integers(options.max_noises))):
             xsrc, xsig, xstarts = noise_pool[extra_rng.integers(len(noise_pool))]
@@ -410,6 +419,11 @@ def create_dataset(
         raise DataError(f"low-pass share {options.lowpass_share} must be between 0 and 1")
     if not 0 < options.lowpass_hz[0] <= options.lowpass_hz[1]:
         raise DataError(f"low-pass range {options.lowpass_hz} must be (low, high) Hz with 0 < low <= high")
+    if options.lowpass_share > 0 and options.lowpass_hz[1] >= LOWPASS_LIMIT * settings.sample_rate:
+        # band_limit leaves such a pair as it is: the share asked for would silently not be low-passed.
+        raise DataError(f"low-pass range {options.lowpass_hz[0]:g} to {options.lowpass_hz[1]:g} Hz reaches past "
+                        f"{LOWPASS_LIMIT * settings.sample_rate:g} Hz, the highest cut-off at {settings.sample_rate} Hz "
+                        f"(pass a --lowpass-range below it)")
     if not 0 <= options.steady_share <= 1:
         raise DataError(f"steady share {options.steady_share} must be between 0 and 1")
     if not -12 <= options.steady_slope[0] <= options.steady_slope[1] <= 12:
@@ -431,11 +445,12 @@ def create_dataset(
     written = Path(out_dir) / SAMPLES_DIR
     voices = scan_sources(voice_dir, "voice", settings, report, skip=written)
     noises = scan_sources(noise_dir, "noise", settings, report, options.noise_classes, skip=written)
+    shortest = {"voice": settings.frame_length / settings.sample_rate, "noise": MIN_NOISE_SECONDS}
     for kind, files, folder in (("voice", voices, voice_dir), ("noise", noises, noise_dir)):
         if not files:
             raise DataError(
                 f"{folder}: no usable {kind} audio found ({report.found[kind]} audio files, "
-                f"none readable and at least {settings.frame_length / settings.sample_rate:.2f} s long)"
+                f"none readable and at least {shortest[kind]:.2f} s long)"
             )
 
     out_dir = Path(out_dir)

@@ -81,8 +81,9 @@ def choose_strategy(distribute: str) -> tuple[Any, str]:
     return tf.distribute.get_strategy(), "one device"
 
 
-def input_rate(dataset, batch_size: int, batches: int = 20) -> float:
-    """Samples per second the input pipeline delivers on its own, after its first batch."""
+def input_rate(dataset, batch_size: int, batches: int = 20) -> float | None:
+    """Samples per second the input pipeline delivers on its own, after its first batch (None when
+    there is no second batch to time)."""
     iterator = iter(dataset)
     next(iterator)
     start, count = time.perf_counter(), 0
@@ -92,7 +93,7 @@ def input_rate(dataset, batch_size: int, batches: int = 20) -> float:
         except StopIteration:
             break
         count += 1
-    return count * batch_size / max(time.perf_counter() - start, 1e-9)
+    return count * batch_size / max(time.perf_counter() - start, 1e-9) if count else None
 
 
 def _prepare_model(data_dir, out_dir, settings, options, model_settings, resume, init_weights, widen_to, dropout, log,
@@ -126,8 +127,13 @@ def _prepare_model(data_dir, out_dir, settings, options, model_settings, resume,
         # pair counts alone judge them.
         moved = Path(before.get("data_dir", "")).is_absolute() and Path(before["data_dir"]) != Path(data_dir).resolve()
         remade = "dataset" in before and before["dataset"] != dataset_fingerprint(data_dir)
-        if "data_dir" in before and (moved or remade or (
-                pairs is not None and (before.get("train_pairs"), before.get("validation_pairs")) != tuple(pairs))):
+        split_changed = pairs is not None and (before.get("train_pairs"), before.get("validation_pairs")) != tuple(pairs)
+        if "data_dir" in before and not (moved or remade) and split_changed and "dataset" in before:
+            # The same pairs split otherwise: some it trained on would be validation pairs now.
+            raise DataError(f"{data_dir}: split into {pairs[0]} training and {pairs[1]} validation pairs, the checkpoint "
+                            f"in {out_dir} into {before['train_pairs']} and {before['validation_pairs']}: resume with "
+                            f"the --validation-split it was trained with, or start a new run with --init-weights {last_path}")
+        if "data_dir" in before and (moved or remade or split_changed):
             # Another validation set: its losses say nothing against the old ones.
             what = (f"other data ({data_dir}; the checkpoint's was {before['data_dir']})" if moved
                     else f"{data_dir} made again since the checkpoint")
@@ -287,6 +293,9 @@ def _fit(data_dir, out_dir, shards, settings, every, n_train, n_val, options, mo
 
     keras.utils.set_random_seed(options.seed)
     strategy, strategy_name = choose_strategy(options.distribute)
+    if options.mixed_precision and training_device() == "CPU":
+        log("--mixed-precision needs a GPU (float16 on a CPU is many times slower): training in float32")
+        options = replace(options, mixed_precision=False)
     if options.mixed_precision:
         keras.mixed_precision.set_global_policy("mixed_float16")
     try:
@@ -320,7 +329,8 @@ def _fit(data_dir, out_dir, shards, settings, every, n_train, n_val, options, mo
         return ds.with_options(data_options).apply(tf.data.experimental.assert_cardinality(batches))
 
     supply = input_rate(dataset("train", n_train), options.batch_size)
-    log(f"Input pipeline alone: {supply:.0f} samples/s")
+    log(f"Input pipeline alone: {supply:.0f} samples/s" if supply is not None else
+        "Input pipeline alone: not measured (the training pairs fit in one batch)")
     recipe = {"data_dir": str(Path(data_dir).resolve()), "dataset": dataset_fingerprint(data_dir),
               "train_pairs": n_train, "validation_pairs": n_val,
               "batch_size": options.batch_size, "learning_rate": options.learning_rate,
@@ -345,8 +355,9 @@ def _fit(data_dir, out_dir, shards, settings, every, n_train, n_val, options, mo
         def on_epoch_end(self, epoch, logs=None):
             rate = n_train / max(self.end - self.start, 1e-9)
             # Keras's progress bar finishes its line after this callback: start a line of our own.
-            log(f"{chr(10) if verbose == 1 else ''}Epoch {epoch + 1}: {rate:.1f} training samples/s; "
-                f"about {max(0.0, 1 - supply / rate):.0%} of step time waiting for input")
+            waiting = "" if supply is None else f"; about {max(0.0, 1 - supply / rate):.0%} of step time waiting for input"
+            first = " (this first epoch includes building the graph)" if epoch == initial_epoch else ""
+            log(f"{chr(10) if verbose == 1 else ''}Epoch {epoch + 1}: {rate:.1f} training samples/s{waiting}{first}")
 
     class Checkpoint(keras.callbacks.Callback):
         """Saves the last model (with optimizer state) every epoch and the best by validation loss."""

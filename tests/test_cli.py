@@ -88,6 +88,9 @@ def test_data_creation_errors(tmp_path, corpus):
     result = run("data-creation", "--voice-dir", voice, "--noise-dir", noise, "--out-dir", tmp_path / "o",
                  "--nb-samples", 0)
     assert result.exit_code == 2 and "nb-samples" in result.output
+    result = run("data-creation", "--voice-dir", voice, "--noise-dir", noise, "--out-dir", tmp_path / "o",
+                 "--nb-samples", 2, "--snr-range", 10, 0)
+    assert result.exit_code == 2 and "--snr-range" in result.output and "LOW 10 is above HIGH 0" in result.output
     # Options that need a switch, and a geometry no U-Net fits: said before the work, not ignored or left to train.
     common = ["data-creation", "--voice-dir", voice, "--noise-dir", noise, "--out-dir", tmp_path / "o", "--nb-samples", 2]
     for extra, message in ((["--reverb-share", 0.3], "--reverb-share does nothing without --reverb"),

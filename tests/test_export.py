@@ -37,6 +37,8 @@ def test_export_command_and_stale_exports(tmp_path):
     assert not lite_path(path).exists()
     result = CliRunner().invoke(main, ["export", str(tmp_path / "nope.keras")])
     assert result.exit_code == 1 and "model file not found" in result.output
+    result = CliRunner().invoke(main, ["export", str(path), "--keras-weights", "int8"])  # would be ignored
+    assert result.exit_code == 2 and "--keras-weights does nothing without --compact-to" in result.output
 
 
 def test_predict_with_the_lite_runtime_never_imports_tensorflow(trained, tmp_path, rng):

@@ -93,6 +93,11 @@ def test_no_usable_audio_fails_clearly(tmp_path, corpus):
         create_dataset(empty, noise, tmp_path / "out", TINY, MixOptions(nb_samples=5))
     with pytest.raises(AudioError, match="missing: folder not found"):
         create_dataset(voice, tmp_path / "missing", tmp_path / "out", TINY, MixOptions(nb_samples=5))
+    short = tmp_path / "short"
+    short.mkdir()
+    sf.write(str(short / "click.wav"), np.zeros(400, np.float32), 8000)  # 0.05 s: under a noise clip's minimum
+    with pytest.raises(DataError, match=r"short: no usable noise audio found \(1 audio files, none readable and at least 0.10 s long\)"):
+        create_dataset(voice, short, tmp_path / "out", TINY, MixOptions(nb_samples=5))
 
 
 def test_output_that_cannot_be_written_is_said_before_the_work_and_leaves_no_part(tmp_path, corpus, monkeypatch):
@@ -381,3 +386,6 @@ def test_lowpass_share_band_limits_some_pairs_and_leaves_the_others(tmp_path, co
     assert options["lowpass_share"] == 0.5 and options["lowpass_hz"] == [1500.0, 1500.0]
     with pytest.raises(DataError, match="low-pass share 2"):
         create_dataset(voice, noise, tmp_path / "x", TINY, MixOptions(nb_samples=2, lowpass_share=2))
+    # A cut-off the rate cannot hold would leave the pair as it is: refused, not silently fewer pairs.
+    with pytest.raises(DataError, match="low-pass range 3000 to 7500 Hz reaches past 3920 Hz, the highest cut-off at 8000 Hz"):
+        create_dataset(voice, noise, tmp_path / "x", TINY, MixOptions(nb_samples=2, lowpass_share=0.3))

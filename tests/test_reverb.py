@@ -67,6 +67,23 @@ def test_reverb_changes_only_the_noisy_side_of_the_dataset(tmp_path, corpus):
         create_dataset(voice, noise, tmp_path / "x", TINY, MixOptions(nb_samples=2, reverb_share=1.5))
 
 
+def test_pitch_share_applies_to_reverberant_pairs_too(tmp_path, corpus):
+    """Each option keeps the share it was given when both are on (pitch used to skip echoed pairs)."""
+    voice, noise = corpus
+    arrays = {}
+    for name, pitch in (("wet", 0.0), ("wet_pitched", 1.0)):
+        create_dataset(voice, noise, tmp_path / name, TINY, MixOptions(
+            nb_samples=20, shard_size=20, reverb_share=1.0, rirs_per_shard=2, pitch_share=pitch,
+            pitch_semitones=(5.0, 7.0)))
+        with np.load(tmp_path / name / "shard-00000.npz") as data:
+            arrays[name] = (data["clean_db"].astype(np.float64), data["noisy_db"].astype(np.float64))
+    loud = arrays["wet"][0] > -60
+    # Shifted speech: the targets differ by more than the per-pair level change the echo brings.
+    spread = np.array([np.ptp(d[m]) if m.any() else 0.0 for d, m in zip(arrays["wet_pitched"][0] - arrays["wet"][0], loud)])
+    assert (spread > 3).sum() >= 15
+    assert not np.allclose(arrays["wet_pitched"][1], arrays["wet"][1])
+
+
 def test_cli_reverb_options(tmp_path, corpus):
     voice, noise = corpus
     out = tmp_path / "out"

@@ -69,9 +69,12 @@ def test_missing_and_corrupt_settings_files(tmp_path):
 
 def test_model_depth_must_divide_the_geometry():
     odd = Settings(n_fft=199, hop_length=50, frame_length=6400)  # 100 bins, 128 frames
-    with pytest.raises(SettingsError, match=r"n_bins=100 must be divisible by 2\*\*\(depth-1\)=16"):
+    with pytest.raises(SettingsError, match=r"n_bins=100 must be divisible by 2\*\*\(depth-1\)=16 for depth=5 "
+                                            r"\(this data allows --depth 3 at most\)"):
         ModelSettings(depth=5).validate(odd)
     ModelSettings(depth=3).validate(odd)
+    with pytest.raises(SettingsError, match=r"make the data again with a --frame-length and --n-fft giving even sizes"):
+        ModelSettings(depth=3).validate(Settings(n_fft=197, hop_length=50, frame_length=6400))  # 99 bins
 
 
 def test_model_settings_checks():

@@ -77,6 +77,15 @@ def test_resuming_on_other_data_says_so_and_starts_best_afresh(trained, tmp_path
     assert any(f"Resuming on {other} made again since the checkpoint" in line for line in lines), lines
 
 
+def test_resuming_with_another_validation_split_is_refused(trained, tmp_path):
+    """Pairs it trained on would be validation pairs: the best model would be chosen on them."""
+    out = tmp_path / "run"
+    train(trained["data"], out, TrainOptions(epochs=1, batch_size=8), TINY_MODEL, **QUIET)
+    with pytest.raises(DataError, match=r"split into 18 training and 12 validation pairs, the checkpoint in .* into "
+                                        r"27 and 3: resume with the --validation-split it was trained with"):
+        train(trained["data"], out, TrainOptions(epochs=2, batch_size=8, validation_split=0.4), resume=True, **QUIET)
+
+
 def test_resume_needs_a_checkpoint(trained, tmp_path):
     with pytest.raises(ModelFileError, match="no checkpoint to resume from"):
         train(trained["data"], tmp_path / "new", TrainOptions(epochs=1), resume=True, **QUIET)
@@ -136,9 +145,16 @@ def test_training_errors(trained, tmp_path):
 
 def test_logs_throughput_and_input_wait(trained, tmp_path):
     lines = []
-    train(trained["data"], tmp_path / "r", TrainOptions(epochs=1, batch_size=8), TINY_MODEL, log=lines.append, verbose=0)
-    assert any(l.startswith("Input pipeline alone:") for l in lines)
-    assert any("training samples/s; about" in l and "waiting for input" in l for l in lines)
+    train(trained["data"], tmp_path / "r", TrainOptions(epochs=2, batch_size=8), TINY_MODEL, log=lines.append, verbose=0)
+    assert any(l.startswith("Input pipeline alone:") and l.endswith("samples/s") for l in lines)
+    epochs = [l for l in lines if "training samples/s; about" in l and "waiting for input" in l]
+    assert len(epochs) == 2 and "includes building the graph" in epochs[0] and "graph" not in epochs[1]
+    # All the training pairs in one batch: no second batch to time the pipeline by, and no made-up figure.
+    lines = []
+    train(trained["data"], tmp_path / "one", TrainOptions(epochs=1, batch_size=64), TINY_MODEL, log=lines.append,
+          verbose=0)
+    assert "Input pipeline alone: not measured (the training pairs fit in one batch)" in lines
+    assert not any("waiting for input" in l for l in lines) and any("training samples/s" in l for l in lines)
 
 
 def test_mirrored_strategy_on_two_logical_cpus(trained, tmp_path):
@@ -163,11 +179,20 @@ assert any("MirroredStrategy over 2 devices" in l for l in lines), lines
     assert load_model(tmp_path / "m" / "best.keras").settings == TINY
 
 
-def test_mixed_precision_trains_a_loadable_model(trained, tmp_path):
+def test_mixed_precision_trains_a_loadable_model(trained, tmp_path, monkeypatch):
     import keras
 
+    # On a CPU it is set aside (float16 there is many times slower) and said so...
+    lines = []
+    result = train(trained["data"], tmp_path / "cpu", TrainOptions(epochs=1, batch_size=8, mixed_precision=True),
+                   TINY_MODEL, log=lines.append, verbose=0)
+    assert any("--mixed-precision needs a GPU" in line for line in lines), lines
+    assert load_model(result.best_path).metadata["training"]["mixed_precision"] is False
+    # ...and its path is tested here as a GPU would take it.
+    monkeypatch.setattr("denoise.train.training_device", lambda: "GPU (1: a stand-in)")
     result = train(trained["data"], tmp_path / "mp", TrainOptions(epochs=1, batch_size=8, mixed_precision=True),
                    TINY_MODEL, **QUIET)
+    assert load_model(result.best_path).metadata["training"]["mixed_precision"] is True
     assert keras.mixed_precision.global_policy().name == "float32"  # restored afterwards
     loaded = load_model(result.best_path, runtime="keras")
     y = loaded.predict(np.zeros((2, 16, 16, 1), np.float32))

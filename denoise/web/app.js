@@ -30,6 +30,7 @@ function clearResult() {
 }
 
 function megabytes(bytes) {
+  if (bytes < 102400) return Math.max(1, Math.round(bytes / 1024)) + " kB";  // not "0.0 MB"
   return (bytes / 1048576).toFixed(1) + " MB";
 }
 
