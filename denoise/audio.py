@@ -129,15 +129,24 @@ def libsndfile_reads(path: Path) -> bool:
 def _whole_reader(path: Path) -> str | None:
     """How a file that cannot be read in chunks is decoded: "sndfile" (libsndfile, in order: a codec it
     cannot seek in, GSM 6.10, G.721, NMS ADPCM, telephone recordings), "av" (PyAV: a format only it
-    reads, or a header that gives no length: a recording never finished, a streamed FLAC), None: in
-    chunks."""
+    reads, or a header that gives no length: a streamed FLAC, a WAV never closed), None: in chunks."""
     import soundfile as sf
 
     try:
         with sf.SoundFile(str(path)) as f:
-            return "av" if f.frames == 0 else None if f.seekable() else "sndfile"
+            if f.frames >= UNKNOWN_FRAMES or (f.frames == 0 and _unclosed_wav(path)):
+                return "av"
+            return None if f.seekable() else "sndfile"
     except Exception:
         return "av"
+
+
+def _unclosed_wav(path: Path) -> bool:
+    """A WAV whose RIFF size was never filled in (0): a recorder stopped before it closed the file.
+    (A WAV closed with no audio in it has its sizes, and stays empty.)"""
+    with open(path, "rb") as f:
+        head = f.read(12)
+    return len(head) == 12 and head[:4] == b"RIFF" and head[8:12] == b"WAVE" and head[4:8] == bytes(4)
 
 
 def needs_decoding(path: Path) -> bool:
@@ -173,7 +182,7 @@ def _whole_blocks(path: Path, stop: int | None = None, problems: list[str] | Non
     for data in _av_blocks(path, stop, problems):
         done += data.shape[0]
         yield data
-    if problems is not None and done and container_format(path) is not None:
+    if problems is not None and done and container_format(path) is not None and _unclosed_wav(path):
         problems.append(f"{path}: its header gives no length (a recording that was not closed properly)")
 
 
@@ -620,8 +629,11 @@ def _av_subtype(path: Path) -> str | None:
     return None
 
 
-# A chunk size this large is a placeholder written by a program that streamed the file (a pipe).
-UNKNOWN_SIZE = 0xFFFFFF00
+# Chunk sizes a program that streamed a WAV (a pipe) writes for "not known": FFmpeg's 0xFFFFFFFF, SoX's
+# 0x7FFFF000.
+UNKNOWN_SIZES = (0x7FFFF000, 0xFFFFFFFF)
+# libsndfile's frame count for a file that does not say its length (a FLAC written through a pipe).
+UNKNOWN_FRAMES = 2**62
 _PROMISED = re.compile(r"^\s*(?:data|SSND)\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MULTILINE)
 
 
@@ -639,7 +651,7 @@ def truncation(path: Path) -> str | None:
     except Exception:
         return None
     if (not found or int(found.group(1)) <= int(found.group(2)) or int(found.group(2)) == 0
-            or int(found.group(1)) >= UNKNOWN_SIZE):  # a streaming writer's "size not known"
+            or int(found.group(1)) in UNKNOWN_SIZES):  # a streaming writer's "size not known"
         return None
     held = info.frames / info.samplerate
     promised = held * int(found.group(1)) / int(found.group(2))

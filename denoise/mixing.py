@@ -264,6 +264,11 @@ def steady_noise(rng: np.random.Generator, length: int, rate: int, slope_db: tup
     return noise.astype(np.float32)
 
 
+def pitch_speed(semitones: float) -> float:
+    """How much faster ``shift_pitch`` plays the voice: 2 ** (semitones / 12) in steps of 1/64."""
+    return max(1, round(64 * 2.0 ** (semitones / 12.0))) / 64
+
+
 def shift_pitch(voice: np.ndarray, start: int, length: int, semitones: float) -> np.ndarray | None:
     """``length`` samples of ``voice`` from ``start`` played 2**(semitones/12) times as fast.
 
@@ -272,7 +277,7 @@ def shift_pitch(voice: np.ndarray, start: int, length: int, semitones: float) ->
     the recording is too short for the frame.
     """
     up = 64  # the speed factor down / up is within 1 % of 2 ** (semitones / 12)
-    down = max(1, round(up * 2.0 ** (semitones / 12.0)))
+    down = round(up * pitch_speed(semitones))
     span = -(-length * down // up) + 2
     if voice.shape[0] < span:
         return None
@@ -329,8 +334,10 @@ def make_shard(
         source, at = vsig, vs  # what the room hears: the voice with what was said before the frame
         if options.pitch_share > 0 and pitch_rng.uniform() < options.pitch_share:
             semitones = float(pitch_rng.uniform(*options.pitch_semitones))
-            before = 0 if rir is None else min(rir.shape[0] - 1, vs)  # the echo's history, shifted too
-            shifted = shift_pitch(vsig, vs - before, settings.frame_length + before, semitones)
+            # The echo's history, shifted too: `before` output samples, so that the frame starts at vs.
+            before = 0 if rir is None else min(rir.shape[0] - 1, int(vs / pitch_speed(semitones)))
+            shifted = shift_pitch(vsig, vs - round(before * pitch_speed(semitones)), settings.frame_length + before,
+                                  semitones)
             if shifted is None and before:
                 before, shifted = 0, shift_pitch(vsig, vs, settings.frame_length, semitones)
             if shifted is not None:

@@ -246,6 +246,12 @@ async def receive_upload(request: Request, dest: Path, limits: Limits) -> Upload
                 raise HTTPException(507, f"the server cannot store the upload ({exc.strerror})") from None
         elif disposition.get(b"name") != FIELD.encode():
             part["name"] = disposition.get(b"name", b"").decode("utf-8", "replace")
+            if b"filename" in disposition:  # a file in another field: the usual mistake, said as such
+                raise HTTPException(400, f"no file: send the recording in the multipart field '{FIELD}' "
+                                         f"(it came in {_short(part['name'])})")
+            if part["name"] not in PARAMETERS:  # refused at once: nothing a client invents is collected
+                raise HTTPException(422, f"unknown form field {_short(part['name'])} "
+                                         f"(this API takes: {FIELD}, {', '.join(PARAMETERS)})")
             fields.setdefault(part["name"], b"")
 
     def on_part_data(data: bytes, start: int, end: int) -> None:
@@ -309,6 +315,11 @@ async def receive_upload(request: Request, dest: Path, limits: Limits) -> Upload
                   {k: v.decode("utf-8", "replace").strip() for k, v in fields.items()})
 
 
+def _short(name: str, limit: int = 40) -> str:
+    """A client's name for a field, quoted and cut short for a message."""
+    return repr(name if len(name) <= limit else name[:limit] + "...")
+
+
 def job_strength(query: dict[str, str], fields: dict[str, str]) -> float | None:
     """The strength a request asked for, as a query parameter or a form field (None: the default);
     a parameter or field the API does not know is refused rather than ignored (a misspelt
@@ -316,8 +327,8 @@ def job_strength(query: dict[str, str], fields: dict[str, str]) -> float | None:
     for where, names in (("query parameter", query), ("form field", fields)):
         unknown = sorted(set(names) - set(PARAMETERS))
         if unknown:
-            raise HTTPException(422, f"unknown {where} {', '.join(repr(u) for u in unknown)} "
-                                     f"(this API takes: {', '.join(PARAMETERS)})")
+            raise HTTPException(422, f"unknown {where} {', '.join(_short(u) for u in unknown[:3])}"
+                                     f"{' and more' if len(unknown) > 3 else ''} (this API takes: {', '.join(PARAMETERS)})")
     if "strength" in query and "strength" in fields:
         raise HTTPException(422, "strength: given both as a query parameter and as a form field")
     if "strength" not in fields:
@@ -456,7 +467,9 @@ UPLOAD_BODY = {
         "content": {"multipart/form-data": {"schema": {
             "type": "object", "required": [FIELD],
             "properties": {FIELD: {"type": "string", "format": "binary",
-                                   "description": f"the recording: {FORMATS_TEXT}"}},
+                                   "description": f"the recording: {FORMATS_TEXT}"},
+                           "strength": {"type": "number", "minimum": 0, "maximum": 1,
+                                        "description": "as the query parameter strength (give one or the other)"}},
         }}},
     }
 }
@@ -465,6 +478,7 @@ ERRORS = {code: {"description": text} for code, text in (
     (408, "an upload that stalled or took too long"), (413, "over the size or duration limit"),
     (415, "not audio, or not a format this server reads"), (421, "a Host other than this machine's loopback names"),
     (422, "audio that cannot be denoised, or a bad or unknown parameter"), (500, "the model failed to run"),
+    (507, "the server cannot store the upload (its disk is full)"),
     (503, "busy: too many uploads arriving or waiting"))}
 
 

@@ -1,6 +1,7 @@
 """`denoise predict` on real-world files: formats, rates, channels, batches and bad input."""
 
 import errno
+import io
 import os
 import subprocess
 import sys
@@ -310,6 +311,51 @@ def test_telephone_codecs_libsndfile_cannot_seek_in_are_denoised(tmp_path, rng, 
     back, _ = read_audio(out)
     assert back.shape == given.shape and sf.info(str(out)).subtype == subtype
     assert np.max(np.abs(read_audio(src, start=100, stop=900)[0] - given[100:900])) == 0
+
+
+def test_headers_that_give_no_length(tmp_path, rng):
+    """A WAV never closed is read to its end with a note; one closed empty stays empty (its other
+    chunks are not audio); a FLAC written through a pipe is read whole."""
+    import struct
+
+    import av
+
+    audio = 0.3 * speech_like(rng, 1.0, 8000)
+    whole = tmp_path / "whole.wav"
+    sf.write(str(whole), audio, 8000, subtype="PCM_16")
+    data = whole.read_bytes()
+    unclosed = tmp_path / "unclosed.wav"
+    unclosed.write_bytes(data[:4] + bytes(4) + data[8:40] + bytes(4) + data[44:])
+    result = enhance_file(unclosed, tmp_path / "out.wav", TINY, block_dependent)
+    assert "its header gives no length" in result.truncated and sf.info(str(tmp_path / "out.wav")).frames == 8000
+    body = data[12:36] + b"data" + bytes(4) + b"LIST" + struct.pack("<I", 100) + b"INFO" + b"x" * 96
+    empty = tmp_path / "empty.wav"
+    empty.write_bytes(b"RIFF" + struct.pack("<I", 4 + len(body)) + b"WAVE" + body)
+    with pytest.raises(AudioError, match="empty.wav: no samples"):
+        enhance_file(empty, tmp_path / "out2.wav", TINY, block_dependent)
+
+    class Pipe(io.RawIOBase):  # a stream that cannot seek back to write the length
+        def __init__(self):
+            self.data = bytearray()
+
+        def writable(self):
+            return True
+
+        def write(self, b):
+            self.data += b
+            return len(b)
+
+    pipe = Pipe()
+    with av.open(pipe, "w", format="flac") as container:
+        stream = container.add_stream("flac", rate=8000, layout="mono")
+        frame = av.AudioFrame.from_ndarray((audio * 32767).astype(np.int16)[None, :], format="s16", layout="mono")
+        frame.sample_rate = 8000
+        for packet in [*stream.encode(frame), *stream.encode(None)]:
+            container.mux(packet)
+    piped = tmp_path / "piped.flac"
+    piped.write_bytes(bytes(pipe.data))
+    result = enhance_file(piped, tmp_path / "out3.flac", TINY, block_dependent)
+    assert result.truncated is None and sf.info(str(tmp_path / "out3.flac")).frames == 8000
 
 
 def test_hidden_files_and_folders_are_not_inputs(tmp_path, rng, weights):

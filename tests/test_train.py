@@ -183,6 +183,7 @@ def test_mixed_precision_trains_a_loadable_model(trained, tmp_path, monkeypatch)
     import keras
 
     # On a CPU it is set aside (float16 there is many times slower) and said so...
+    monkeypatch.setattr("denoise.train.training_device", lambda: "CPU")
     lines = []
     result = train(trained["data"], tmp_path / "cpu", TrainOptions(epochs=1, batch_size=8, mixed_precision=True),
                    TINY_MODEL, log=lines.append, verbose=0)
