@@ -264,9 +264,12 @@ def steady_noise(rng: np.random.Generator, length: int, rate: int, slope_db: tup
     return noise.astype(np.float32)
 
 
+PITCH_STEPS = 64  # shift_pitch's speed factor is a whole number of 64ths: within 1 % of 2 ** (semitones / 12)
+
+
 def pitch_speed(semitones: float) -> float:
     """How much faster ``shift_pitch`` plays the voice: 2 ** (semitones / 12) in steps of 1/64."""
-    return max(1, round(64 * 2.0 ** (semitones / 12.0))) / 64
+    return max(1, round(PITCH_STEPS * 2.0 ** (semitones / 12.0))) / PITCH_STEPS
 
 
 def shift_pitch(voice: np.ndarray, start: int, length: int, semitones: float) -> np.ndarray | None:
@@ -276,7 +279,7 @@ def shift_pitch(voice: np.ndarray, start: int, length: int, semitones: float) ->
     would keep the formants but smear the phase, which the model learns to remove). None when
     the recording is too short for the frame.
     """
-    up = 64  # the speed factor down / up is within 1 % of 2 ** (semitones / 12)
+    up = PITCH_STEPS
     down = round(up * pitch_speed(semitones))
     span = -(-length * down // up) + 2
     if voice.shape[0] < span:
@@ -334,10 +337,10 @@ def make_shard(
         source, at = vsig, vs  # what the room hears: the voice with what was said before the frame
         if options.pitch_share > 0 and pitch_rng.uniform() < options.pitch_share:
             semitones = float(pitch_rng.uniform(*options.pitch_semitones))
+            speed = pitch_speed(semitones)
             # The echo's history, shifted too: `before` output samples, so that the frame starts at vs.
-            before = 0 if rir is None else min(rir.shape[0] - 1, int(vs / pitch_speed(semitones)))
-            shifted = shift_pitch(vsig, vs - round(before * pitch_speed(semitones)), settings.frame_length + before,
-                                  semitones)
+            before = 0 if rir is None else min(rir.shape[0] - 1, int(vs / speed))
+            shifted = shift_pitch(vsig, vs - round(before * speed), settings.frame_length + before, semitones)
             if shifted is None and before:
                 before, shifted = 0, shift_pitch(vsig, vs, settings.frame_length, semitones)
             if shifted is not None:

@@ -322,13 +322,13 @@ def _short(name: str, limit: int = 40) -> str:
 
 def job_strength(query: dict[str, str], fields: dict[str, str]) -> float | None:
     """The strength a request asked for, as a query parameter or a form field (None: the default);
-    a parameter or field the API does not know is refused rather than ignored (a misspelt
-    ``strenght=0`` would otherwise denoise at full strength)."""
-    for where, names in (("query parameter", query), ("form field", fields)):
-        unknown = sorted(set(names) - set(PARAMETERS))
-        if unknown:
-            raise HTTPException(422, f"unknown {where} {', '.join(_short(u) for u in unknown[:3])}"
-                                     f"{' and more' if len(unknown) > 3 else ''} (this API takes: {', '.join(PARAMETERS)})")
+    a query parameter the API does not know is refused rather than ignored (a misspelt
+    ``strenght=0`` would otherwise denoise at full strength), as ``receive_upload`` refuses a form
+    field."""
+    unknown = sorted(set(query) - set(PARAMETERS))
+    if unknown:
+        raise HTTPException(422, f"unknown query parameter {', '.join(_short(u) for u in unknown[:3])}"
+                                 f"{' and more' if len(unknown) > 3 else ''} (this API takes: {', '.join(PARAMETERS)})")
     if "strength" in query and "strength" in fields:
         raise HTTPException(422, "strength: given both as a query parameter and as a form field")
     if "strength" not in fields:
@@ -841,8 +841,9 @@ def run(host: str, port: int, weights: Path | None, limits: Limits, runtime: str
     hears ``exposure_warning``, once the address is known to be usable."""
     sock = bind(host, port)
     try:
-        if warn is not None and exposure_warning(host):
-            warn(exposure_warning(host))
+        warning = exposure_warning(host)
+        if warn is not None and warning:
+            warn(warning)
         bound = sock.getsockname()[0]
         app = create_app(weights, limits, runtime, allowed_hosts=loopback_names(host) if is_loopback(bound) else None,
                          public_names=public_names)

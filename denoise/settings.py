@@ -117,12 +117,12 @@ class ModelSettings:
             factor = 2 ** (self.depth - 1)
             for name, size in (("n_bins", settings.n_bins), ("n_frames", settings.n_frames)):
                 if size % factor:
-                    fits = max(d for d in range(2, 9) if settings.n_bins % 2 ** (d - 1) == settings.n_frames % 2 ** (d - 1) == 0) \
-                        if settings.n_bins % 2 == settings.n_frames % 2 == 0 else None
+                    fits = [d for d in range(2, 9)
+                            if settings.n_bins % 2 ** (d - 1) == 0 and settings.n_frames % 2 ** (d - 1) == 0]
+                    hint = (f"this data allows --depth {max(fits)} at most" if fits else "make the data again with "
+                            "a --frame-length and --n-fft giving even sizes, 128 x 128 by default")
                     raise SettingsError(
-                        f"{name}={size} must be divisible by 2**(depth-1)={factor} for depth={self.depth}"
-                        + (f" (this data allows --depth {fits} at most)" if fits else
-                           " (make the data again with a --frame-length and --n-fft giving even sizes, 128 x 128 by default)")
+                        f"{name}={size} must be divisible by 2**(depth-1)={factor} for depth={self.depth} ({hint})"
                     )
         return self
 
